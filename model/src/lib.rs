@@ -1,2 +1,4 @@
 //! MemMamba: a Mamba-1 language model whose layers write notes into a fixed-size summary pool
 //! and read them back with attention (../shared/MODEL.md).
+
+pub mod prompt;
