@@ -1,0 +1,215 @@
+//! Plain text in: decoding, Project Gutenberg boilerplate, metadata and chapter headings.
+
+use std::ops::Range;
+
+use crate::document::{Document, Section};
+
+/// Why a byte buffer could not be read as a plain text document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("the file contains no text (it is empty or only whitespace)")]
+    Empty,
+    #[error(
+        "the file does not look like plain text: it contains NUL bytes or mostly control \
+         characters (is it a binary file or a UTF-16 text?)"
+    )]
+    Binary,
+}
+
+/// Parses plain text bytes into a [`Document`].
+///
+/// UTF-8 is expected (a BOM is stripped); bytes that are not valid UTF-8 are read as
+/// Windows-1252. Line endings become `\n`. Project Gutenberg headers and footers are removed,
+/// and the header's `Title:`, `Author:` and `Language:` lines become the metadata. Chapters
+/// start at heading lines such as `CHAPTER I`, `Chapter 12.`, `BOOK II` or `PART ONE` that
+/// stand on a line of their own after a blank line; each runs to the next heading or the end.
+/// A heading directly followed by another (`VOLUME I`, then `CHAPTER I`) starts one chapter
+/// titled `VOLUME I / CHAPTER I`.
+pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if looks_binary(bytes) {
+        return Err(TextError::Binary);
+    }
+    let decoded = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
+    };
+    let normalised = decoded.replace("\r\n", "\n").replace('\r', "\n");
+    let (header, body) = split_gutenberg(&normalised);
+    let text = body.trim().to_owned();
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    let chapters = detect_chapters(&text);
+    Ok(Document {
+        title: header.and_then(|h| header_field(h, "Title")),
+        author: header.and_then(|h| header_field(h, "Author")),
+        language: header.and_then(|h| header_field(h, "Language")),
+        text,
+        chapters,
+        pages: Vec::new(),
+    })
+}
+
+/// True for buffers with a NUL byte or where more than a tenth of the bytes are control
+/// characters other than tab, line feed, form feed and carriage return.
+fn looks_binary(bytes: &[u8]) -> bool {
+    if bytes.contains(&0) {
+        return true;
+    }
+    let controls = bytes
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
+        .count();
+    controls * 10 > bytes.len()
+}
+
+/// Maps one Windows-1252 byte to its char; the five undefined bytes map to the C1 controls
+/// of the same value, as in Latin-1.
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
+
+/// Lines of `text` with their byte ranges, without the `\n`.
+fn lines(text: &str) -> impl Iterator<Item = (Range<usize>, &str)> {
+    let mut start = 0;
+    text.split('\n').map(move |line| {
+        let range = start..start + line.len();
+        start = range.end + 1;
+        (range, line)
+    })
+}
+
+fn is_gutenberg_marker(line: &str, which: &str) -> bool {
+    let upper = line.trim().to_uppercase();
+    upper.starts_with("***")
+        && (upper.contains(&format!("{which} OF THE PROJECT GUTENBERG"))
+            || upper.contains(&format!("{which} OF THIS PROJECT GUTENBERG")))
+}
+
+/// Splits off a Project Gutenberg header and footer: returns the header (if a start marker
+/// was found) and the body between the markers (the whole text when there are none).
+fn split_gutenberg(text: &str) -> (Option<&str>, &str) {
+    let mut header = None;
+    let mut body_start = 0;
+    let mut body_end = text.len();
+    for (range, line) in lines(text) {
+        if header.is_none() && is_gutenberg_marker(line, "START") {
+            header = Some(&text[..range.start]);
+            body_start = (range.end + 1).min(text.len());
+        } else if range.start >= body_start && is_gutenberg_marker(line, "END") {
+            body_end = range.start;
+            break;
+        }
+    }
+    (header, &text[body_start..body_end])
+}
+
+fn header_field(header: &str, name: &str) -> Option<String> {
+    header.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (key.trim() == name && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+fn detect_chapters(text: &str) -> Vec<Section> {
+    let mut starts: Vec<(usize, String)> = Vec::new();
+    let mut previous_blank = true;
+    for (range, line) in lines(text) {
+        let trimmed = line.trim();
+        if previous_blank && is_heading(trimmed) {
+            let offset = line.len() - line.trim_start().len();
+            match starts.last_mut() {
+                // A heading with nothing under it but another heading ("VOLUME I" then
+                // "CHAPTER I") is merged into that one.
+                Some((start, title)) if text[*start..range.start].trim() == title.as_str() => {
+                    title.push_str(" / ");
+                    title.push_str(trimmed);
+                }
+                _ => starts.push((range.start + offset, trimmed.to_owned())),
+            }
+        }
+        previous_blank = trimmed.is_empty();
+    }
+    let ends: Vec<usize> = starts
+        .iter()
+        .skip(1)
+        .map(|(start, _)| *start)
+        .chain([text.len()])
+        .collect();
+    starts
+        .into_iter()
+        .zip(ends)
+        .map(|((start, title), end)| Section {
+            title: Some(title),
+            range: start..text[..end].trim_end().len(),
+        })
+        .collect()
+}
+
+const HEADING_WORDS: [&str; 4] = ["CHAPTER", "BOOK", "PART", "VOLUME"];
+
+const NUMBER_WORDS: [&str; 20] = [
+    "ONE",
+    "TWO",
+    "THREE",
+    "FOUR",
+    "FIVE",
+    "SIX",
+    "SEVEN",
+    "EIGHT",
+    "NINE",
+    "TEN",
+    "ELEVEN",
+    "TWELVE",
+    "THIRTEEN",
+    "FOURTEEN",
+    "FIFTEEN",
+    "SIXTEEN",
+    "SEVENTEEN",
+    "EIGHTEEN",
+    "NINETEEN",
+    "TWENTY",
+];
+
+/// A heading is a keyword (`CHAPTER`, `Chapter`, `BOOK`, `PART`, `VOLUME`, ...), a number
+/// (digits, a Roman numeral or an English number word), and optionally, after `.`, `:` or a
+/// dash, a short title: `CHAPTER IV. The Ball`.
+fn is_heading(line: &str) -> bool {
+    if line.len() > 100 {
+        return false;
+    }
+    let mut words = line.splitn(3, char::is_whitespace);
+    let (Some(keyword), Some(number)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let keyword_ok = HEADING_WORDS.iter().any(|k| {
+        keyword == *k || (keyword.eq_ignore_ascii_case(k) && keyword[1..] == k[1..].to_lowercase())
+    });
+    let bare = number.trim_end_matches(['.', ':']);
+    let punctuated = bare.len() < number.len();
+    let number_ok = !bare.is_empty()
+        && (bare.bytes().all(|b| b.is_ascii_digit())
+            || is_roman(bare)
+            || NUMBER_WORDS.iter().any(|w| bare.eq_ignore_ascii_case(w)));
+    let rest_ok = match words.next().map(str::trim) {
+        None | Some("") => true,
+        Some(rest) => punctuated || rest.starts_with(['-', '—', '–', ':']),
+    };
+    keyword_ok && number_ok && rest_ok
+}
+
+fn is_roman(s: &str) -> bool {
+    let upper = s.bytes().all(|b| b"IVXLCDM".contains(&b));
+    let lower = s.bytes().all(|b| b"ivxlcdm".contains(&b));
+    upper || lower
+}
