@@ -2,7 +2,7 @@
 //!
 //! The selective scan and the causal depthwise conv cannot be written as a few large tensor ops:
 //! as per-timestep candle ops they are launch-bound. This crate gives them as fused candle ops
-//! with a CPU loop (and, with the `cuda` feature, CUDA kernels), and keeps an unfused
+//! with a CPU loop (candle custom ops, forward only, computed in f32), and keeps an unfused
 //! [`reference`] implementation made of plain tensor ops as the oracle the fused ones are tested
 //! against.
 //!
@@ -14,6 +14,7 @@
 //!   K-1 inputs before x[0] (oldest first), or None for zeros. Returns (y (B, L, D), next prev
 //!   (B, D, K-1)) with `y_t[d] = bias[d] + sum_k w[d, k] * x_{t-K+1+k}[d]`, no activation.
 
+mod cpu;
 pub mod reference;
 
-pub use reference::{causal_conv1d, selective_scan};
+pub use cpu::{causal_conv1d, selective_scan};

@@ -24,7 +24,10 @@ pub fn selective_scan(
         let x_t = x.narrow(1, t, 1)?.squeeze(1)?; // (B, D)
         let b_t = b.narrow(1, t, 1)?; // (B, 1, N)
         let c_t = c.narrow(1, t, 1)?; // (B, 1, N)
-        let decay = dt_t.unsqueeze(D::Minus1)?.broadcast_mul(&a.unsqueeze(0)?)?.exp()?;
+        let decay = dt_t
+            .unsqueeze(D::Minus1)?
+            .broadcast_mul(&a.unsqueeze(0)?)?
+            .exp()?;
         let input = (&dt_t * &x_t)?.unsqueeze(D::Minus1)?.broadcast_mul(&b_t)?;
         h = ((decay * &h)? + input)?;
         ys.push(h.broadcast_mul(&c_t)?.sum(D::Minus1)?); // (B, D)
@@ -46,11 +49,17 @@ pub fn causal_conv1d(
         None => Tensor::zeros((batch, k - 1, dim), x.dtype(), x.device())?,
     };
     let padded = Tensor::cat(&[&prev, x], 1)?; // (B, L+K-1, D)
-    let mut y = bias.reshape((1, 1, dim))?.broadcast_as((batch, len, dim))?.contiguous()?;
+    let mut y = bias
+        .reshape((1, 1, dim))?
+        .broadcast_as((batch, len, dim))?
+        .contiguous()?;
     for j in 0..k {
         let wj = w.narrow(1, j, 1)?.reshape((1, 1, dim))?;
         y = (y + padded.narrow(1, j, len)?.broadcast_mul(&wj)?)?;
     }
-    let next_prev = padded.narrow(1, len, k - 1)?.transpose(1, 2)?.contiguous()?;
+    let next_prev = padded
+        .narrow(1, len, k - 1)?
+        .transpose(1, 2)?
+        .contiguous()?;
     Ok((y, next_prev))
 }
