@@ -1,10 +1,14 @@
-//! Fused CPU implementations as candle custom ops (forward only, f32).
+//! Fused CPU implementations as candle custom ops (f32), with fused CPU backward passes.
 //!
 //! Both ops run one rayon task per (batch, block of channels) and walk time sequentially. The
 //! scan keeps the state `h` of its block in a small local buffer; the conv reads its K-tap window
 //! straight from `prev` and `x`. Inputs are packed to fit [`CustomOp3`]'s three arguments, and
 //! the output packs `y` followed by the final state into one flat f32 buffer that the wrappers
 //! split with `narrow`.
+//!
+//! The backward passes (`bwd`) read the packed arguments and the gradient of the packed output as
+//! host f32 data, compute the gradients of the packed arguments with plain loops (the scan
+//! recomputes its states per channel), and return them as tensors on the arguments' device.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
@@ -120,6 +124,136 @@ impl CustomOp3 for SelectiveScanOp {
         let shape = Shape::from(out.len());
         Ok((CpuStorage::F32(out), shape))
     }
+
+    fn bwd(
+        &self,
+        xdt: &Tensor,
+        ah: &Tensor,
+        bc: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (_, batch, len, dim) = xdt.dims4()?;
+        let n = ah.dim(2)?;
+        let (xdt_v, ah_v, bc_v, g) = (
+            host_f32(xdt)?,
+            host_f32(ah)?,
+            host_f32(bc)?,
+            host_f32(grad_res)?,
+        );
+        let (x, dt) = xdt_v.split_at(batch * len * dim);
+        let (a, h0) = ah_v.split_at(dim * n);
+        let (gy, gh_last) = g.split_at(batch * len * dim);
+        let blocks = dim.div_ceil(CHANNEL_BLOCK);
+
+        // One task per (batch, channel block): gradients of x and dt (time-major, len * cb), of
+        // a and h0 (cb * n), and this block's partial gradient of bc (len * 2n).
+        let results: Vec<ScanBlockGrads> = (0..batch * blocks)
+            .into_par_iter()
+            .map(|task| {
+                let (b, d0) = (task / blocks, (task % blocks) * CHANNEL_BLOCK);
+                let cb = CHANNEL_BLOCK.min(dim - d0);
+                let mut out = ScanBlockGrads {
+                    gx: vec![0f32; len * cb],
+                    gdt: vec![0f32; len * cb],
+                    ga: vec![0f32; cb * n],
+                    gh0: vec![0f32; cb * n],
+                    gbc: vec![0f32; len * 2 * n],
+                };
+                // States h_0 .. h_len of one channel, h_0 being the initial state.
+                let mut hs = vec![0f32; (len + 1) * n];
+                let mut dh = vec![0f32; n];
+                for j in 0..cb {
+                    let d = d0 + j;
+                    let a_d = &a[d * n..(d + 1) * n];
+                    let h_at = (b * dim + d) * n;
+                    hs[..n].copy_from_slice(&h0[h_at..h_at + n]);
+                    for t in 0..len {
+                        let row = (b * len + t) * dim + d;
+                        let (dt_v, u) = (dt[row], dt[row] * x[row]);
+                        let b_t = &bc_v[(b * len + t) * 2 * n..(b * len + t) * 2 * n + n];
+                        let (done, rest) = hs.split_at_mut((t + 1) * n);
+                        let h_prev = &done[t * n..];
+                        for i in 0..n {
+                            rest[i] = (dt_v * a_d[i]).exp() * h_prev[i] + u * b_t[i];
+                        }
+                    }
+                    dh.copy_from_slice(&gh_last[h_at..h_at + n]);
+                    for t in (0..len).rev() {
+                        let row = (b * len + t) * dim + d;
+                        let (x_v, dt_v, gy_v) = (x[row], dt[row], gy[row]);
+                        let u = dt_v * x_v;
+                        let at = (b * len + t) * 2 * n;
+                        let (b_t, c_t) = bc_v[at..at + 2 * n].split_at(n);
+                        let (gb_t, gc_t) = out.gbc[t * 2 * n..(t + 1) * 2 * n].split_at_mut(n);
+                        let h_t = &hs[(t + 1) * n..(t + 2) * n];
+                        let h_prev = &hs[t * n..(t + 1) * n];
+                        let ga_j = &mut out.ga[j * n..(j + 1) * n];
+                        let (mut gu, mut gdt) = (0f32, 0f32);
+                        for i in 0..n {
+                            gc_t[i] += gy_v * h_t[i];
+                            let dh_i = dh[i] + gy_v * c_t[i];
+                            gb_t[i] += dh_i * u;
+                            gu += dh_i * b_t[i];
+                            let e = (dt_v * a_d[i]).exp();
+                            let ge = dh_i * h_prev[i] * e;
+                            gdt += ge * a_d[i];
+                            ga_j[i] += ge * dt_v;
+                            dh[i] = dh_i * e;
+                        }
+                        out.gx[t * cb + j] = gu * dt_v;
+                        out.gdt[t * cb + j] = gdt + gu * x_v;
+                    }
+                    out.gh0[j * n..(j + 1) * n].copy_from_slice(&dh);
+                }
+                out
+            })
+            .collect();
+
+        let mut gxdt = vec![0f32; 2 * batch * len * dim];
+        let mut gah = vec![0f32; (batch + 1) * dim * n];
+        let mut gbc = vec![0f32; batch * len * 2 * n];
+        let (gx, gdt) = gxdt.split_at_mut(batch * len * dim);
+        let (ga, gh0) = gah.split_at_mut(dim * n);
+        for (task, r) in results.iter().enumerate() {
+            let (b, d0) = (task / blocks, (task % blocks) * CHANNEL_BLOCK);
+            let cb = CHANNEL_BLOCK.min(dim - d0);
+            for t in 0..len {
+                let row = (b * len + t) * dim + d0;
+                gx[row..row + cb].copy_from_slice(&r.gx[t * cb..(t + 1) * cb]);
+                gdt[row..row + cb].copy_from_slice(&r.gdt[t * cb..(t + 1) * cb]);
+            }
+            for (acc, v) in ga[d0 * n..(d0 + cb) * n].iter_mut().zip(&r.ga) {
+                *acc += v;
+            }
+            let at = (b * dim + d0) * n;
+            gh0[at..at + cb * n].copy_from_slice(&r.gh0);
+            let bc_b = &mut gbc[b * len * 2 * n..(b + 1) * len * 2 * n];
+            for (acc, v) in bc_b.iter_mut().zip(&r.gbc) {
+                *acc += v;
+            }
+        }
+        let dev = xdt.device();
+        Ok((
+            Some(Tensor::from_vec(gxdt, xdt.shape(), dev)?),
+            Some(Tensor::from_vec(gah, ah.shape(), dev)?),
+            Some(Tensor::from_vec(gbc, bc.shape(), dev)?),
+        ))
+    }
+}
+
+/// Gradients computed by one (batch, channel block) task of the scan backward.
+struct ScanBlockGrads {
+    gx: Vec<f32>,
+    gdt: Vec<f32>,
+    ga: Vec<f32>,
+    gh0: Vec<f32>,
+    gbc: Vec<f32>,
+}
+
+/// The data of a tensor as a host f32 vector (row-major).
+fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
 }
 
 /// Causal depthwise conv op. Arguments: `x` (B, L, D); `wb` (D, K + 1) = w with the bias as last
@@ -186,6 +320,68 @@ impl CustomOp3 for CausalConv1dOp {
         let shape = Shape::from(out.len());
         Ok((CpuStorage::F32(out), shape))
     }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        wb: &Tensor,
+        prev: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (batch, len, dim) = x.dims3()?;
+        let kp1 = wb.dim(1)?;
+        let km1 = kp1 - 2;
+        let (x_v, wb_v, prev_v, g) = (
+            host_f32(x)?,
+            host_f32(wb)?,
+            host_f32(prev)?,
+            host_f32(grad_res)?,
+        );
+        let (gy, g_next) = g.split_at(batch * len * dim);
+        let mut gx = vec![0f32; batch * len * dim];
+        let mut gwb = vec![0f32; dim * kp1];
+        let mut gprev = vec![0f32; batch * dim * km1];
+        // Gradient of one channel's padded input prev ++ x, reused across (batch, channel).
+        let mut gin = vec![0f32; len + km1];
+        for b in 0..batch {
+            for d in 0..dim {
+                let s_at = (b * dim + d) * km1;
+                let input = |p: usize| {
+                    if p < km1 {
+                        prev_v[s_at + p]
+                    } else {
+                        x_v[(b * len + p - km1) * dim + d]
+                    }
+                };
+                let w_d = &wb_v[d * kp1..(d + 1) * kp1];
+                let gw_d = &mut gwb[d * kp1..(d + 1) * kp1];
+                gin.fill(0.0);
+                // The next prev is the last km1 inputs of the padded sequence.
+                for m in 0..km1 {
+                    gin[len + m] += g_next[s_at + m];
+                }
+                for t in 0..len {
+                    let gy_v = gy[(b * len + t) * dim + d];
+                    gw_d[km1 + 1] += gy_v;
+                    for k in 0..=km1 {
+                        gw_d[k] += gy_v * input(t + k);
+                        gin[t + k] += gy_v * w_d[k];
+                    }
+                }
+                gprev[s_at..s_at + km1].copy_from_slice(&gin[..km1]);
+                for t in 0..len {
+                    gx[(b * len + t) * dim + d] = gin[km1 + t];
+                }
+            }
+        }
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(gx, x.shape(), dev)?),
+            Some(Tensor::from_vec(gwb, wb.shape(), dev)?),
+            Some(Tensor::from_vec(gprev, prev.shape(), dev)?),
+        ))
+    }
 }
 
 fn f32_contiguous(t: &Tensor) -> Result<Tensor> {
@@ -227,7 +423,7 @@ pub fn selective_scan(
     };
     let ah = Tensor::cat(&[&f32_contiguous(a)?.unsqueeze(0)?, &h0], 0)?;
     let bc = Tensor::cat(&[&f32_contiguous(b)?, &f32_contiguous(c)?], 2)?;
-    let out = xdt.apply_op3_no_bwd(&ah, &bc, &SelectiveScanOp)?;
+    let out = xdt.apply_op3(&ah, &bc, SelectiveScanOp)?;
     split_packed(&out, dims, n, x.dtype())
 }
 
@@ -253,6 +449,6 @@ pub fn causal_conv1d(
         Some(p) => f32_contiguous(p)?,
         None => Tensor::zeros((batch, dim, k - 1), DType::F32, x.device())?,
     };
-    let out = f32_contiguous(x)?.apply_op3_no_bwd(&wb, &prev, &CausalConv1dOp)?;
+    let out = f32_contiguous(x)?.apply_op3(&wb, &prev, CausalConv1dOp)?;
     split_packed(&out, dims, k - 1, x.dtype())
 }

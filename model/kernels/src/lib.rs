@@ -2,9 +2,9 @@
 //!
 //! The selective scan and the causal depthwise conv cannot be written as a few large tensor ops:
 //! as per-timestep candle ops they are launch-bound. This crate gives them as fused candle ops
-//! with a CPU loop (candle custom ops, forward only, computed in f32), and keeps an unfused
-//! [`reference`] implementation made of plain tensor ops as the oracle the fused ones are tested
-//! against.
+//! with a CPU loop (candle custom ops computed in f32, with fused CPU backward passes so that
+//! training can backpropagate through them), and keeps an unfused [`reference`] implementation
+//! made of plain tensor ops as the oracle the fused ones are tested against.
 //!
 //! Shapes (B batch, L time, D channels = d_inner, N = d_state, K = d_conv):
 //! - `selective_scan(x, dt, a, b, c, h0)`: x, dt (B, L, D); a (D, N); b, c (B, L, N);
