@@ -1,0 +1,249 @@
+//! `memmamba-train`: reproduces the shipped tokenizer and model.
+//!
+//! ```text
+//! memmamba-train tokenizer --corpus ../shared/corpus -o assets/tokenizer.json
+//! memmamba-train encode --corpus ../shared/corpus --split train -o data/train.tokens
+//! memmamba-train train --tokens data/train.tokens --eval data/dev.tokens --out runs/small
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use memmamba::Config;
+use memmamba_train::corpus::{read_manifest, Split};
+use memmamba_train::optim::AdamWConfig;
+use memmamba_train::tasks::TaskMix;
+use memmamba_train::tokenizer::BookTokenizer;
+use memmamba_train::tokens::TokenStore;
+use memmamba_train::trainer::{TrainConfig, Trainer};
+
+#[derive(Parser)]
+#[command(
+    name = "memmamba-train",
+    version,
+    about = "Train MemMamba's tokenizer and model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Dev,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Trains the byte-level BPE tokenizer on the corpus's train split.
+    Tokenizer {
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        #[arg(long, default_value_t = 16384)]
+        vocab: usize,
+        #[arg(short, long, default_value = "assets/tokenizer.json")]
+        output: PathBuf,
+    },
+    /// Tokenizes one split of the corpus into a token stream.
+    Encode {
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        #[arg(long, default_value = "assets/tokenizer.json")]
+        tokenizer: PathBuf,
+        #[arg(long, value_enum)]
+        split: SplitArg,
+        /// Keep only the first N books of the split (0: all).
+        #[arg(long, default_value_t = 0)]
+        max_books: usize,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Trains a model, or resumes the run in --out.
+    Train {
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        #[arg(long, default_value = "assets/tokenizer.json")]
+        tokenizer: PathBuf,
+        /// Model size: tiny, small or base.
+        #[arg(long, default_value = "small")]
+        preset: String,
+        /// Train the notes-off baseline (plain Mamba-1) instead.
+        #[arg(long)]
+        notes_off: bool,
+        #[arg(long, default_value_t = 2048)]
+        seq_len: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 2000)]
+        steps: u64,
+        #[arg(long, default_value_t = 100)]
+        warmup: u64,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 1e-4)]
+        min_lr: f64,
+        #[arg(long, default_value_t = 1.0)]
+        clip: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        eval_every: u64,
+        #[arg(long, default_value_t = 4)]
+        eval_batches: usize,
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: u64,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Tokenizer {
+            corpus,
+            vocab,
+            output,
+        } => {
+            let books: Vec<_> = read_manifest(&corpus)?
+                .into_iter()
+                .filter(|b| b.split == Split::Train)
+                .collect();
+            eprintln!(
+                "training a {vocab}-entry BPE on {} books of {}",
+                books.len(),
+                corpus.display()
+            );
+            let texts = books
+                .iter()
+                .map(|b| b.read_text())
+                .collect::<Result<Vec<_>, _>>()?;
+            let tokenizer = BookTokenizer::train(texts.into_iter(), vocab, true)?;
+            tokenizer.save(&output)?;
+            eprintln!(
+                "wrote {} ({} entries)",
+                output.display(),
+                tokenizer.vocab_size()
+            );
+        }
+        Command::Encode {
+            corpus,
+            tokenizer,
+            split,
+            max_books,
+            output,
+        } => {
+            let tokenizer = BookTokenizer::load(&tokenizer)?;
+            let want = match split {
+                SplitArg::Train => Split::Train,
+                SplitArg::Dev => Split::Dev,
+            };
+            let mut books: Vec<_> = read_manifest(&corpus)?
+                .into_iter()
+                .filter(|b| b.split == want)
+                .collect();
+            if max_books > 0 {
+                books.truncate(max_books);
+            }
+            let store = TokenStore::encode(&books, &tokenizer, |done, total| {
+                eprint!("\rencoded {done}/{total} books");
+                let _ = std::io::stderr().flush();
+            })?;
+            eprintln!();
+            store.save(&output)?;
+            eprintln!("wrote {} ({} tokens)", output.display(), store.tokens.len());
+        }
+        Command::Train {
+            tokens,
+            eval,
+            tokenizer,
+            preset,
+            notes_off,
+            seq_len,
+            batch,
+            steps,
+            warmup,
+            lr,
+            min_lr,
+            clip,
+            seed,
+            eval_every,
+            eval_batches,
+            checkpoint_every,
+            device,
+            out,
+        } => {
+            let mut model = Config::preset(&preset)?;
+            let tokenizer = BookTokenizer::load(&tokenizer)?;
+            model.vocab_size = tokenizer.vocab_size();
+            if notes_off {
+                model.notes = false;
+            }
+            let config = TrainConfig {
+                model,
+                seq_len,
+                batch,
+                steps,
+                warmup,
+                peak_lr: lr,
+                min_lr,
+                clip,
+                seed,
+                mix: TaskMix::default(),
+                optimizer: AdamWConfig::default(),
+                eval_every,
+                eval_batches,
+                checkpoint_every,
+            };
+            let (device, notice) =
+                memmamba::device::select(memmamba::device::parse_device(&device)?)?;
+            if let Some(notice) = notice {
+                eprintln!("{notice}");
+            }
+            let train = TokenStore::load(&tokens)?;
+            let eval = eval.map(|p| TokenStore::load(&p)).transpose()?;
+            let mut trainer = if out.join("checkpoint").exists() {
+                let trainer = Trainer::resume(&out, config, &device)?;
+                eprintln!("resuming {} at step {}", out.display(), trainer.step());
+                trainer
+            } else {
+                Trainer::new(config, &device)?
+            };
+            if trainer.step() >= trainer.config.steps {
+                bail!("{} already reached step {}", out.display(), trainer.step());
+            }
+            std::fs::create_dir_all(&out)?;
+            let log_path = out.join("log.jsonl");
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("{}", log_path.display()))?;
+            trainer.run(&out, &train, eval.as_ref(), &tokenizer, |line| {
+                let eval = line
+                    .eval_loss
+                    .map(|l| format!(" eval {l:.4}"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "step {:>6} loss {:.4}{eval} lr {:.2e} |g| {:.3} {:.0} tok/s",
+                    line.step, line.loss, line.lr, line.grad_norm, line.tokens_per_s
+                );
+                if let Ok(json) = serde_json::to_string(line) {
+                    let _ = writeln!(log, "{json}");
+                }
+            })?;
+            trainer.save_checkpoint(&out)?;
+            let weights = out.join("model.safetensors");
+            trainer.varmap.save(&weights)?;
+            eprintln!("wrote {}", weights.display());
+        }
+    }
+    Ok(())
+}

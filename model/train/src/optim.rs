@@ -1,0 +1,187 @@
+//! AdamW with decoupled weight decay, applied only to the parameters that should decay, and a
+//! state that can be saved and loaded so a resumed run continues exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+
+use crate::TrainError;
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        }
+    }
+}
+
+/// Whether a parameter takes weight decay: matrices do; biases, norm scales and Mamba's
+/// `A_log` and `D` (MODEL.md section 2) do not.
+pub fn decays(name: &str) -> bool {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    !(leaf == "bias" || leaf == "A_log" || leaf == "D" || name.contains("norm"))
+}
+
+struct Slot {
+    name: String,
+    var: Var,
+    m: Tensor,
+    v: Tensor,
+    decay: bool,
+}
+
+pub struct AdamW {
+    slots: Vec<Slot>,
+    config: AdamWConfig,
+    step: u64,
+}
+
+impl AdamW {
+    /// One slot per named variable, in name order (so saved states line up).
+    pub fn new(vars: HashMap<String, Var>, config: AdamWConfig) -> Result<Self, TrainError> {
+        let mut named: Vec<(String, Var)> = vars.into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let slots = named
+            .into_iter()
+            .map(|(name, var)| {
+                let m = var.zeros_like()?;
+                let v = var.zeros_like()?;
+                let decay = decays(&name);
+                Ok(Slot {
+                    name,
+                    var,
+                    m,
+                    v,
+                    decay,
+                })
+            })
+            .collect::<Result<Vec<_>, candle_core::Error>>()?;
+        Ok(AdamW {
+            slots,
+            config,
+            step: 0,
+        })
+    }
+
+    pub fn steps_taken(&self) -> u64 {
+        self.step
+    }
+
+    /// The global L2 norm of the gradients of all parameters.
+    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64, TrainError> {
+        let mut total = 0f64;
+        for slot in &self.slots {
+            if let Some(g) = grads.get(slot.var.as_tensor()) {
+                total += g
+                    .to_dtype(DType::F32)?
+                    .sqr()?
+                    .sum_all()?
+                    .to_scalar::<f32>()? as f64;
+            }
+        }
+        Ok(total.sqrt())
+    }
+
+    /// One update at learning rate `lr`, with the gradients scaled by `grad_scale` (for
+    /// clipping). A parameter without a gradient is left as it is.
+    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<(), TrainError> {
+        self.step += 1;
+        let c = self.config;
+        let bias1 = 1.0 - c.beta1.powi(self.step as i32);
+        let bias2 = 1.0 - c.beta2.powi(self.step as i32);
+        for slot in &mut self.slots {
+            let Some(g) = grads.get(slot.var.as_tensor()) else {
+                continue;
+            };
+            let g = (g * grad_scale)?;
+            slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let update = ((&slot.m / bias1)? / ((&slot.v / bias2)?.sqrt()? + c.eps)?)?;
+            let theta = slot.var.as_tensor();
+            let decayed = if slot.decay {
+                (theta * (1.0 - lr * c.weight_decay))?
+            } else {
+                theta.clone()
+            };
+            slot.var.set(&(decayed - (update * lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the moments and the step count as safetensors (`m.NAME`, `v.NAME`, `step`).
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let mut tensors = HashMap::new();
+        for slot in &self.slots {
+            tensors.insert(format!("m.{}", slot.name), slot.m.clone());
+            tensors.insert(format!("v.{}", slot.name), slot.v.clone());
+        }
+        let device = self
+            .slots
+            .first()
+            .map(|s| s.m.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        tensors.insert(
+            "step".to_string(),
+            Tensor::new(&[self.step as i64], &device)?,
+        );
+        candle_core::safetensors::save(&tensors, path)?;
+        Ok(())
+    }
+
+    /// Restores a state written by [`AdamW::save`] for the same parameters.
+    pub fn load(&mut self, path: &Path) -> Result<(), TrainError> {
+        let device = self
+            .slots
+            .first()
+            .map(|s| s.m.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        let mut tensors = candle_core::safetensors::load(path, &device)?;
+        let mismatch = |what: String| TrainError::format(path, what);
+        for slot in &mut self.slots {
+            for (key, moment) in [
+                (format!("m.{}", slot.name), &mut slot.m),
+                (format!("v.{}", slot.name), &mut slot.v),
+            ] {
+                let t = tensors
+                    .remove(&key)
+                    .ok_or_else(|| mismatch(format!("no {key}")))?;
+                if t.dims() != moment.dims() {
+                    return Err(mismatch(format!(
+                        "{key}: shape {:?}, the model has {:?}",
+                        t.dims(),
+                        moment.dims()
+                    )));
+                }
+                *moment = t;
+            }
+        }
+        let step = tensors
+            .remove("step")
+            .ok_or_else(|| mismatch("no step".to_string()))?;
+        self.step = step.to_vec1::<i64>()?.first().copied().unwrap_or(0) as u64;
+        Ok(())
+    }
+}
+
+/// Linear warmup to `peak` over `warmup` steps, then cosine decay to `floor` at `total`.
+pub fn learning_rate(step: u64, warmup: u64, total: u64, peak: f64, floor: f64) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let span = total.saturating_sub(warmup).max(1) as f64;
+    let progress = ((step - warmup) as f64 / span).min(1.0);
+    floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
+}

@@ -1,0 +1,232 @@
+//! Training samples: windows of book text for language modelling, and the synthetic long-range
+//! tasks that teach the memory what the app asks of it, written in the app's question format
+//! (`memmamba::prompt`): a pass key hidden in a book, several keyed facts of which one is asked
+//! for, and the completion of a sentence quoted from earlier in the text.
+
+use memmamba::prompt::{question_prompt, ANSWER_END};
+
+use crate::rng::Rng;
+use crate::tokenizer::BookTokenizer;
+use crate::tokens::TokenStore;
+use crate::TrainError;
+
+/// How often each kind of sample is drawn; the rest is plain language modelling.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TaskMix {
+    pub passkey: f64,
+    pub multikey: f64,
+    pub recall: f64,
+    /// Loss weight of answer tokens relative to text tokens.
+    pub answer_weight: f32,
+}
+
+impl Default for TaskMix {
+    fn default() -> Self {
+        TaskMix {
+            passkey: 0.1,
+            multikey: 0.1,
+            recall: 0.1,
+            answer_weight: 5.0,
+        }
+    }
+}
+
+/// One training sequence: `len + 1` tokens (inputs are `tokens[..len]`, targets
+/// `tokens[1..]`) and one loss weight per target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub tokens: Vec<u32>,
+    pub weights: Vec<f32>,
+}
+
+/// Keys of the multi-key task: distinct, short, ordinary English.
+const KEY_NAMES: [&str; 24] = [
+    "the red fox",
+    "the old mill",
+    "the blue door",
+    "the north tower",
+    "the silver cup",
+    "the green lamp",
+    "the iron gate",
+    "the quiet harbour",
+    "the tall elm",
+    "the black horse",
+    "the winter garden",
+    "the stone bridge",
+    "the copper kettle",
+    "the white owl",
+    "the river inn",
+    "the brass key",
+    "the hidden well",
+    "the yellow kite",
+    "the east road",
+    "the little chapel",
+    "the painted box",
+    "the broken clock",
+    "the high meadow",
+    "the lost ring",
+];
+
+fn five_digits(rng: &mut Rng) -> String {
+    format!("{:05}", rng.below(100_000))
+}
+
+/// Draws one sample of `len + 1` tokens according to `mix`.
+pub fn draw_sample(
+    store: &TokenStore,
+    tokenizer: &BookTokenizer,
+    mix: &TaskMix,
+    len: usize,
+    rng: &mut Rng,
+) -> Result<Sample, TrainError> {
+    let roll = rng.unit();
+    let task = if roll < mix.passkey {
+        Some(passkey(rng))
+    } else if roll < mix.passkey + mix.multikey {
+        Some(multikey(rng))
+    } else if roll < mix.passkey + mix.multikey + mix.recall {
+        Some(Task::Recall)
+    } else {
+        None
+    };
+    let plain = |rng: &mut Rng| Sample {
+        tokens: window(store, len + 1, rng),
+        weights: vec![1.0; len],
+    };
+    let Some(task) = task else {
+        return Ok(plain(rng));
+    };
+    let (facts, question, answer) = match task {
+        Task::Facts {
+            facts,
+            question,
+            answer,
+        } => (facts, question, answer),
+        Task::Recall => {
+            // The quote is taken from the text the sample itself contains, early on, so the
+            // answer lies far behind the question.
+            let text = window(store, len + 1, rng);
+            let quote_len = 24.min(len / 4);
+            let reach = (len / 2).saturating_sub(quote_len);
+            if quote_len < 8 || reach == 0 {
+                return Ok(plain(rng));
+            }
+            let at = rng.below(reach);
+            let cue = tokenizer.decode(&text[at..at + quote_len / 2])?;
+            let rest = tokenizer.decode(&text[at + quote_len / 2..at + quote_len])?;
+            let question = format!("Continue the quote: \"{}\"", cue.trim_start());
+            return assemble(tokenizer, mix, len, text, Vec::new(), &question, &rest, rng)
+                .map(|s| s.unwrap_or_else(|| plain(rng)));
+        }
+    };
+    let text = window(store, len + 1, rng);
+    let needles = facts
+        .iter()
+        .map(|f| tokenizer.encode(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(assemble(
+        tokenizer,
+        mix,
+        len,
+        text,
+        needles,
+        &question,
+        &format!(" {answer}"),
+        rng,
+    )?
+    .unwrap_or_else(|| plain(rng)))
+}
+
+enum Task {
+    Facts {
+        facts: Vec<String>,
+        question: String,
+        answer: String,
+    },
+    Recall,
+}
+
+fn passkey(rng: &mut Rng) -> Task {
+    let key = five_digits(rng);
+    Task::Facts {
+        facts: vec![format!(
+            " The pass key is {key}. Remember it. {key} is the pass key. "
+        )],
+        question: "What is the pass key?".to_string(),
+        answer: key,
+    }
+}
+
+fn multikey(rng: &mut Rng) -> Task {
+    let count = 2 + rng.below(7);
+    let mut names: Vec<&str> = KEY_NAMES.to_vec();
+    let mut facts = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = names.swap_remove(rng.below(names.len()));
+        let value = five_digits(rng);
+        facts.push(format!(" The secret number of {name} is {value}. "));
+        values.push((name, value));
+    }
+    let (name, value) = values.swap_remove(rng.below(values.len()));
+    Task::Facts {
+        facts,
+        question: format!("What is the secret number of {name}?"),
+        answer: value,
+    }
+}
+
+/// `n` consecutive tokens of the stream from a random start (books follow each other,
+/// separated by the end-of-text marker).
+fn window(store: &TokenStore, n: usize, rng: &mut Rng) -> Vec<u32> {
+    let total = store.tokens.len();
+    let start = rng.below(total.saturating_sub(n).max(1));
+    (0..n)
+        .map(|i| u32::from(store.tokens[(start + i) % total]))
+        .collect()
+}
+
+/// Text with `needles` inserted at random depths, then the question and the answer, cut to
+/// `len + 1` tokens by shortening the text. `None` when `len` is too short to hold it.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    tokenizer: &BookTokenizer,
+    mix: &TaskMix,
+    len: usize,
+    text: Vec<u32>,
+    needles: Vec<Vec<u32>>,
+    question: &str,
+    answer: &str,
+    rng: &mut Rng,
+) -> Result<Option<Sample>, TrainError> {
+    let prompt = tokenizer.encode(&question_prompt(question))?;
+    let answer = tokenizer.encode(&format!("{answer}{ANSWER_END}"))?;
+    let fixed: usize = prompt.len() + answer.len() + needles.iter().map(Vec::len).sum::<usize>();
+    if fixed + 16 > len + 1 {
+        return Ok(None);
+    }
+    let mut haystack = text;
+    haystack.truncate(len + 1 - fixed);
+    let mut depths: Vec<usize> = needles
+        .iter()
+        .map(|_| rng.below(haystack.len() + 1))
+        .collect();
+    depths.sort_unstable();
+    let mut tokens = Vec::with_capacity(len + 1);
+    let mut from = 0;
+    for (needle, depth) in needles.iter().zip(&depths) {
+        tokens.extend_from_slice(&haystack[from..*depth]);
+        tokens.extend_from_slice(needle);
+        from = *depth;
+    }
+    tokens.extend_from_slice(&haystack[from..]);
+    tokens.extend_from_slice(&prompt);
+    let answer_from = tokens.len();
+    tokens.extend_from_slice(&answer);
+    // Target i predicts tokens[i + 1]: answer tokens are targets answer_from - 1 ...
+    let mut weights = vec![1.0; len];
+    for w in &mut weights[answer_from - 1..] {
+        *w = mix.answer_weight;
+    }
+    Ok(Some(Sample { tokens, weights }))
+}

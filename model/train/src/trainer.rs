@@ -1,0 +1,281 @@
+//! The training loop: batches drawn deterministically from `(seed, step)`, weighted
+//! cross-entropy, global-norm clipping, AdamW with warmup and cosine decay, periodic evaluation,
+//! and checkpoints written atomically that resume to the same next loss.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use memmamba::{Config, MemMamba};
+use serde::{Deserialize, Serialize};
+
+use crate::loss::weighted_cross_entropy;
+use crate::optim::{learning_rate, AdamW, AdamWConfig};
+use crate::rng::Rng;
+use crate::tasks::{draw_sample, Sample, TaskMix};
+use crate::tokenizer::BookTokenizer;
+use crate::tokens::TokenStore;
+use crate::TrainError;
+
+/// Everything that defines a run besides its data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub model: Config,
+    pub seq_len: usize,
+    pub batch: usize,
+    pub steps: u64,
+    pub warmup: u64,
+    pub peak_lr: f64,
+    pub min_lr: f64,
+    pub clip: f64,
+    pub seed: u64,
+    pub mix: TaskMix,
+    pub optimizer: AdamWConfig,
+    pub eval_every: u64,
+    pub eval_batches: usize,
+    pub checkpoint_every: u64,
+}
+
+/// One line of the training log (also written as JSON lines to `log.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogLine {
+    pub step: u64,
+    pub loss: f64,
+    pub eval_loss: Option<f64>,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    config: TrainConfig,
+    step: u64,
+}
+
+/// A model with its variables, optimiser and the step it has reached.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub varmap: VarMap,
+    pub model: MemMamba,
+    optimizer: AdamW,
+    step: u64,
+    device: Device,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+
+impl Trainer {
+    /// A fresh model with the official initialisation.
+    pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
+        let varmap = VarMap::new();
+        let model = MemMamba::init(&config.model, &varmap, device)?;
+        let optimizer = AdamW::new(
+            varmap
+                .data()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            config.optimizer,
+        )?;
+        Ok(Trainer {
+            config,
+            varmap,
+            model,
+            optimizer,
+            step: 0,
+            device: device.clone(),
+        })
+    }
+
+    /// Continues the run whose checkpoint is in `dir`; `config` must be the one it was started
+    /// with (a different one is an error, not a silent change of course).
+    pub fn resume(dir: &Path, config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
+        let path = dir.join(CHECKPOINT);
+        let meta_path = path.join("meta.json");
+        let meta: CheckpointMeta = serde_json::from_slice(
+            &std::fs::read(&meta_path).map_err(|e| TrainError::io(&meta_path, e))?,
+        )
+        .map_err(|e| TrainError::format(&meta_path, e.to_string()))?;
+        if meta.config != config {
+            return Err(TrainError::format(
+                &meta_path,
+                "the checkpoint was made with another training configuration",
+            ));
+        }
+        let mut trainer = Trainer::new(config, device)?;
+        trainer.varmap.load(path.join("model.safetensors"))?;
+        trainer
+            .optimizer
+            .load(&path.join("optimizer.safetensors"))?;
+        trainer.step = meta.step;
+        Ok(trainer)
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Writes the checkpoint to a temporary directory and renames it over the old one, so a
+    /// crash mid-write leaves the previous checkpoint intact.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf, TrainError> {
+        let tmp = dir.join(format!("{CHECKPOINT}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        self.varmap.save(tmp.join("model.safetensors"))?;
+        self.optimizer.save(&tmp.join("optimizer.safetensors"))?;
+        let meta = CheckpointMeta {
+            config: self.config.clone(),
+            step: self.step,
+        };
+        let meta_path = tmp.join("meta.json");
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| TrainError::format(&meta_path, e.to_string()))?;
+        std::fs::write(&meta_path, json).map_err(|e| TrainError::io(&meta_path, e))?;
+        let path = dir.join(CHECKPOINT);
+        let old = dir.join(format!("{CHECKPOINT}.old"));
+        let _ = std::fs::remove_dir_all(&old);
+        if path.exists() {
+            std::fs::rename(&path, &old).map_err(|e| TrainError::io(&path, e))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| TrainError::io(&path, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(path)
+    }
+
+    /// The batch of step `step`: the same for every run with the same seed.
+    pub fn batch(
+        &self,
+        store: &TokenStore,
+        tokenizer: &BookTokenizer,
+        step: u64,
+    ) -> Result<Vec<Sample>, TrainError> {
+        let mut rng = Rng::for_step(self.config.seed, step);
+        (0..self.config.batch)
+            .map(|_| {
+                draw_sample(
+                    store,
+                    tokenizer,
+                    &self.config.mix,
+                    self.config.seq_len,
+                    &mut rng,
+                )
+            })
+            .collect()
+    }
+
+    /// The weighted loss of `samples` (no update).
+    pub fn loss(&self, samples: &[Sample]) -> Result<Tensor, TrainError> {
+        let (inputs, targets, weights) = to_tensors(samples, &self.device)?;
+        let logits = self.model.forward(&inputs)?;
+        Ok(weighted_cross_entropy(&logits, &targets, &weights)?)
+    }
+
+    /// One optimisation step on `samples`; returns the loss before the update and the gradient
+    /// norm before clipping.
+    pub fn train_step(&mut self, samples: &[Sample]) -> Result<(f64, f64), TrainError> {
+        let c = &self.config;
+        let lr = learning_rate(self.step, c.warmup, c.steps, c.peak_lr, c.min_lr);
+        let loss = self.loss(samples)?;
+        let grads = loss.backward()?;
+        let norm = self.optimizer.grad_norm(&grads)?;
+        let scale = if norm > self.config.clip {
+            self.config.clip / (norm + 1e-6)
+        } else {
+            1.0
+        };
+        self.optimizer.step(&grads, lr, scale)?;
+        self.step += 1;
+        Ok((loss.to_scalar::<f32>()? as f64, norm))
+    }
+
+    /// Mean loss over `eval_batches` fixed batches of `store` (drawn with a seed of their own).
+    pub fn evaluate(
+        &self,
+        store: &TokenStore,
+        tokenizer: &BookTokenizer,
+    ) -> Result<f64, TrainError> {
+        let mut total = 0.0;
+        for i in 0..self.config.eval_batches {
+            let mut rng = Rng::for_step(self.config.seed ^ 0xE7A1, i as u64);
+            let samples = (0..self.config.batch)
+                .map(|_| {
+                    draw_sample(
+                        store,
+                        tokenizer,
+                        &self.config.mix,
+                        self.config.seq_len,
+                        &mut rng,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            total += self.loss(&samples)?.to_scalar::<f32>()? as f64;
+        }
+        Ok(total / self.config.eval_batches.max(1) as f64)
+    }
+
+    /// Trains until `config.steps`, checkpointing into `dir` and reporting each step to `log`.
+    pub fn run(
+        &mut self,
+        dir: &Path,
+        train: &TokenStore,
+        eval: Option<&TokenStore>,
+        tokenizer: &BookTokenizer,
+        mut log: impl FnMut(&LogLine),
+    ) -> Result<(), TrainError> {
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        while self.step < self.config.steps {
+            let started = Instant::now();
+            let samples = self.batch(train, tokenizer, self.step)?;
+            let lr = learning_rate(
+                self.step,
+                self.config.warmup,
+                self.config.steps,
+                self.config.peak_lr,
+                self.config.min_lr,
+            );
+            let (loss, grad_norm) = self.train_step(&samples)?;
+            let tokens = (self.config.batch * self.config.seq_len) as f64;
+            let every =
+                |n: u64| n > 0 && (self.step.is_multiple_of(n) || self.step == self.config.steps);
+            let eval_loss = match eval {
+                Some(store) if every(self.config.eval_every) => {
+                    Some(self.evaluate(store, tokenizer)?)
+                }
+                _ => None,
+            };
+            log(&LogLine {
+                step: self.step,
+                loss,
+                eval_loss,
+                lr,
+                grad_norm,
+                tokens_per_s: tokens / started.elapsed().as_secs_f64(),
+            });
+            if every(self.config.checkpoint_every) {
+                self.save_checkpoint(dir)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Inputs (B, L) u32, targets (B, L) u32 and weights (B, L) f32 of `samples`.
+fn to_tensors(samples: &[Sample], device: &Device) -> Result<(Tensor, Tensor, Tensor), TrainError> {
+    let b = samples.len();
+    let len = samples.first().map(|s| s.weights.len()).unwrap_or(0);
+    let mut inputs = Vec::with_capacity(b * len);
+    let mut targets = Vec::with_capacity(b * len);
+    let mut weights = Vec::with_capacity(b * len);
+    for s in samples {
+        inputs.extend_from_slice(&s.tokens[..len]);
+        targets.extend_from_slice(&s.tokens[1..=len]);
+        weights.extend_from_slice(&s.weights);
+    }
+    Ok((
+        Tensor::from_vec(inputs, (b, len), device)?,
+        Tensor::from_vec(targets, (b, len), device)?,
+        Tensor::from_vec(weights, (b, len), device)?,
+    ))
+}

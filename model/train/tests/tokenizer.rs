@@ -1,0 +1,80 @@
+//! The tokenizer: byte-level BPE that encodes any text and decodes it back exactly.
+
+mod common;
+
+use common::{demo_text, small_tokenizer};
+use memmamba_train::tokenizer::{BookTokenizer, END_OF_TEXT};
+
+#[test]
+fn every_string_round_trips_byte_for_byte() {
+    let tokenizer = small_tokenizer();
+    for text in [
+        "It was the best of times, it was the worst of times.",
+        "  leading spaces, trailing tabs\t\t\nand CRLF\r\n",
+        "Ünïcödé, 日本語, emoji 📚🦀, RTL שלום, combining e\u{301}",
+        "\u{0}\u{1}\u{7f} control bytes",
+        "",
+    ] {
+        let ids = tokenizer.encode(text).unwrap();
+        assert_eq!(tokenizer.decode(&ids).unwrap(), text, "ids {ids:?}");
+    }
+}
+
+#[test]
+fn merges_make_common_english_shorter_than_its_bytes() {
+    let tokenizer = small_tokenizer();
+    let text = "The king and the queen went into the garden, and the children followed them.";
+    let ids = tokenizer.encode(text).unwrap();
+    assert!(
+        ids.len() * 2 < text.len(),
+        "{} tokens for {} bytes",
+        ids.len(),
+        text.len()
+    );
+    assert!(tokenizer.vocab_size() <= 600);
+}
+
+#[test]
+fn the_end_of_text_marker_is_id_0_and_never_comes_from_user_text() {
+    let tokenizer = small_tokenizer();
+    assert_eq!(tokenizer.end_of_text(), 0);
+    let text = format!("a book that quotes {END_OF_TEXT} in its text");
+    let ids = tokenizer.encode(&text).unwrap();
+    assert!(!ids.contains(&0), "{ids:?}");
+    assert_eq!(tokenizer.decode(&ids).unwrap(), text);
+}
+
+#[test]
+fn save_and_load_give_the_same_ids() {
+    let tokenizer = small_tokenizer();
+    let dir = std::env::temp_dir().join(format!("memmamba-tokenizer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tokenizer.json");
+    tokenizer.save(&path).unwrap();
+    let loaded = BookTokenizer::load(&path).unwrap();
+    let text = demo_text();
+    let sample = &text[..text
+        .char_indices()
+        .nth(5000)
+        .map(|(i, _)| i)
+        .unwrap_or(text.len())];
+    assert_eq!(
+        loaded.encode(sample).unwrap(),
+        tokenizer.encode(sample).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loading_a_file_that_is_not_a_tokenizer_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("memmamba-tokenizer-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("not-a-tokenizer.json");
+    std::fs::write(&path, b"{\"hello\": 1}").unwrap();
+    let err = BookTokenizer::load(&path)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(err.contains("not-a-tokenizer.json"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,80 @@
+//! Training on the `tiny` preset: the loss falls on a fixed batch, and a run resumed from a
+//! checkpoint takes exactly the step the uninterrupted run takes.
+
+mod common;
+
+use candle_core::Device;
+use common::{demo_store, small_tokenizer};
+use memmamba::Config;
+use memmamba_train::optim::AdamWConfig;
+use memmamba_train::tasks::TaskMix;
+use memmamba_train::trainer::{TrainConfig, Trainer};
+
+fn config(vocab_size: usize) -> TrainConfig {
+    let mut model = Config::tiny();
+    model.vocab_size = vocab_size;
+    TrainConfig {
+        model,
+        seq_len: 96,
+        batch: 2,
+        steps: 40,
+        warmup: 2,
+        peak_lr: 3e-3,
+        min_lr: 3e-4,
+        clip: 1.0,
+        seed: 5,
+        mix: TaskMix::default(),
+        optimizer: AdamWConfig::default(),
+        eval_every: 0,
+        eval_batches: 1,
+        checkpoint_every: 0,
+    }
+}
+
+#[test]
+fn a_few_steps_on_a_fixed_batch_reduce_its_loss() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let mut trainer = Trainer::new(config(tokenizer.vocab_size()), &Device::Cpu).unwrap();
+    let batch = trainer.batch(&store, tokenizer, 0).unwrap();
+    let (first, norm) = trainer.train_step(&batch).unwrap();
+    assert!(norm.is_finite() && norm > 0.0);
+    for _ in 0..8 {
+        trainer.train_step(&batch).unwrap();
+    }
+    let after = trainer.loss(&batch).unwrap().to_scalar::<f32>().unwrap() as f64;
+    assert!(after < first * 0.9, "loss {first} -> {after}");
+}
+
+#[test]
+fn a_resumed_run_takes_the_same_next_step_as_the_uninterrupted_one() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let dir = std::env::temp_dir().join(format!("memmamba-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = config(tokenizer.vocab_size());
+
+    let mut first = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    for step in 0..3 {
+        let batch = first.batch(&store, tokenizer, step).unwrap();
+        first.train_step(&batch).unwrap();
+    }
+    first.save_checkpoint(&dir).unwrap();
+    let batch = first.batch(&store, tokenizer, 3).unwrap();
+    let (loss_uninterrupted, _) = first.train_step(&batch).unwrap();
+
+    let mut resumed = Trainer::resume(&dir, config.clone(), &Device::Cpu).unwrap();
+    assert_eq!(resumed.step(), 3);
+    let batch = resumed.batch(&store, tokenizer, resumed.step()).unwrap();
+    let (loss_resumed, _) = resumed.train_step(&batch).unwrap();
+    assert_eq!(loss_resumed, loss_uninterrupted);
+
+    let mut other = config;
+    other.peak_lr *= 2.0;
+    let err = Trainer::resume(&dir, other, &Device::Cpu)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("another training configuration"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
