@@ -1,0 +1,122 @@
+//! Reading the pool (MODEL.md sections 3.4 to 3.6): multi-head attention of tokens over notes,
+//! with `ln s` added to each note's logit, and the sigmoid gate that scales what was read.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Added to the logit of a note a token may not see; its softmax weight underflows to 0.
+const MASKED: f64 = -1e9;
+
+/// Multi-head attention from the residual stream over notes: `W_q` (d -> d_note), `W_k`, `W_v`
+/// (d_note -> d_note), `W_o` (d_note -> d), all without bias, H heads of `d_note / H`.
+///
+/// Weights: `w_q.weight`, `w_k.weight`, `w_v.weight`, `w_o.weight`.
+#[derive(Debug, Clone)]
+pub struct NoteAttention {
+    w_q: Linear,
+    w_k: Linear,
+    w_v: Linear,
+    w_o: Linear,
+    heads: usize,
+}
+
+impl NoteAttention {
+    /// Loads (or, from a fresh VarMap, initialises) the module's weights.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (d, n) = (cfg.d_model, cfg.d_note);
+        Ok(Self {
+            w_q: linear_no_bias(d, n, vb.pp("w_q"))?,
+            w_k: linear_no_bias(n, n, vb.pp("w_k"))?,
+            w_v: linear_no_bias(n, n, vb.pp("w_v"))?,
+            w_o: linear_no_bias(n, d, vb.pp("w_o"))?,
+            heads: cfg.heads,
+        })
+    }
+
+    /// Keys and values of `notes` (B, V, d_note), as this module reads them.
+    pub fn project(&self, notes: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.w_k.forward(notes)?, self.w_v.forward(notes)?))
+    }
+
+    /// Attends from `u` (B, S, d) over notes given by their `keys`, `values` (B, V, d_note) and
+    /// `log_scores` (B, V), with `mask` (B, S, V) of 1 (visible) and 0. Returns the read
+    /// `c = W_o attn` (B, S, d) and the attention weights (B, H, S, V); a token that sees no
+    /// note reads zeros.
+    pub fn forward(
+        &self,
+        u: &Tensor,
+        keys: &Tensor,
+        values: &Tensor,
+        log_scores: &Tensor,
+        mask: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, s, _) = u.dims3()?;
+        let v_len = keys.dim(1)?;
+        let n = keys.dim(2)?;
+        let (h, dh) = (self.heads, n / self.heads);
+        let heads = |t: &Tensor, len: usize| -> Result<Tensor> {
+            t.reshape((b, len, h, dh))?.transpose(1, 2)?.contiguous()
+        };
+        let q = heads(&self.w_q.forward(u)?, s)?;
+        let k = heads(keys, v_len)?;
+        let v = heads(values, v_len)?;
+        let logits = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
+        let mask = mask.reshape((b, 1, s, v_len))?;
+        let bias = log_scores
+            .reshape((b, 1, 1, v_len))?
+            .broadcast_add(&((&mask - 1.0)? * -MASKED)?)?;
+        let weights = candle_nn::ops::softmax(&logits.broadcast_add(&bias)?, D::Minus1)?
+            .broadcast_mul(&mask)?;
+        let read = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, s, n))?;
+        Ok((self.w_o.forward(&read)?, weights))
+    }
+}
+
+/// How a gate is applied (MODEL.md section 3.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gating {
+    /// Training: the read is always scaled by the gate `g`.
+    Soft,
+    /// Inference: a token whose gate is below `tau2` skips the read; otherwise it is scaled by `g`.
+    Sparse,
+}
+
+/// `g = sigmoid(W_g [o; c])` (2d -> 1, with bias). Weights: `weight` (1, 2d), `bias` (1).
+#[derive(Debug, Clone)]
+pub struct Gate {
+    w_g: Linear,
+}
+
+impl Gate {
+    /// Loads (or, from a fresh VarMap, initialises) the gate's weights.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            w_g: linear(2 * cfg.d_model, 1, vb)?,
+        })
+    }
+
+    /// Returns the gated read `g * c` (B, S, d) for the mixer output `o` and the read `c`, and,
+    /// under [`Gating::Sparse`], how many of the B * S tokens skipped it (`g < tau2`).
+    pub fn apply(
+        &self,
+        o: &Tensor,
+        c: &Tensor,
+        gating: Gating,
+        tau2: f64,
+    ) -> Result<(Tensor, u64)> {
+        let g = candle_nn::ops::sigmoid(&self.w_g.forward(&Tensor::cat(&[o, c], D::Minus1)?)?)?;
+        match gating {
+            Gating::Soft => Ok((c.broadcast_mul(&g)?, 0)),
+            Gating::Sparse => {
+                let keep = g.ge(tau2)?.to_dtype(DType::F32)?;
+                let kept = keep.sum_all()?.to_scalar::<f32>()? as u64;
+                let skipped = g.elem_count() as u64 - kept;
+                Ok((c.broadcast_mul(&(g * keep)?)?, skipped))
+            }
+        }
+    }
+}
