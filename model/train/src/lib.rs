@@ -2,6 +2,7 @@
 //! the app's question format), the optimiser and schedule, and checkpoints that resume exactly.
 
 pub mod corpus;
+pub mod eval;
 pub mod loss;
 pub mod optim;
 pub mod rng;

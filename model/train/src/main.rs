@@ -10,9 +10,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use memmamba::Config;
+use memmamba::{Config, MemMamba};
 use memmamba_train::corpus::{read_manifest, Split};
+use memmamba_train::eval::{passkey_grid, perplexity_vs_context};
 use memmamba_train::optim::AdamWConfig;
 use memmamba_train::tasks::TaskMix;
 use memmamba_train::tokenizer::BookTokenizer;
@@ -103,6 +105,43 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Measures a trained model on held-out books: perplexity vs context length and the
+    /// pass-key grid, printed as markdown tables.
+    Eval {
+        /// A run directory written by `train` (config.json + model.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Token stream of held-out books (see `encode`).
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long, default_value = "assets/tokenizer.json")]
+        tokenizer: PathBuf,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1024,2048,4096,8192,16384,32768,65536"
+        )]
+        contexts: Vec<usize>,
+        #[arg(long, default_value_t = 8)]
+        windows: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096,16384,65536")]
+        passkey_lengths: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+        depths: Vec<f64>,
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+}
+
+/// The device of a `--device` spec, saying so when `auto` falls back to the CPU.
+fn open_device(spec: &str) -> Result<Device> {
+    let (device, notice) = memmamba::device::select(memmamba::device::parse_device(spec)?)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    Ok(device)
 }
 
 fn main() -> Result<()> {
@@ -220,6 +259,10 @@ fn main() -> Result<()> {
                 bail!("{} already reached step {}", out.display(), trainer.step());
             }
             std::fs::create_dir_all(&out)?;
+            std::fs::write(
+                out.join("config.json"),
+                trainer.config.model.to_json_string(),
+            )?;
             let log_path = out.join("log.jsonl");
             let mut log = std::fs::OpenOptions::new()
                 .create(true)
@@ -243,6 +286,58 @@ fn main() -> Result<()> {
             let weights = out.join("model.safetensors");
             trainer.varmap.save(&weights)?;
             eprintln!("wrote {}", weights.display());
+        }
+        Command::Eval {
+            run,
+            tokens,
+            tokenizer,
+            contexts,
+            windows,
+            passkey_lengths,
+            depths,
+            trials,
+            device,
+        } => {
+            let device = open_device(&device)?;
+            let config_path = run.join("config.json");
+            let config = Config::from_json_str(
+                &std::fs::read_to_string(&config_path)
+                    .with_context(|| format!("{}", config_path.display()))?,
+            )?;
+            let model = MemMamba::load(&config, run.join("model.safetensors"), &device)?;
+            let tokenizer = BookTokenizer::load(&tokenizer)?;
+            let store = TokenStore::load(&tokens)?;
+            println!(
+                "## Perplexity vs context ({}, last 100 tokens of each window)\n",
+                run.display()
+            );
+            println!("| context | windows | perplexity |\n|---:|---:|---:|");
+            for row in perplexity_vs_context(&model, &store, &contexts, windows, 100, 1)? {
+                println!(
+                    "| {} | {} | {:.2} |",
+                    row.context, row.windows, row.perplexity
+                );
+            }
+            println!("\n## Pass-key accuracy (correct/trials)\n");
+            print!("| length |");
+            depths.iter().for_each(|d| print!(" depth {d} |"));
+            println!("\n|---:|{}", "---:|".repeat(depths.len()));
+            let cells = passkey_grid(
+                &model,
+                &tokenizer,
+                &store,
+                &passkey_lengths,
+                &depths,
+                trials,
+                1,
+            )?;
+            for chunk in cells.chunks(depths.len()) {
+                print!("| {} |", chunk[0].length);
+                chunk
+                    .iter()
+                    .for_each(|c| print!(" {}/{} |", c.correct, c.trials));
+                println!();
+            }
         }
     }
     Ok(())

@@ -1,0 +1,67 @@
+//! The quality measures run end to end on a small untrained model: they stream the text,
+//! produce one row or cell per setting, and leave out what the books cannot supply.
+
+mod common;
+
+use candle_core::Device;
+use candle_nn::VarMap;
+use common::{demo_store, small_tokenizer};
+use memmamba::{Config, MemMamba};
+use memmamba_train::eval::{passkey_grid, perplexity_vs_context};
+
+fn untrained(vocab_size: usize) -> MemMamba {
+    let mut cfg = Config::tiny();
+    cfg.vocab_size = vocab_size;
+    MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn perplexity_is_measured_per_context_and_lengths_beyond_every_book_are_left_out() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let model = untrained(tokenizer.vocab_size());
+    let too_long = store.tokens.len() + 1;
+    let rows = perplexity_vs_context(&model, &store, &[128, 300, too_long], 2, 16, 1).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.context).collect::<Vec<_>>(),
+        vec![128, 300]
+    );
+    for row in &rows {
+        assert_eq!(row.windows, 2);
+        // An untrained model is about as unsure as a uniform guess over the vocabulary.
+        let vocab = tokenizer.vocab_size() as f64;
+        assert!(
+            row.perplexity > vocab / 10.0 && row.perplexity < vocab * 10.0,
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let model = untrained(tokenizer.vocab_size());
+    let cells = passkey_grid(
+        &model,
+        tokenizer,
+        &store,
+        &[200, 400],
+        &[0.0, 0.5, 1.0],
+        2,
+        1,
+    )
+    .unwrap();
+    assert_eq!(cells.len(), 6);
+    for (cell, (length, depth)) in cells.iter().zip([
+        (200, 0.0),
+        (200, 0.5),
+        (200, 1.0),
+        (400, 0.0),
+        (400, 0.5),
+        (400, 1.0),
+    ]) {
+        assert_eq!((cell.length, cell.depth, cell.trials), (length, depth, 2));
+        assert!(cell.correct <= cell.trials);
+    }
+}
