@@ -9,6 +9,7 @@
 pub mod attention;
 pub mod block;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod mixer;
 pub mod model;

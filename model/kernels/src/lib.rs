@@ -2,9 +2,10 @@
 //!
 //! The selective scan and the causal depthwise conv cannot be written as a few large tensor ops:
 //! as per-timestep candle ops they are launch-bound. This crate gives them as fused candle ops
-//! with a CPU loop (candle custom ops computed in f32, with fused CPU backward passes so that
-//! training can backpropagate through them), and keeps an unfused [`reference`] implementation
-//! made of plain tensor ops as the oracle the fused ones are tested against.
+//! ([`ops`]) with forward and backward passes: a CPU loop (in f32), and with the `cuda` feature
+//! CUDA kernels (f32, bf16 or f16 inputs, f32 arithmetic) for tensors on a CUDA device. It keeps
+//! an unfused [`reference`] implementation made of plain tensor ops as the oracle the fused ones
+//! are tested against.
 //!
 //! Shapes (B batch, L time, D channels = d_inner, N = d_state, K = d_conv):
 //! - `selective_scan(x, dt, a, b, c, h0)`: x, dt (B, L, D); a (D, N); b, c (B, L, N);
@@ -15,6 +16,9 @@
 //!   (B, D, K-1)) with `y_t[d] = bias[d] + sum_k w[d, k] * x_{t-K+1+k}[d]`, no activation.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+pub mod ops;
 pub mod reference;
 
-pub use cpu::{causal_conv1d, selective_scan};
+pub use ops::{causal_conv1d, selective_scan};

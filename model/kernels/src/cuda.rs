@@ -1,0 +1,462 @@
+//! CUDA launches of the kernels in `kernels/*.cu` (compiled to PTX by build.rs, embedded here),
+//! on candle's own stream. Layouts and algorithms are described in the .cu files and in
+//! [`crate::ops`].
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDType, CudaStorageSlice, WrapErr};
+use candle_core::op::BackpropOp;
+use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Storage, Tensor};
+use half::{bf16, f16};
+
+use crate::cpu::Dims;
+use crate::ops::CUDA_BWD_MAX_STATE;
+
+const SCAN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/scan.ptx"));
+const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv.ptx"));
+const SCAN_MODULE: &str = "memmamba_scan";
+const CONV_MODULE: &str = "memmamba_conv";
+
+// Must match the #defines of scan.cu and conv.cu.
+const TILE: usize = 32;
+const FWD_BLOCK: usize = 128;
+const BWD_CHUNK: usize = 256;
+const BWD_CHANNELS: usize = 16;
+const CONV_BLOCK: usize = 128;
+const CONV_MAX_K: usize = 16;
+/// Time steps per thread of the conv kernels.
+const CONV_CHUNK: usize = 64;
+/// Threads (batch x chunk x channel) the forward scan aims for, to fill the GPU at batch 1.
+const FWD_THREADS: usize = 1 << 18;
+/// Grid y limit of a launch.
+const MAX_GRID_Y: usize = 65535;
+
+/// Element types of the big tensors, with their kernel-name suffix.
+trait Elem: CudaDType + DeviceRepr {
+    const NAME: &'static str;
+}
+impl Elem for f32 {
+    const NAME: &'static str = "f32";
+}
+impl Elem for bf16 {
+    const NAME: &'static str = "bf16";
+}
+impl Elem for f16 {
+    const NAME: &'static str = "f16";
+}
+
+/// A storage argument with its layout.
+pub type Arg<'a> = (&'a CudaStorage, &'a Layout);
+
+/// A view of the contiguous data of an argument of element type `T`.
+fn view<'a, T: CudaDType>((s, l): Arg<'a>, what: &str) -> Result<CudaView<'a, T>> {
+    let slice = s.as_cuda_slice::<T>()?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(slice.slice(start..end)),
+        None => bail!("{what}: expected a contiguous input"),
+    }
+}
+
+fn grid(x: usize, y: usize, z: usize, block: usize, smem_floats: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (x as u32, y as u32, z as u32),
+        block_dim: (block as u32, 1, 1),
+        shared_mem_bytes: (smem_floats * 4) as u32,
+    }
+}
+
+/// One thread per element of `count`, in blocks of 256.
+fn flat(count: usize) -> LaunchConfig {
+    grid(count.div_ceil(256), 1, 1, 256, 0)
+}
+
+fn i32s<const K: usize>(v: [usize; K]) -> Result<[i32; K]> {
+    let mut out = [0i32; K];
+    for (o, v) in out.iter_mut().zip(v) {
+        *o = i32::try_from(v)
+            .map_err(|_| candle_core::Error::Msg(format!("memmamba-kernels: {v} too large")))?;
+    }
+    Ok(out)
+}
+
+fn check_nonempty(what: &str, (batch, _, dim): Dims) -> Result<()> {
+    if batch == 0 || dim == 0 {
+        bail!("{what}: empty batch or channel dimension on CUDA")
+    }
+    Ok(())
+}
+
+/// Chunk length of the forward scan: enough chunks to fill the GPU, at least 32 steps each.
+fn fwd_chunk(batch: usize, len: usize, dim: usize) -> usize {
+    let chunks = FWD_THREADS.div_ceil((batch * dim).max(1));
+    len.div_ceil(chunks).max(32).max(len.div_ceil(MAX_GRID_Y))
+}
+
+/// Chunk length of the conv kernels.
+fn conv_chunk(len: usize) -> usize {
+    CONV_CHUNK.max(len.div_ceil(MAX_GRID_Y))
+}
+
+/// Calls `$f::<T>($args)` for the element type of storage `$s` (f32, bf16 or f16) and wraps the
+/// returned slice back into a `CudaStorageSlice`.
+macro_rules! dispatch {
+    ($s:expr, $what:expr, $f:ident ( $($args:expr),* )) => {
+        match &$s.slice {
+            CudaStorageSlice::F32(_) => CudaStorageSlice::F32($f::<f32>($($args),*)?),
+            CudaStorageSlice::BF16(_) => CudaStorageSlice::BF16($f::<bf16>($($args),*)?),
+            CudaStorageSlice::F16(_) => CudaStorageSlice::F16($f::<f16>($($args),*)?),
+            _ => bail!("{}: expected f32, bf16 or f16 input, got {:?}", $what, $s.dtype()),
+        }
+    };
+}
+
+/// Forward scan; returns the packed output [y | h_last] in `x`'s element type.
+pub fn scan_fwd(x: Arg, dt: Arg, rest: Arg, dims: Dims, n: usize) -> Result<CudaStorage> {
+    let op = "selective-scan";
+    check_nonempty(op, dims)?;
+    let dev = x.0.device().clone();
+    let slice = dispatch!(x.0, op, scan_fwd_t(&dev, x, dt, rest, dims, n));
+    Ok(CudaStorage { slice, device: dev })
+}
+
+fn scan_maxn(n: usize) -> Result<usize> {
+    Ok(match n {
+        1..=16 => 16,
+        17..=64 => 64,
+        _ => bail!("selective-scan: d_state {n} not supported on CUDA (1..=64)"),
+    })
+}
+
+fn scan_fwd_t<T: Elem>(
+    dev: &CudaDevice,
+    x: Arg,
+    dt: Arg,
+    rest: Arg,
+    dims: Dims,
+    n: usize,
+) -> Result<CudaSlice<T>> {
+    let op = "selective-scan";
+    let (batch, len, dim) = dims;
+    let maxn = scan_maxn(n)?;
+    let (xv, dtv, rv) = (
+        view::<T>(x, op)?,
+        view::<T>(dt, op)?,
+        view::<f32>(rest, op)?,
+    );
+    let chunk = fwd_chunk(batch, len, dim);
+    let nch = len.div_ceil(chunk).max(1);
+    let [b_, l_, d_, n_, ch_, nch_] = i32s([batch, len, dim, n, chunk, nch])?;
+    // SAFETY: scan_out writes every element.
+    let out = unsafe { dev.alloc::<T>(batch * len * dim + batch * dim * n)? };
+    let name = format!("scan_out_{}_{maxn}", T::NAME);
+    let f = dev.get_or_load_custom_func(&name, SCAN_MODULE, SCAN_PTX)?;
+    let cfg = grid(dim.div_ceil(FWD_BLOCK), nch, batch, FWD_BLOCK, 2 * TILE * n);
+    // With one chunk scan_out starts from h0 and ignores its `starts` argument.
+    let states = if nch > 1 {
+        Some(chunk_states(dev, (&xv, &dtv, &rv), dims, n, chunk, nch)?)
+    } else {
+        None
+    };
+    let mut b = f.builder();
+    b.arg(&xv).arg(&dtv).arg(&rv);
+    match &states {
+        Some((s, _)) => b.arg(s),
+        None => b.arg(&rv),
+    };
+    b.arg(&out);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&ch_).arg(&nch_);
+    // SAFETY: the arguments match scan_out's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(out)
+}
+
+/// The state every chunk of `chunk` steps starts from (B, nch, D, N) and the chunks' sums of dt
+/// (B, nch, D): `scan_state` then `scan_carry`.
+fn chunk_states<T: Elem>(
+    dev: &CudaDevice,
+    (xv, dtv, rv): (&CudaView<T>, &CudaView<T>, &CudaView<f32>),
+    (batch, len, dim): Dims,
+    n: usize,
+    chunk: usize,
+    nch: usize,
+) -> Result<(CudaSlice<f32>, CudaSlice<f32>)> {
+    let maxn = scan_maxn(n)?;
+    let [b_, l_, d_, n_, ch_, nch_] = i32s([batch, len, dim, n, chunk, nch])?;
+    // SAFETY: scan_state writes every element of both, scan_carry rewrites states in place.
+    let states = unsafe { dev.alloc::<f32>(batch * nch * dim * n)? };
+    let dtsum = unsafe { dev.alloc::<f32>(batch * nch * dim)? };
+    let name = format!("scan_state_{}_{maxn}", T::NAME);
+    let f = dev.get_or_load_custom_func(&name, SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(xv).arg(dtv).arg(rv).arg(&states).arg(&dtsum);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&ch_).arg(&nch_);
+    let cfg = grid(dim.div_ceil(FWD_BLOCK), nch, batch, FWD_BLOCK, TILE * n);
+    // SAFETY: the arguments match scan_state's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    let f = dev.get_or_load_custom_func("scan_carry", SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(rv)
+        .arg(&states)
+        .arg(&dtsum)
+        .arg(&b_)
+        .arg(&d_)
+        .arg(&n_)
+        .arg(&nch_);
+    // SAFETY: the arguments match scan_carry's signature.
+    unsafe { b.launch(flat(batch * dim * n)) }.w()?;
+    Ok((states, dtsum))
+}
+
+/// A candle tensor (no gradient tracking) over a freshly computed slice.
+fn tensor<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone()));
+    Tensor::from_storage(storage, shape, BackpropOp::none(), false)
+}
+
+/// The CUDA storage of a contiguous tensor, read-locked, with its layout.
+fn cuda_of<'a>(t: &'a Tensor, what: &str) -> Result<(candle_core::StorageRef<'a>, &'a Layout)> {
+    let (s, l) = t.storage_and_layout();
+    if !matches!(&*s, Storage::Cuda(_)) {
+        bail!("{what}: expected a CUDA tensor")
+    }
+    Ok((s, l))
+}
+
+fn as_cuda<'a>(s: &'a candle_core::StorageRef<'_>) -> &'a CudaStorage {
+    match &**s {
+        Storage::Cuda(c) => c,
+        _ => unreachable!("checked by cuda_of"),
+    }
+}
+
+/// Backward of the scan from the gradient `grad` of its packed output: the gradients of x and dt
+/// (x's dtype) and of the packed `rest` (f32). d_state `n` <= 16.
+pub fn scan_bwd(
+    x: &Tensor,
+    dt: &Tensor,
+    rest: &Tensor,
+    grad: &Tensor,
+    n: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "selective-scan backward";
+    let dims = x.dims3()?;
+    check_nonempty(op, dims)?;
+    if n > CUDA_BWD_MAX_STATE {
+        bail!("{op}: d_state {n} > {CUDA_BWD_MAX_STATE} is not supported on CUDA")
+    }
+    let grad = grad.to_dtype(x.dtype())?.contiguous()?;
+    let (xs, xl) = cuda_of(x, op)?;
+    let (ds, dl) = cuda_of(dt, op)?;
+    let (rs, rl) = cuda_of(rest, op)?;
+    let (gs, gl) = cuda_of(&grad, op)?;
+    let args = [
+        (as_cuda(&xs), xl),
+        (as_cuda(&ds), dl),
+        (as_cuda(&rs), rl),
+        (as_cuda(&gs), gl),
+    ];
+    let dev = args[0].0.device().clone();
+    let grest = dev.alloc_zeros::<f32>(rest.elem_count())?;
+    let (gx, gdt) = match &args[0].0.slice {
+        CudaStorageSlice::F32(_) => {
+            let (gx, gdt) = scan_bwd_t::<f32>(&dev, args, &grest, dims, n)?;
+            (tensor(gx, &dev, x.dims()), tensor(gdt, &dev, x.dims()))
+        }
+        CudaStorageSlice::BF16(_) => {
+            let (gx, gdt) = scan_bwd_t::<bf16>(&dev, args, &grest, dims, n)?;
+            (tensor(gx, &dev, x.dims()), tensor(gdt, &dev, x.dims()))
+        }
+        CudaStorageSlice::F16(_) => {
+            let (gx, gdt) = scan_bwd_t::<f16>(&dev, args, &grest, dims, n)?;
+            (tensor(gx, &dev, x.dims()), tensor(gdt, &dev, x.dims()))
+        }
+        _ => bail!("{op}: expected f32, bf16 or f16 input, got {:?}", x.dtype()),
+    };
+    Ok((gx, gdt, tensor(grest, &dev, rest.dims())))
+}
+
+fn scan_bwd_t<T: Elem>(
+    dev: &CudaDevice,
+    [x, dt, rest, grad]: [Arg; 4],
+    grest: &CudaSlice<f32>,
+    dims: Dims,
+    n: usize,
+) -> Result<(CudaSlice<T>, CudaSlice<T>)> {
+    let op = "selective-scan backward";
+    let (batch, len, dim) = dims;
+    let (xv, dtv, rv, gv) = (
+        view::<T>(x, op)?,
+        view::<T>(dt, op)?,
+        view::<f32>(rest, op)?,
+        view::<T>(grad, op)?,
+    );
+    let nch = len.div_ceil(BWD_CHUNK).max(1);
+    let [b_, l_, d_, n_, ch_, nch_] = i32s([batch, len, dim, n, BWD_CHUNK, nch])?;
+    let (starts, dtsum) = chunk_states(dev, (&xv, &dtv, &rv), dims, n, BWD_CHUNK, nch)?;
+
+    // SAFETY: scan_dh_state writes every element, scan_dh_carry rewrites them in place.
+    let dends = unsafe { dev.alloc::<f32>(batch * nch * dim * n)? };
+    let f =
+        dev.get_or_load_custom_func(&format!("scan_dh_state_{}", T::NAME), SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(&dtv).arg(&rv).arg(&gv).arg(&dends);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&ch_).arg(&nch_);
+    let cfg = grid(dim.div_ceil(FWD_BLOCK), nch, batch, FWD_BLOCK, TILE * n);
+    // SAFETY: the arguments match scan_dh_state's signature.
+    unsafe { b.launch(cfg) }.w()?;
+
+    let f =
+        dev.get_or_load_custom_func(&format!("scan_dh_carry_{}", T::NAME), SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(&rv).arg(&gv).arg(&dends).arg(&dtsum).arg(grest);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&nch_);
+    // SAFETY: the arguments match scan_dh_carry's signature.
+    unsafe { b.launch(flat(batch * dim * n)) }.w()?;
+
+    // SAFETY: scan_bwd writes every element of both.
+    let gx = unsafe { dev.alloc::<T>(batch * len * dim)? };
+    let gdt = unsafe { dev.alloc::<T>(batch * len * dim)? };
+    let f = dev.get_or_load_custom_func(&format!("scan_bwd_{}", T::NAME), SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(&xv)
+        .arg(&dtv)
+        .arg(&rv)
+        .arg(&gv)
+        .arg(&starts)
+        .arg(&dends);
+    b.arg(&gx).arg(&gdt).arg(grest);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&nch_);
+    let cfg = grid(dim.div_ceil(BWD_CHANNELS), nch, batch, BWD_CHANNELS * 16, 0);
+    // SAFETY: the arguments match scan_bwd's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok((gx, gdt))
+}
+
+/// Forward conv; returns the packed output [y | next prev] in `x`'s element type.
+pub fn conv_fwd(x: Arg, wb: Arg, prev: Arg, dims: Dims, k: usize) -> Result<CudaStorage> {
+    let op = "causal-conv1d";
+    check_nonempty(op, dims)?;
+    let dev = x.0.device().clone();
+    let slice = dispatch!(x.0, op, conv_fwd_t(&dev, x, wb, prev, dims, k));
+    Ok(CudaStorage { slice, device: dev })
+}
+
+fn conv_fwd_t<T: Elem>(
+    dev: &CudaDevice,
+    x: Arg,
+    wb: Arg,
+    prev: Arg,
+    (batch, len, dim): Dims,
+    k: usize,
+) -> Result<CudaSlice<T>> {
+    let op = "causal-conv1d";
+    let (xv, wv, pv) = (
+        view::<T>(x, op)?,
+        view::<f32>(wb, op)?,
+        view::<f32>(prev, op)?,
+    );
+    let chunk = conv_chunk(len);
+    let [b_, l_, d_, k_, ch_] = i32s([batch, len, dim, k, chunk])?;
+    // SAFETY: conv_fwd writes every element.
+    let out = unsafe { dev.alloc::<T>(batch * len * dim + batch * dim * (k - 1))? };
+    let f = dev.get_or_load_custom_func(&format!("conv_fwd_{}", T::NAME), CONV_MODULE, CONV_PTX)?;
+    let mut b = f.builder();
+    b.arg(&xv).arg(&wv).arg(&pv).arg(&out);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&k_).arg(&ch_);
+    let cfg = grid(
+        dim.div_ceil(CONV_BLOCK),
+        len.div_ceil(chunk).max(1),
+        batch,
+        CONV_BLOCK,
+        0,
+    );
+    // SAFETY: the arguments match conv_fwd's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(out)
+}
+
+/// Backward of the conv from the gradient `grad` of its packed output: the gradient of x (x's
+/// dtype) and the flat f32 gradient of [wb | prev].
+pub fn conv_bwd(
+    x: &Tensor,
+    wb: &Tensor,
+    prev: &Tensor,
+    grad: &Tensor,
+    k: usize,
+) -> Result<(Tensor, Tensor)> {
+    let op = "causal-conv1d backward";
+    let dims = x.dims3()?;
+    check_nonempty(op, dims)?;
+    if k > CONV_MAX_K {
+        bail!("{op}: kernel width {k} > {CONV_MAX_K} is not supported on CUDA")
+    }
+    let grad = grad.to_dtype(x.dtype())?.contiguous()?;
+    let (xs, xl) = cuda_of(x, op)?;
+    let (ws, wl) = cuda_of(wb, op)?;
+    let (ps, pl) = cuda_of(prev, op)?;
+    let (gs, gl) = cuda_of(&grad, op)?;
+    let args = [
+        (as_cuda(&xs), xl),
+        (as_cuda(&ws), wl),
+        (as_cuda(&ps), pl),
+        (as_cuda(&gs), gl),
+    ];
+    let dev = args[0].0.device().clone();
+    let rest_len = wb.elem_count() + prev.elem_count();
+    let grest = dev.alloc_zeros::<f32>(rest_len)?;
+    let gx = match &args[0].0.slice {
+        CudaStorageSlice::F32(_) => tensor(
+            conv_bwd_t::<f32>(&dev, args, &grest, dims, k)?,
+            &dev,
+            x.dims(),
+        ),
+        CudaStorageSlice::BF16(_) => tensor(
+            conv_bwd_t::<bf16>(&dev, args, &grest, dims, k)?,
+            &dev,
+            x.dims(),
+        ),
+        CudaStorageSlice::F16(_) => tensor(
+            conv_bwd_t::<f16>(&dev, args, &grest, dims, k)?,
+            &dev,
+            x.dims(),
+        ),
+        _ => bail!("{op}: expected f32, bf16 or f16 input, got {:?}", x.dtype()),
+    };
+    Ok((gx, tensor(grest, &dev, &[rest_len])))
+}
+
+fn conv_bwd_t<T: Elem>(
+    dev: &CudaDevice,
+    [x, wb, prev, grad]: [Arg; 4],
+    grest: &CudaSlice<f32>,
+    (batch, len, dim): Dims,
+    k: usize,
+) -> Result<CudaSlice<T>> {
+    let op = "causal-conv1d backward";
+    let (xv, wv, pv, gv) = (
+        view::<T>(x, op)?,
+        view::<f32>(wb, op)?,
+        view::<f32>(prev, op)?,
+        view::<T>(grad, op)?,
+    );
+    let chunk = conv_chunk(len);
+    let [b_, l_, d_, k_, ch_] = i32s([batch, len, dim, k, chunk])?;
+    // SAFETY: conv_bwd writes every element.
+    let gx = unsafe { dev.alloc::<T>(batch * len * dim)? };
+    let f = dev.get_or_load_custom_func(&format!("conv_bwd_{}", T::NAME), CONV_MODULE, CONV_PTX)?;
+    let mut b = f.builder();
+    b.arg(&xv).arg(&wv).arg(&pv).arg(&gv).arg(&gx).arg(grest);
+    b.arg(&b_).arg(&l_).arg(&d_).arg(&k_).arg(&ch_);
+    let cfg = grid(
+        dim.div_ceil(CONV_BLOCK),
+        len.div_ceil(chunk).max(1),
+        batch,
+        CONV_BLOCK,
+        0,
+    );
+    // SAFETY: the arguments match conv_bwd's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    Ok(gx)
+}
