@@ -28,23 +28,23 @@ pub struct Passage {
 
 /// Splits a document into passages of [`MIN_WORDS`] to [`MAX_WORDS`] words made of whole
 /// sentences; a sentence longer than [`MAX_WORDS`] is cut at word boundaries. Passages never
-/// cross a chapter boundary, and between two consecutive passages there is only whitespace
+/// cross a chapter boundary or a page start, and between two consecutive passages there is only whitespace
 /// (or a chapter heading's start, which belongs to the next chapter's first passage).
 pub fn split_passages(doc: &Document, doc_id: &str) -> Vec<Passage> {
-    let mut segments: Vec<(Option<usize>, Range<usize>)> = Vec::new();
-    let mut position = 0;
-    for (index, chapter) in doc.chapters.iter().enumerate() {
-        if chapter.range.start > position {
-            segments.push((None, position..chapter.range.start));
-        }
-        segments.push((Some(index), chapter.range.clone()));
-        position = chapter.range.end;
+    // Passages break at chapter boundaries and at page starts, so that each has one chapter
+    // (or none) and one page (or none).
+    let mut cuts = vec![0, doc.text.len()];
+    for chapter in &doc.chapters {
+        cuts.extend([chapter.range.start, chapter.range.end]);
     }
-    if position < doc.text.len() {
-        segments.push((None, position..doc.text.len()));
-    }
+    cuts.extend(doc.pages.iter().map(|page| page.range.start));
+    cuts.sort_unstable();
+    cuts.dedup();
+    let segments = cuts.windows(2).map(|w| {
+        let chapter = doc.chapters.iter().position(|c| c.range.contains(&w[0]));
+        (chapter, w[0]..w[1])
+    });
     segments
-        .into_iter()
         .flat_map(|(chapter, range)| {
             group(sentences(&doc.text, range))
                 .into_iter()

@@ -30,11 +30,7 @@ pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
     if looks_binary(bytes) {
         return Err(TextError::Binary);
     }
-    let decoded = match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
-    };
-    let normalised = decoded.replace("\r\n", "\n").replace('\r', "\n");
+    let normalised = decode(bytes);
     let (header, body) = split_gutenberg(&normalised);
     let text = body.trim().to_owned();
     if text.is_empty() {
@@ -49,6 +45,16 @@ pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
         chapters,
         pages: Vec::new(),
     })
+}
+
+/// Decodes text bytes: UTF-8 (a BOM is stripped), else Windows-1252; line endings become `\n`.
+pub(crate) fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let decoded = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
+    };
+    decoded.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// True for buffers with a NUL byte or where more than a tenth of the bytes are control

@@ -1,0 +1,301 @@
+//! Specification of format sniffing and parsing, on real files made by `ingest::fixtures`.
+
+use std::path::Path;
+
+use ingest::fixtures::{self, EpubFlaws, EpubVersion};
+use ingest::formats::epub::{parse_epub, EpubError};
+use ingest::formats::html::parse_html;
+use ingest::formats::markdown::parse_markdown;
+use ingest::formats::pdf::{extract_pdf, pdf_document, PdfError};
+use ingest::{sniff, split_passages, Format, SniffError};
+
+const PAGE_ONE: &str = "The lighthouse keeper counted ships every evening.\n\nHe wrote their names in a ledger bound in green leather.";
+const PAGE_TWO: &str = "A storm came from the west and the lamp went dark.";
+const PAGE_THREE: &str = "In the morning the harbour was full of broken masts.";
+
+fn page_texts(doc: &ingest::Document) -> Vec<&str> {
+    doc.pages
+        .iter()
+        .map(|p| &doc.text[p.range.clone()])
+        .collect()
+}
+
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn pdf_pages_map_to_their_text() {
+    let bytes = fixtures::pdf(&[PAGE_ONE, PAGE_TWO, PAGE_THREE]);
+    assert_eq!(sniff(&bytes, Path::new("x.bin")), Ok(Format::Pdf));
+    let doc = pdf_document(extract_pdf(&bytes).unwrap()).unwrap();
+    assert_eq!(doc.title.as_deref(), Some("Fixture PDF"));
+    assert_eq!(doc.author.as_deref(), Some("Test Author"));
+    let pages = page_texts(&doc);
+    assert_eq!(pages.len(), 3);
+    assert_eq!(words(pages[0]), words(PAGE_ONE));
+    assert_eq!(words(pages[1]), words(PAGE_TWO));
+    assert_eq!(words(pages[2]), words(PAGE_THREE));
+    assert_eq!(doc.pages[1].title.as_deref(), Some("2"));
+    // Pages are separated by a blank line and cover the text in order.
+    assert_eq!(
+        &doc.text[doc.pages[0].range.end..doc.pages[1].range.start],
+        "\n\n"
+    );
+    assert_eq!(doc.pages[2].range.end, doc.text.len());
+}
+
+#[test]
+fn pdf_passages_carry_their_page() {
+    let long_page = |word: &str| {
+        (0..60)
+            .map(|i| format!("Sentence {i} is about the {word} and nothing else."))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (a, b) = (long_page("orchard"), long_page("quarry"));
+    let doc = pdf_document(extract_pdf(&fixtures::pdf(&[&a, &b])).unwrap()).unwrap();
+    let passages = split_passages(&doc, "doc");
+    assert!(passages.len() >= 4, "{}", passages.len());
+    for passage in &passages {
+        let text = &doc.text[passage.range.clone()];
+        let page = passage.page.expect("every passage starts on a page");
+        let expected = if page == 0 { "orchard" } else { "quarry" };
+        assert!(text.contains(expected), "page {page}: {text}");
+        assert_eq!(passage.id, format!("doc:{}", passage.range.start));
+    }
+    assert!(passages.iter().any(|p| p.page == Some(1)));
+}
+
+#[test]
+fn encrypted_pdf_with_empty_user_password_opens() {
+    let bytes = fixtures::encrypted_pdf(&[PAGE_ONE, PAGE_TWO], "");
+    let doc = pdf_document(extract_pdf(&bytes).unwrap()).unwrap();
+    assert_eq!(words(page_texts(&doc)[1]), words(PAGE_TWO));
+}
+
+#[test]
+fn encrypted_pdf_with_a_password_is_reported_as_encrypted() {
+    let bytes = fixtures::encrypted_pdf(&[PAGE_ONE], "secret");
+    let err = extract_pdf(&bytes).unwrap_err();
+    assert_eq!(err, PdfError::Encrypted);
+    assert!(err.to_string().contains("encrypted"), "{err}");
+}
+
+#[test]
+fn image_only_pdf_has_no_text_layer() {
+    let bytes = fixtures::image_only_pdf(2);
+    let err = pdf_document(extract_pdf(&bytes).unwrap()).unwrap_err();
+    assert_eq!(err, PdfError::NoTextLayer { pages: 2 });
+    assert!(err.to_string().contains("no text layer"), "{err}");
+}
+
+#[test]
+fn truncated_pdf_is_reported_as_truncated() {
+    let bytes = fixtures::pdf(&[PAGE_ONE, PAGE_TWO]);
+    let err = extract_pdf(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(matches!(err, PdfError::Truncated(_)), "{err:?}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn garbage_after_the_pdf_header_is_malformed() {
+    let mut bytes = b"%PDF-1.4\n".to_vec();
+    bytes.extend_from_slice(&[b'x'; 600]);
+    bytes.extend_from_slice(b"\n%%EOF\n");
+    let err = extract_pdf(&bytes).unwrap_err();
+    assert!(matches!(err, PdfError::Malformed(_)), "{err:?}");
+}
+
+#[test]
+fn sniffing_goes_by_content_not_name() {
+    let png = fixtures::png();
+    let err = sniff(&png, Path::new("scan.pdf")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the file is a PNG image although its name ends in .pdf, not a document MemReader can read"
+    );
+    assert_eq!(sniff(b"", Path::new("a.txt")), Err(SniffError::Empty));
+    let epub = fixtures::epub(
+        EpubVersion::Three,
+        "T",
+        "A",
+        &[("C", "x")],
+        EpubFlaws::default(),
+    );
+    assert_eq!(sniff(&epub, Path::new("book.zip")), Ok(Format::Epub));
+    let html = b"<!DOCTYPE html><html><body><p>Hi</p></body></html>";
+    assert_eq!(sniff(html, Path::new("page.txt")), Ok(Format::Html));
+    assert_eq!(
+        sniff(b"# Title\n\nSome *text*.", Path::new("notes.md")),
+        Ok(Format::Markdown)
+    );
+    let md = b"# Title\n\nA [link](http://example.org) and **bold**.";
+    assert_eq!(sniff(md, Path::new("notes")), Ok(Format::Markdown));
+    assert_eq!(
+        sniff(b"Plain words.", Path::new("notes.md.txt")),
+        Ok(Format::Text)
+    );
+    let docx = {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file(
+            "word/document.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.finish().unwrap().into_inner()
+    };
+    let err = sniff(&docx, Path::new("a.epub")).unwrap_err();
+    assert!(
+        err.to_string().contains("zip archive (not an EPUB)"),
+        "{err}"
+    );
+}
+
+const CHAPTERS: [(&str, &str); 3] = [
+    (
+        "The Mill",
+        "The miller had three sons.\n\nThe eldest took the mill.",
+    ),
+    ("The Cat & the Boots", "The youngest son got only the cat."),
+    ("The Castle", "The ogre lived in a castle of grey stone."),
+];
+
+fn check_epub(version: EpubVersion) {
+    let bytes = fixtures::epub(
+        version,
+        "Puss in Boots",
+        "Charles Perrault",
+        &CHAPTERS,
+        EpubFlaws::default(),
+    );
+    let doc = parse_epub(&bytes).unwrap();
+    assert_eq!(doc.title.as_deref(), Some("Puss in Boots"));
+    assert_eq!(doc.author.as_deref(), Some("Charles Perrault"));
+    assert_eq!(doc.language.as_deref(), Some("en"));
+    let titles: Vec<_> = doc
+        .chapters
+        .iter()
+        .map(|c| c.title.as_deref().unwrap())
+        .collect();
+    assert_eq!(titles, ["The Mill", "The Cat & the Boots", "The Castle"]);
+    // The title page (not in the table of contents) comes first, outside any chapter.
+    assert!(
+        doc.text.starts_with("Puss in Boots\n\nby Charles Perrault"),
+        "{}",
+        doc.text
+    );
+    assert_eq!(
+        &doc.text[doc.chapters[0].range.clone()],
+        "The Mill\n\nThe miller had three sons.\n\nThe eldest took the mill."
+    );
+    assert_eq!(
+        &doc.text[doc.chapters[2].range.clone()],
+        "The Castle\n\nThe ogre lived in a castle of grey stone."
+    );
+    assert!(
+        !doc.text.contains("margin"),
+        "style text leaked: {}",
+        doc.text
+    );
+    let passages = split_passages(&doc, "d");
+    assert_eq!(passages.iter().filter_map(|p| p.chapter).max(), Some(2));
+}
+
+#[test]
+fn epub2_chapters_come_from_the_ncx_in_spine_order() {
+    check_epub(EpubVersion::Two);
+}
+
+#[test]
+fn epub3_chapters_come_from_the_nav_document() {
+    check_epub(EpubVersion::Three);
+}
+
+#[test]
+fn epub_with_a_missing_spine_item_names_it() {
+    let flaws = EpubFlaws {
+        missing_spine_item: true,
+        ..EpubFlaws::default()
+    };
+    let bytes = fixtures::epub(EpubVersion::Three, "T", "A", &CHAPTERS, flaws);
+    let err = parse_epub(&bytes).unwrap_err();
+    assert_eq!(
+        err,
+        EpubError::MissingSpineItem {
+            idref: "ch3".into(),
+            href: "OEBPS/Text/chapter 3.xhtml".into()
+        }
+    );
+}
+
+#[test]
+fn epub_with_a_path_traversal_entry_is_refused() {
+    let flaws = EpubFlaws {
+        path_traversal: true,
+        ..EpubFlaws::default()
+    };
+    let bytes = fixtures::epub(EpubVersion::Two, "T", "A", &CHAPTERS, flaws);
+    let err = parse_epub(&bytes).unwrap_err();
+    assert_eq!(err, EpubError::UnsafePath("../../evil.txt".into()));
+}
+
+#[test]
+fn truncated_epub_is_not_a_readable_zip() {
+    let bytes = fixtures::epub(EpubVersion::Two, "T", "A", &CHAPTERS, EpubFlaws::default());
+    let err = parse_epub(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(matches!(err, EpubError::Zip(_)), "{err:?}");
+}
+
+#[test]
+fn html_gives_visible_text_metadata_and_chapters() {
+    let html = r#"<!DOCTYPE html>
+<html lang="fr"><head><title>Les Contes</title><meta name="author" content="Perrault">
+<script>var hidden = "never shown";</script><style>body { color: red }</style></head>
+<body><h1>Les Contes</h1>
+<h2>La Belle</h2><p>Il était une fois
+   une princesse.</p><ul><li>un</li><li>deux</li></ul>
+<h2>Le Chat</h2><p>Le chat &amp; le meunier.<br>Fin.</p></body></html>"#;
+    let doc = parse_html(html.as_bytes()).unwrap();
+    assert_eq!(doc.title.as_deref(), Some("Les Contes"));
+    assert_eq!(doc.author.as_deref(), Some("Perrault"));
+    assert_eq!(doc.language.as_deref(), Some("fr"));
+    assert_eq!(
+        doc.text,
+        "Les Contes\n\nLa Belle\n\nIl était une fois une princesse.\n\nun\ndeux\n\nLe Chat\n\nLe chat & le meunier.\nFin."
+    );
+    let titles: Vec<_> = doc
+        .chapters
+        .iter()
+        .map(|c| c.title.clone().unwrap())
+        .collect();
+    assert_eq!(titles, ["La Belle", "Le Chat"]);
+    assert_eq!(
+        &doc.text[doc.chapters[1].range.clone()],
+        "Le Chat\n\nLe chat & le meunier.\nFin."
+    );
+}
+
+#[test]
+fn markdown_gives_text_without_markup() {
+    let md = "---\ntitle: Field Notes\nauthor: A. Walker\n---\n\n# Field Notes\n\n## Monday\n\nSaw a *heron* near the [river](http://example.org).\n\n- one\n- two\n\n## Tuesday\n\n```\ncode  stays\n```\n";
+    let doc = parse_markdown(md.as_bytes()).unwrap();
+    assert_eq!(doc.title.as_deref(), Some("Field Notes"));
+    assert_eq!(doc.author.as_deref(), Some("A. Walker"));
+    assert_eq!(
+        doc.text,
+        "Field Notes\n\nMonday\n\nSaw a heron near the river.\n\none\ntwo\n\nTuesday\n\ncode  stays"
+    );
+    let titles: Vec<_> = doc
+        .chapters
+        .iter()
+        .map(|c| c.title.clone().unwrap())
+        .collect();
+    assert_eq!(titles, ["Monday", "Tuesday"]);
+}
+
+#[test]
+fn empty_markup_is_an_error() {
+    assert!(parse_html(b"<html><body><script>x</script></body></html>").is_err());
+    assert!(parse_markdown(b"<!-- nothing -->\n").is_err());
+}
