@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 
 /// Added to the logit of a note a token may not see; its softmax weight underflows to 0.
-const MASKED: f64 = -1e9;
+pub const MASKED: f32 = -1e9;
 
 /// Multi-head attention from the residual stream over notes: `W_q` (d -> d_note), `W_k`, `W_v`
 /// (d_note -> d_note), `W_o` (d_note -> d), all without bias, H heads of `d_note / H`.
@@ -42,16 +42,21 @@ impl NoteAttention {
     }
 
     /// Attends from `u` (B, S, d) over notes given by their `keys`, `values` (B, V, d_note) and
-    /// `log_scores` (B, V), with `mask` (B, S, V) of 1 (visible) and 0. Returns the read
-    /// `c = W_o attn` (B, S, d) and the attention weights (B, H, S, V); a token that sees no
-    /// note reads zeros.
+    /// `log_scores` (B, V). `mask_bias` (B, S, V) is 0 where token s may see note v and
+    /// [`MASKED`] elsewhere; `seen` (B, S) is 1 for tokens that see at least one note and 0 for
+    /// the others, which read zeros. Returns the read `c = W_o attn` (B, S, d) and the attention
+    /// weights (B, H, S, V). With `differentiable` off, uses candle's fused softmax, which has
+    /// no backward pass.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         u: &Tensor,
         keys: &Tensor,
         values: &Tensor,
         log_scores: &Tensor,
-        mask: &Tensor,
+        mask_bias: &Tensor,
+        seen: &Tensor,
+        differentiable: bool,
     ) -> Result<(Tensor, Tensor)> {
         let (b, s, _) = u.dims3()?;
         let v_len = keys.dim(1)?;
@@ -60,16 +65,19 @@ impl NoteAttention {
         let heads = |t: &Tensor, len: usize| -> Result<Tensor> {
             t.reshape((b, len, h, dh))?.transpose(1, 2)?.contiguous()
         };
-        let q = heads(&self.w_q.forward(u)?, s)?;
+        let q = heads(&(self.w_q.forward(u)? / (dh as f64).sqrt())?, s)?;
         let k = heads(keys, v_len)?;
         let v = heads(values, v_len)?;
-        let logits = (q.matmul(&k.t()?)? / (dh as f64).sqrt())?;
-        let mask = mask.reshape((b, 1, s, v_len))?;
-        let bias = log_scores
-            .reshape((b, 1, 1, v_len))?
-            .broadcast_add(&((&mask - 1.0)? * -MASKED)?)?;
-        let weights = candle_nn::ops::softmax(&logits.broadcast_add(&bias)?, D::Minus1)?
-            .broadcast_mul(&mask)?;
+        let bias = mask_bias
+            .broadcast_add(&log_scores.unsqueeze(1)?)?
+            .unsqueeze(1)?;
+        let logits = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+        let weights = if differentiable {
+            candle_nn::ops::softmax(&logits, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&logits)?
+        };
+        let weights = weights.broadcast_mul(&seen.reshape((b, 1, s, 1))?)?;
         let read = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, s, n))?;
         Ok((self.w_o.forward(&read)?, weights))
     }

@@ -4,11 +4,13 @@
 //! code: the tokens are cut into segments that never cross a commit boundary (every C tokens);
 //! each layer runs its mixer over all of them at once, then reads its pool segment by segment.
 
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder, VarMap};
 
 use crate::attention::{Gate, Gating, NoteAttention};
-use crate::block::{cross_reader, Layer, NoteLayer};
+use crate::block::{cross_reader, Layer};
 use crate::config::Config;
 use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
@@ -26,11 +28,55 @@ pub const READ_BLOCK: usize = 1024;
 pub struct MemMamba {
     cfg: Config,
     fingerprint: String,
+    /// The network on the trainable variables: its outputs carry the autograd graph.
+    train: Net,
+    /// The same network on detached views of the same storage (no graph is built, so streaming
+    /// frees each block's intermediates at once); updates to the variables show in both.
+    infer: Net,
+    varmap: VarMap,
+    device: Device,
+}
+
+/// The layers of a model, on one set of weight tensors.
+#[derive(Debug, Clone)]
+struct Net {
+    /// Whether outputs must backpropagate (the weights are the trainable variables).
+    differentiable: bool,
     embedding: Embedding,
     layers: Vec<Layer>,
     norm_f: RmsNorm,
-    varmap: VarMap,
-    device: Device,
+}
+
+impl Net {
+    /// Loads the network from `vb`; with `init`, initialises the mixers in that VarMap, whose
+    /// variables then carry the autograd graph (the network is differentiable).
+    fn new(
+        cfg: &Config,
+        vb: VarBuilder,
+        mut init: Option<&mut VarMap>,
+    ) -> candle_core::Result<Self> {
+        let differentiable = init.is_some();
+        let embedding = vb.pp("backbone.embeddings").get_with_hints(
+            (cfg.vocab_size, cfg.d_model),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let layers = (0..cfg.n_layer)
+            .map(|l| {
+                let vb = vb.pp(format!("backbone.layers.{l}"));
+                Layer::new(cfg, l, vb, init.as_deref_mut())
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Self {
+            differentiable,
+            embedding: Embedding::new(embedding, cfg.d_model),
+            layers,
+            norm_f: RmsNorm::new(cfg.d_model, cfg.rms_norm_eps, vb.pp("backbone.norm_f"))?,
+        })
+    }
 }
 
 impl std::fmt::Debug for MemMamba {
@@ -54,6 +100,16 @@ fn segments(start: u64, len: usize, chunk: usize) -> Vec<(usize, usize)> {
         off += n;
     }
     out
+}
+
+/// A segment of one layer's run: its normed input `u` and mixer output `o` (B, S, d).
+struct Segment {
+    u: Tensor,
+    o: Tensor,
+    /// Record what its last token attended to.
+    record: bool,
+    /// Use only differentiable ops.
+    differentiable: bool,
 }
 
 /// The notes a view's last token attended to, from attention weights (B, H, S, V).
@@ -85,31 +141,24 @@ impl MemMamba {
     pub fn init(cfg: &Config, varmap: &VarMap, device: &Device) -> Result<Self> {
         cfg.validate()?;
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        let mut init_map = varmap.clone();
-        let embedding = vb.pp("backbone.embeddings").get_with_hints(
-            (cfg.vocab_size, cfg.d_model),
-            "weight",
-            Init::Randn {
-                mean: 0.0,
-                stdev: 0.02,
-            },
+        let train = Net::new(cfg, vb, Some(&mut varmap.clone()))?;
+        let detached: HashMap<String, Tensor> = varmap
+            .data()
+            .lock()
+            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+            .collect();
+        let infer = Net::new(
+            cfg,
+            VarBuilder::from_tensors(detached, DType::F32, device),
+            None,
         )?;
-        let layers = (0..cfg.n_layer)
-            .map(|l| {
-                Layer::new(
-                    cfg,
-                    l,
-                    vb.pp(format!("backbone.layers.{l}")),
-                    Some(&mut init_map),
-                )
-            })
-            .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             cfg: cfg.clone(),
             fingerprint: cfg.fingerprint(),
-            embedding: Embedding::new(embedding, cfg.d_model),
-            layers,
-            norm_f: RmsNorm::new(cfg.d_model, cfg.rms_norm_eps, vb.pp("backbone.norm_f"))?,
+            train,
+            infer,
             varmap: varmap.clone(),
             device: device.clone(),
         })
@@ -147,13 +196,15 @@ impl MemMamba {
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
         let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
         self.check(&state, tokens)?;
-        let r = self.run(&mut state, tokens, false)?;
-        Ok(self.logits(&r)?)
+        let r = self.run(&self.train, &mut state, tokens, false)?;
+        Ok(self.logits(&self.train, &r)?)
     }
 
     /// Streams `tokens` (B, S) of u32, S >= 1 and of any size, through `state`; returns the
     /// logits (B, vocab) after the last one. Records in the state what the last token attended
-    /// to (see [`MemoryState::attention`]).
+    /// to (see [`MemoryState::attention`]). Reads in blocks of [`READ_BLOCK`] tokens on the
+    /// detached weights (no autograd graph; train with [`MemMamba::forward`]), so memory stays
+    /// flat however much is read.
     pub fn read(&self, state: &mut MemoryState, tokens: &Tensor) -> Result<Tensor> {
         self.check(state, tokens)?;
         let len = tokens.dim(1)?;
@@ -161,12 +212,17 @@ impl MemMamba {
         let mut last = None;
         while off < len {
             let n = READ_BLOCK.min(len - off);
-            let r = self.run(state, &tokens.narrow(1, off, n)?, off + n == len)?;
+            let r = self.run(
+                &self.infer,
+                state,
+                &tokens.narrow(1, off, n)?,
+                off + n == len,
+            )?;
             last = Some(r.narrow(1, n - 1, 1)?);
             off += n;
         }
         let last = last.ok_or_else(|| invalid_state("read needs at least one token"))?;
-        Ok(self.logits(&last)?.squeeze(1)?)
+        Ok(self.logits(&self.infer, &last)?.squeeze(1)?)
     }
 
     /// Reads one token per batch row (`tokens` (B,) of u32) and returns the logits (B, vocab).
@@ -202,24 +258,30 @@ impl MemMamba {
     }
 
     /// Final norm and tied LM head: (B, T, d) -> (B, T, vocab).
-    fn logits(&self, r: &Tensor) -> candle_core::Result<Tensor> {
-        let x = self.norm_f.forward(r)?;
+    fn logits(&self, net: &Net, r: &Tensor) -> candle_core::Result<Tensor> {
+        let x = net.norm_f.forward(r)?;
         let (b, t, d) = x.dims3()?;
         x.reshape((b * t, d))?
-            .matmul(&self.embedding.embeddings().t()?)?
+            .matmul(&net.embedding.embeddings().t()?)?
             .reshape((b, t, self.cfg.vocab_size))
     }
 
     /// Runs `tokens` (B, T) through every layer from `state`, advancing it; returns the
     /// residual stream (B, T, d) after the last layer. With `trace`, records what the last
     /// token attended to.
-    fn run(&self, state: &mut MemoryState, tokens: &Tensor, trace: bool) -> Result<Tensor> {
+    fn run(
+        &self,
+        net: &Net,
+        state: &mut MemoryState,
+        tokens: &Tensor,
+        trace: bool,
+    ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let start = state.tokens_read;
         let segs = segments(start, tokens.dim(1)?, cfg.chunk);
-        let mut r = self.embedding.forward(tokens)?;
+        let mut r = net.embedding.forward(tokens)?;
         let mut views: Vec<Vec<View>> = Vec::with_capacity(cfg.n_layer);
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in net.layers.iter().enumerate() {
             let u = layer.norm.forward(&r)?;
             let ls = &mut state.layers[l];
             let (m, mixer) = layer.mixer.forward(&u, Some(&ls.mixer))?;
@@ -230,34 +292,29 @@ impl MemMamba {
                 r = o;
                 continue;
             };
-            views.push(self.write_notes(l, nl, &u, pool, start, &segs)?);
+            views.push(self.write_notes(net, l, &u, pool, start, &segs)?);
             let mut outs = Vec::with_capacity(segs.len());
             for (i, &(off, n)) in segs.iter().enumerate() {
-                let u_s = u.narrow(1, off, n)?;
-                let o_s = o.narrow(1, off, n)?;
-                let record = trace && i + 1 == segs.len();
-                let (read, token) = self.attend(
-                    state,
-                    &nl.token_attn,
-                    &nl.token_gate,
-                    &u_s,
-                    &o_s,
-                    &views[l][i],
-                    record,
-                )?;
-                let mut r_s = (o_s.clone() + read)?;
+                let seg = Segment {
+                    u: u.narrow(1, off, n)?,
+                    o: o.narrow(1, off, n)?,
+                    record: trace && i + 1 == segs.len(),
+                    differentiable: net.differentiable,
+                };
+                let (read, token) =
+                    self.attend(state, (&nl.token_attn, &nl.token_gate), &seg, &views[l][i])?;
+                let mut r_s = (&seg.o + read)?;
                 let mut cross = Vec::new();
                 if let Some((attn, gate)) = &nl.cross {
                     let window: Vec<&View> = (l + 1 - cfg.cross_layer_period..=l)
                         .map(|j| &views[j][i])
                         .collect();
                     let view = View::cat(&window, 1)?;
-                    let (read, weights) =
-                        self.attend(state, attn, gate, &u_s, &o_s, &view, record)?;
+                    let (read, weights) = self.attend(state, (attn, gate), &seg, &view)?;
                     r_s = (r_s + read)?;
                     cross = weights;
                 }
-                if record {
+                if seg.record {
                     state.attention[l] = LayerAttention { token, cross };
                 }
                 outs.push(r_s);
@@ -273,19 +330,22 @@ impl MemMamba {
     /// its notes to `pool`.
     fn write_notes(
         &self,
+        net: &Net,
         l: usize,
-        nl: &NoteLayer,
         u: &Tensor,
         pool: &mut LayerPool,
         start: u64,
         segs: &[(usize, usize)],
     ) -> Result<Vec<View>> {
         let cfg = &self.cfg;
+        let Some(nl) = &net.layers[l].notes else {
+            return Ok(Vec::new());
+        };
         let written = nl.notes.write(u)?;
         let scores = written.scores.to_vec2::<f32>()?;
         let mut kv = vec![nl.token_attn.project(&written.notes)?];
         if let Some(reader) = cross_reader(cfg, l) {
-            let cross = self.layers[reader]
+            let cross = net.layers[reader]
                 .notes
                 .as_ref()
                 .and_then(|n| n.cross.as_ref());
@@ -317,28 +377,33 @@ impl MemMamba {
             .collect()
     }
 
-    /// One gated attention read of segment `u_s` / `o_s` over `view`; counts sparse skips in
-    /// `state` and, with `record`, returns what the last token attended to.
-    #[allow(clippy::too_many_arguments)]
+    /// One gated attention read of `seg` over `view`; counts sparse skips in `state` and, with
+    /// `seg.record`, returns what the last token attended to.
     fn attend(
         &self,
         state: &mut MemoryState,
-        attn: &NoteAttention,
-        gate: &Gate,
-        u_s: &Tensor,
-        o_s: &Tensor,
+        (attn, gate): (&NoteAttention, &Gate),
+        seg: &Segment,
         view: &View,
-        record: bool,
     ) -> Result<(Tensor, Vec<Vec<NoteWeight>>)> {
         let (keys, values) = &view.notes.kv[0];
-        let mask = view.mask_tensor(u_s.device())?;
-        let (c, weights) = attn.forward(u_s, keys, values, &view.notes.log_scores, &mask)?;
-        let (read, skipped) = gate.apply(o_s, &c, state.gating, self.cfg.tau2)?;
+        let (bias, seen) = view.mask_tensors(seg.u.device())?;
+        let (c, weights) = attn.forward(
+            &seg.u,
+            keys,
+            values,
+            &view.notes.log_scores,
+            &bias,
+            &seen,
+            seg.differentiable,
+        )?;
+        let (read, skipped) = gate.apply(&seg.o, &c, state.gating, self.cfg.tau2)?;
         if state.gating == Gating::Sparse {
-            state.gate_reads += o_s.dim(0)? as u64 * o_s.dim(1)? as u64;
+            let (b, s, _) = seg.o.dims3()?;
+            state.gate_reads += (b * s) as u64;
             state.gate_skips += skipped;
         }
-        let trace = if record {
+        let trace = if seg.record {
             last_token_weights(view, &weights)?
         } else {
             Vec::new()

@@ -10,6 +10,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::attention::MASKED;
 use crate::config::PoolPolicy;
 
 /// One slot of a summary pool as seen on the host.
@@ -222,14 +223,25 @@ impl View {
         })
     }
 
-    /// The mask as a (B, S, V) tensor.
-    pub fn mask_tensor(&self, device: &Device) -> Result<Tensor> {
+    /// The mask as attention inputs: the additive bias (B, S, V), 0 where visible and
+    /// [`MASKED`] elsewhere, and per token whether it sees any note (B, S) as 1 or 0.
+    pub fn mask_tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
         let batch = self.positions.len();
-        Tensor::from_vec(
-            self.mask.clone(),
-            (batch, self.len, self.notes.len()),
-            device,
-        )
+        let width = self.notes.len();
+        let bias = self
+            .mask
+            .iter()
+            .map(|&m| if m > 0.0 { 0.0 } else { MASKED })
+            .collect();
+        let seen = self
+            .mask
+            .chunks(width)
+            .map(|row| f32::from(u8::from(row.iter().any(|&m| m > 0.0))))
+            .collect();
+        Ok((
+            Tensor::from_vec(bias, (batch, self.len, width), device)?,
+            Tensor::from_vec(seen, (batch, self.len), device)?,
+        ))
     }
 }
 
