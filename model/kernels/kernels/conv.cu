@@ -25,12 +25,14 @@ __device__ __forceinline__ float conv_in(const T* x, const float* prev, int bb, 
 
 // Grid (ceil(D / CONV_BLOCK), ceil(L / chunk), B).
 template <typename T>
-__device__ void conv_fwd(const T* x, const float* wb, const float* prev, T* out, int B, int L,
-                         int D, int K, int chunk) {
+__device__ void conv_fwd(const T* __restrict__ x, const float* __restrict__ wb,
+                         const float* __restrict__ prev, T* __restrict__ out, int B, int L, int D,
+                         int K, int chunk) {
   const int d = blockIdx.x * blockDim.x + threadIdx.x, bb = blockIdx.z;
   if (d >= D) return;
   const int km1 = K - 1, t0 = blockIdx.y * chunk, t1 = min(L, t0 + chunk);
   const float* w = wb + (size_t)d * (K + 1);
+#pragma unroll 4
   for (int t = t0; t < t1; t++) {
     float acc = w[K];
     for (int k = 0; k < K; k++) acc += w[k] * conv_in(x, prev, bb, d, t + k, L, D, km1);
@@ -56,8 +58,10 @@ __device__ __forceinline__ float conv_gin(const float* w, const T* grad, int bb,
 
 // Grid (ceil(D / CONV_BLOCK), ceil(L / chunk), B); K <= MAXK.
 template <typename T>
-__device__ void conv_bwd(const T* x, const float* wb, const float* prev, const T* grad, T* gx,
-                         float* grest, int B, int L, int D, int K, int chunk) {
+__device__ void conv_bwd(const T* __restrict__ x, const float* __restrict__ wb,
+                         const float* __restrict__ prev, const T* __restrict__ grad,
+                         T* __restrict__ gx, float* __restrict__ grest, int B, int L, int D, int K,
+                         int chunk) {
   const int d = blockIdx.x * blockDim.x + threadIdx.x, bb = blockIdx.z;
   if (d >= D) return;
   const int km1 = K - 1, t0 = blockIdx.y * chunk, t1 = min(L, t0 + chunk);

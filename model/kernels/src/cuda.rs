@@ -20,7 +20,7 @@ const SCAN_MODULE: &str = "memmamba_scan";
 const CONV_MODULE: &str = "memmamba_conv";
 
 // Must match the #defines of scan.cu and conv.cu.
-const TILE: usize = 32;
+const TILE: usize = 16;
 const FWD_BLOCK: usize = 128;
 const BWD_CHUNK: usize = 256;
 const BWD_CHANNELS: usize = 16;
@@ -30,6 +30,11 @@ const CONV_MAX_K: usize = 16;
 const CONV_CHUNK: usize = 64;
 /// Threads (batch x chunk x channel) the forward scan aims for, to fill the GPU at batch 1.
 const FWD_THREADS: usize = 1 << 18;
+/// Blocks the scan backward aims for: channel groups of a (batch, chunk) get their own blocks
+/// until there are this many.
+const BWD_BLOCKS: usize = 2048;
+/// Most blocks summing the per-chunk parts of the gradient of a, per element.
+const GA_SPLIT: usize = 64;
 /// Grid y limit of a launch.
 const MAX_GRID_Y: usize = 65535;
 
@@ -328,8 +333,21 @@ fn scan_bwd_t<T: Elem>(
         .arg(&dends);
     b.arg(&gx).arg(&gdt).arg(grest);
     b.arg(&b_).arg(&l_).arg(&d_).arg(&n_).arg(&nch_);
-    let cfg = grid(dim.div_ceil(BWD_CHANNELS), nch, batch, BWD_CHANNELS * 16, 0);
+    let groups = BWD_BLOCKS
+        .div_ceil(batch * nch)
+        .clamp(1, dim.div_ceil(BWD_CHANNELS));
+    let cfg = grid(groups, nch, batch, BWD_CHANNELS * 16, 0);
     // SAFETY: the arguments match scan_bwd's signature.
+    unsafe { b.launch(cfg) }.w()?;
+
+    // scan_bwd left the gradient of a per (batch, chunk) in `starts`.
+    let parts = batch * nch;
+    let [parts_] = i32s([parts])?;
+    let f = dev.get_or_load_custom_func("scan_ga_reduce", SCAN_MODULE, SCAN_PTX)?;
+    let mut b = f.builder();
+    b.arg(&starts).arg(grest).arg(&d_).arg(&n_).arg(&parts_);
+    let cfg = grid((dim * n).div_ceil(256), parts.min(GA_SPLIT), 1, 256, 0);
+    // SAFETY: the arguments match scan_ga_reduce's signature.
     unsafe { b.launch(cfg) }.w()?;
     Ok((gx, gdt))
 }
