@@ -114,6 +114,17 @@ impl MemoryState {
                 found: header.config_fingerprint,
             });
         }
+        // check the batch against a tensor before allocating a state of that size
+        let conv_batch = metadata
+            .tensors()
+            .get("layers.0.conv")
+            .and_then(|info| info.shape.first().copied());
+        if conv_batch != Some(header.batch) {
+            return Err(invalid_state(format!(
+                "the header says batch {}, the tensors {conv_batch:?}",
+                header.batch
+            )));
+        }
         let mut state = MemoryState::new(cfg, header.batch, device)?;
         if header.layers.len() != cfg.n_layer {
             return Err(invalid_state(format!(

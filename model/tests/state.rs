@@ -103,6 +103,13 @@ fn a_damaged_state_is_an_error_not_a_panic() {
     edited[at..at + to.len()].copy_from_slice(to);
     let err = MemoryState::from_bytes(&cfg, &edited, &Device::Cpu).unwrap_err();
     assert!(matches!(err, ModelError::Invalid { .. }), "{err}");
+    // a header claiming a huge batch is refused before anything that size is allocated
+    let (from, to) = (br#"batch\":1,"#, br#"batch\":9,"#);
+    let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+    let mut edited = bytes.clone();
+    edited[at..at + to.len()].copy_from_slice(to);
+    let err = MemoryState::from_bytes(&cfg, &edited, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("batch 9"), "{err}");
 }
 
 #[test]
