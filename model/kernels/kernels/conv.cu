@@ -9,12 +9,14 @@
 //   y_t[d] = bias[d] + sum_k w[d, k] * in_{t + k}[d],   in = prev ++ x (padded time p)
 //
 // One thread per (batch, channel, chunk of time steps); a block covers CONV_BLOCK consecutive
-// channels, so every row access is coalesced; the K taps of one output re-read the rows of the
-// previous steps, which the same thread has just read (cache hits).
+// channels, so every row access is coalesced. For K in 2..=4 (`conv_*_k`) a thread keeps its K
+// inputs (and, backward, K gradients) in a register window and loads the rows of TT steps at
+// once; other widths re-read the K taps of each output through the cache.
 #include "common.cuh"
 
 #define CONV_BLOCK 128
 #define MAXK 16  // kernel widths up to MAXK in the backward (one register per tap)
+#define TT 16    // steps whose rows the windowed kernels load at once
 
 // Input at padded time p (p < K - 1: prev; else x[p - K + 1]).
 template <typename T>
@@ -90,15 +92,127 @@ __device__ void conv_bwd(const T* __restrict__ x, const float* __restrict__ wb,
   for (int m = 0; m < km1; m++) gprev[m] = conv_gin(w, grad, bb, d, m, B, L, D, K);
 }
 
+// Forward with the K inputs of the current step in registers (compile-time K).
+template <typename T, int K>
+__device__ void conv_fwd_k(const T* __restrict__ x, const float* __restrict__ wb,
+                           const float* __restrict__ prev, T* __restrict__ out, int B, int L,
+                           int D, int chunk) {
+  const int d = blockIdx.x * blockDim.x + threadIdx.x, bb = blockIdx.z;
+  if (d >= D) return;
+  const int km1 = K - 1, t0 = blockIdx.y * chunk, t1 = min(L, t0 + chunk);
+  const size_t col = (size_t)bb * L * D + d;
+  float w[K], win[K];
+#pragma unroll
+  for (int k = 0; k < K; k++) w[k] = wb[(size_t)d * (K + 1) + k];
+  const float bias = wb[(size_t)d * (K + 1) + K];
+#pragma unroll
+  for (int k = 0; k < K - 1; k++) win[k] = conv_in(x, prev, bb, d, t0 + k, L, D, km1);
+  for (int t = t0; t < t1; t += TT) {
+    float xs[TT];
+#pragma unroll
+    for (int j = 0; j < TT; j++) xs[j] = t + j < t1 ? ld(x + col + (size_t)(t + j) * D) : 0.f;
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+      if (t + j < t1) {
+        win[K - 1] = xs[j];  // input at padded time t + j + K - 1 is x[t + j]
+        float acc = bias;
+#pragma unroll
+        for (int k = 0; k < K; k++) acc += w[k] * win[k];
+        st(out + col + (size_t)(t + j) * D, acc);
+#pragma unroll
+        for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
+      }
+    }
+  }
+  if (blockIdx.y != 0) return;
+  T* next = out + (size_t)B * L * D + ((size_t)bb * D + d) * km1;
+  for (int m = 0; m < km1; m++) st(next + m, conv_in(x, prev, bb, d, L + m, L, D, km1));
+}
+
+// Backward with register windows of the K inputs and the K output gradients that touch the
+// current step (compile-time K).
+template <typename T, int K>
+__device__ void conv_bwd_k(const T* __restrict__ x, const float* __restrict__ wb,
+                           const float* __restrict__ prev, const T* __restrict__ grad,
+                           T* __restrict__ gx, float* __restrict__ grest, int B, int L, int D,
+                           int chunk) {
+  const int d = blockIdx.x * blockDim.x + threadIdx.x, bb = blockIdx.z;
+  if (d >= D) return;
+  const int km1 = K - 1, t0 = blockIdx.y * chunk, t1 = min(L, t0 + chunk);
+  const size_t col = (size_t)bb * L * D + d;
+  const T* gnext = grad + (size_t)B * L * D + ((size_t)bb * D + d) * km1;
+  float w[K], win[K], gwin[K], gw[K], gbias = 0.f;
+#pragma unroll
+  for (int k = 0; k < K; k++) {
+    w[k] = wb[(size_t)d * (K + 1) + k];
+    gw[k] = 0.f;
+  }
+  // win[k] = input at padded time t + k; gwin[k] = gradient of y at time t + k (0 past L).
+#pragma unroll
+  for (int k = 0; k < K - 1; k++) {
+    win[k] = conv_in(x, prev, bb, d, t0 + k, L, D, km1);
+    gwin[k] = t0 + k < L ? ld(grad + col + (size_t)(t0 + k) * D) : 0.f;
+  }
+  for (int t = t0; t < t1; t += TT) {
+    float xs[TT], gs[TT];
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+      xs[j] = t + j < t1 ? ld(x + col + (size_t)(t + j) * D) : 0.f;
+      const int tg = t + j + km1;
+      gs[j] = (t + j < t1 && tg < L) ? ld(grad + col + (size_t)tg * D) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < TT; j++) {
+      const int s = t + j;
+      if (s < t1) {
+        win[K - 1] = xs[j];
+        gwin[K - 1] = gs[j];
+        // x[s] sits at padded time p = s + K - 1 and feeds y at times p - k.
+        float g = 0.f;
+#pragma unroll
+        for (int k = 0; k < K; k++) g += w[k] * gwin[K - 1 - k];
+        if (s + km1 >= L) g += ld(gnext + s + km1 - L);
+        st(gx + col + (size_t)s * D, g);
+        // y at time s reads the inputs at padded times s .. s + K - 1.
+        gbias += gwin[0];
+#pragma unroll
+        for (int k = 0; k < K; k++) gw[k] += gwin[0] * win[k];
+#pragma unroll
+        for (int k = 0; k < K - 1; k++) {
+          win[k] = win[k + 1];
+          gwin[k] = gwin[k + 1];
+        }
+      }
+    }
+  }
+  float* gwb = grest + (size_t)d * (K + 1);
+#pragma unroll
+  for (int k = 0; k < K; k++) atomicAdd(gwb + k, gw[k]);
+  atomicAdd(gwb + K, gbias);
+  if (blockIdx.y != 0) return;
+  float* gprev = grest + (size_t)D * (K + 1) + ((size_t)bb * D + d) * km1;
+  for (int m = 0; m < km1; m++) gprev[m] = conv_gin(w, grad, bb, d, m, B, L, D, K);
+}
+
 #define CONV(NAME, T)                                                                          \
   extern "C" __global__ void conv_fwd_##NAME(const T* x, const float* wb, const float* prev,  \
                                              T* out, int B, int L, int D, int K, int chunk) { \
-    conv_fwd<T>(x, wb, prev, out, B, L, D, K, chunk);                                         \
+    switch (K) {                                                                              \
+      case 2: conv_fwd_k<T, 2>(x, wb, prev, out, B, L, D, chunk); break;                      \
+      case 3: conv_fwd_k<T, 3>(x, wb, prev, out, B, L, D, chunk); break;                      \
+      case 4: conv_fwd_k<T, 4>(x, wb, prev, out, B, L, D, chunk); break;                      \
+      default: conv_fwd<T>(x, wb, prev, out, B, L, D, K, chunk);                              \
+    }                                                                                         \
   }                                                                                           \
   extern "C" __global__ void conv_bwd_##NAME(const T* x, const float* wb, const float* prev,  \
                                              const T* grad, T* gx, float* grest, int B, int L, \
                                              int D, int K, int chunk) {                       \
-    conv_bwd<T>(x, wb, prev, grad, gx, grest, B, L, D, K, chunk);                             \
+    switch (K) {                                                                              \
+      case 2: conv_bwd_k<T, 2>(x, wb, prev, grad, gx, grest, B, L, D, chunk); break;          \
+      case 3: conv_bwd_k<T, 3>(x, wb, prev, grad, gx, grest, B, L, D, chunk); break;          \
+      case 4: conv_bwd_k<T, 4>(x, wb, prev, grad, gx, grest, B, L, D, chunk); break;          \
+      default: conv_bwd<T>(x, wb, prev, grad, gx, grest, B, L, D, K, chunk);                  \
+    }                                                                                         \
   }
 
 CONV(f32, float)
