@@ -1,6 +1,7 @@
 //! MemReader: the library behind the CLI and the desktop app.
 
 pub mod book;
+pub mod library;
 
 /// The version of MemReader, as built.
 pub fn version() -> &'static str {

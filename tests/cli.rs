@@ -24,6 +24,18 @@ fn demo_opens_every_bundled_book_and_says_what_is_missing() {
     assert!(stdout.contains("household-stories-grimm.txt"), "{stdout}");
     assert!(stdout.contains("intentions-wilde.txt"), "{stdout}");
     assert!(stdout.contains("passages"), "{stdout}");
+    assert!(stdout.contains("Ingested 2 book(s)"), "{stdout}");
+    // Searches print hits with their citation and the matched terms marked.
+    assert!(
+        stdout.contains("Search wolf grandmother: 2 hit(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("«wolf»") || stdout.contains("«grandmother»"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("«imitates»"), "{stdout}");
+    assert!(stdout.contains("[bytes "), "{stdout}");
     assert!(stdout.contains("Not there yet"), "{stdout}");
 }
 

@@ -15,13 +15,20 @@ pub fn pdf(pages: &[&str]) -> Vec<u8> {
     save(&mut pdf_document(
         pages,
         Some(("Fixture PDF", "Test Author")),
+        "WinAnsiEncoding",
     ))
+}
+
+/// A well-formed PDF whose font names an encoding that does not exist: pdf-extract 0.12
+/// panics on it ("unexpected encoding"), as it does on many real files.
+pub fn panicking_pdf() -> Vec<u8> {
+    save(&mut pdf_document(&["Unreadable."], None, "NoSuchEncoding"))
 }
 
 /// Like [`pdf`], encrypted (RC4, 128-bit) with the given user password; an empty one makes a
 /// PDF that viewers open without asking.
 pub fn encrypted_pdf(pages: &[&str], user_password: &str) -> Vec<u8> {
-    let mut doc = pdf_document(pages, None);
+    let mut doc = pdf_document(pages, None, "WinAnsiEncoding");
     let id = Object::String(b"0123456789abcdef".to_vec(), StringFormat::Literal);
     doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
     let state = lopdf::EncryptionState::try_from(lopdf::EncryptionVersion::V2 {
@@ -90,14 +97,14 @@ pub fn image_only_pdf(pages: usize) -> Vec<u8> {
     save(&mut doc)
 }
 
-fn pdf_document(pages: &[&str], info: Option<(&str, &str)>) -> Document {
+fn pdf_document(pages: &[&str], info: Option<(&str, &str)>, encoding: &str) -> Document {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
     let font_id = doc.add_object(dictionary! {
         "Type" => "Font",
         "Subtype" => "Type1",
         "BaseFont" => "Helvetica",
-        "Encoding" => "WinAnsiEncoding",
+        "Encoding" => encoding,
     });
     let mut kids = Vec::new();
     for page in pages {

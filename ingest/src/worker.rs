@@ -63,6 +63,12 @@ impl PdfWorker {
         let started = Instant::now();
         let status = loop {
             match child.try_wait() {
+                // Finishing late is not finishing in time, however the polling fell.
+                Ok(Some(_)) if started.elapsed() > self.timeout => {
+                    return Err(PdfError::Timeout {
+                        millis: self.timeout.as_millis() as u64,
+                    })
+                }
                 Ok(Some(status)) => break status,
                 Ok(None) if started.elapsed() >= self.timeout => {
                     // Killing fails only if it already exited; the wait below reaps it.
@@ -105,6 +111,15 @@ impl PdfWorker {
             if status.signal() == Some(libc::SIGXCPU) {
                 return PdfError::Timeout {
                     millis: self.timeout.as_millis() as u64,
+                };
+            }
+            // Killed by a memory fault with nothing said: the address-space limit left the
+            // loader or the allocator no room (a Rust panic, abort or stack overflow writes
+            // a message first).
+            let memory_fault = [libc::SIGSEGV, libc::SIGBUS, libc::SIGKILL];
+            if status.signal().is_some_and(|s| memory_fault.contains(&s)) && stderr.is_empty() {
+                return PdfError::OutOfMemory {
+                    mib: self.memory_limit_mib,
                 };
             }
             if let Some(signal) = status.signal() {

@@ -124,6 +124,7 @@ fn corpus(dir: &Path) {
         ),
     );
     write("binary.txt", b"\x00\x01\x02\x00\x00");
+    write("crash.pdf", &fixtures::panicking_pdf());
     // Not picked up when walking a folder: hidden, or not a document extension.
     write(".hidden.txt", b"hidden words");
     write("image.png", &fixtures::png());
@@ -174,6 +175,10 @@ fn bulk_ingestion_reads_good_files_and_reports_each_bad_one() {
         ),
         ("evil.epub", "unsafe path \"../../evil.txt\""),
         ("binary.txt", "does not look like plain text"),
+        (
+            "crash.pdf",
+            "the pdf parser crashed on this file: unexpected encoding",
+        ),
     ];
     for (name, message) in expect {
         let line = failure(name);
