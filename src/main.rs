@@ -351,7 +351,7 @@ fn demo(dir: PathBuf) -> Result<()> {
     let _ = std::fs::remove_dir_all(&library_dir);
     result?;
     println!(
-        "\nNot there yet: the MemMamba model and its trained weights, reading a document into \
+        "\nNot there yet: trained MemMamba weights, reading a document into the model's \
          memory, asking questions with model-ranked citations, snapshots (see README.md, Status)."
     );
     Ok(())
