@@ -1,7 +1,7 @@
 //! Ingestion benchmark: parse throughput per format (in process, one thread), then a whole
 //! library ingestion of the same files, then `pdftotext` on the same PDFs if it is installed.
 //!
-//!     cargo run --release -p ingest --example bench_ingest [-- SCALE]
+//!     [MEMREADER_BIN=target/debug/memreader] cargo run -p ingest --example bench_ingest [-- SCALE]
 //!
 //! The inputs are generated (`ingest::fixtures`) from English-like text, plus the bundled demo
 //! books as real plain text. SCALE (default 1) multiplies the number of files.
@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use ingest::fixtures::{self, EpubFlaws, EpubVersion};
-use ingest::{parse, sniff, split_passages, IngestOptions, Library, PdfIsolation};
+use ingest::{parse, sniff, split_passages, IngestOptions, Library, PdfIsolation, PdfWorker};
 
 const WORDS: [&str; 24] = [
     "river", "lantern", "harbour", "orchard", "winter", "letter", "garden", "stone", "candle",
@@ -193,6 +193,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total_bytes as f64 / 1e6 / seconds,
         report.failed.len()
     );
+
+    match std::env::var_os("MEMREADER_BIN") {
+        Some(bin) => {
+            let worker = PdfWorker::new(bin.into(), vec!["__extract-pdf".into()]);
+            let library = Library::open(&dir.path().join("library-workers"))?;
+            let started = Instant::now();
+            let report = library.ingest(
+                &[corpus.join("pdf")],
+                &IngestOptions::new(PdfIsolation::Worker(worker)),
+                &mut |_| {},
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            let pages: usize = report.ingested.iter().map(|d| d.pages).sum();
+            println!(
+                "\nPDFs through worker processes (memreader __extract-pdf, {threads} threads, \
+                 indexed): {} files, {pages} pages in {seconds:.2} s = {:.0} pages/s; {} failed.",
+                report.ingested.len(),
+                pages as f64 / seconds,
+                report.failed.len()
+            );
+        }
+        None => println!(
+            "\nSet MEMREADER_BIN to a memreader binary to time PDFs in worker processes too."
+        ),
+    }
 
     let pdfs: Vec<&PathBuf> = files
         .iter()
