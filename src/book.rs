@@ -61,6 +61,34 @@ impl Book {
     pub fn words(&self) -> usize {
         self.document.text.split_whitespace().count()
     }
+
+    /// What a library view shows of the book (the desktop app's list of books).
+    pub fn summary(&self) -> BookSummary {
+        BookSummary {
+            title: self.title(),
+            author: self.document.author.clone(),
+            file: self
+                .path
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            words: self.words(),
+            chapters: self.document.chapters.len(),
+            passages: self.passages.len(),
+        }
+    }
+}
+
+/// A book's title, author and size, as the app shows it in its list of books.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BookSummary {
+    pub title: String,
+    pub author: Option<String>,
+    /// The file name, without its folder.
+    pub file: String,
+    pub words: usize,
+    pub chapters: usize,
+    pub passages: usize,
 }
 
 /// The bundled demo books (`assets/demo/*.txt`), sorted by name.
