@@ -5,7 +5,7 @@
 //! A crash, a timeout or an exhausted limit becomes a [`PdfError`] for that one file.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -86,7 +86,12 @@ impl PdfWorker {
         let stderr = stderr.map(join_output).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr);
         if status.success() {
-            return serde_json::from_slice::<Result<PdfText, PdfError>>(&stdout).map_err(|e| {
+            // The answer is the last line: anything a library printed comes before it.
+            let answer = stdout
+                .split(|&b| b == b'\n')
+                .rfind(|line| !line.is_empty())
+                .unwrap_or_default();
+            return serde_json::from_slice::<Result<PdfText, PdfError>>(answer).map_err(|e| {
                 PdfError::Worker(format!(
                     "its answer is not valid JSON ({e}); stderr: {stderr}"
                 ))
@@ -179,7 +184,7 @@ fn join_output(handle: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 /// The worker's side: extracts the PDF at `path` in this process, catching panics, and writes
-/// the result (`{"Ok": PdfText}` or `{"Err": PdfError}`) as JSON to stdout. Returns the
+/// the result (`{"Ok": PdfText}` or `{"Err": PdfError}`) as one line of JSON to stdout. Returns the
 /// process exit code: 0 when an answer was written, 2 when stdout failed.
 pub fn worker_main(path: &Path) -> i32 {
     panic::set_hook(Box::new(|info| {
@@ -201,7 +206,13 @@ pub fn worker_main(path: &Path) -> i32 {
         },
     };
     let stdout = std::io::stdout();
-    match serde_json::to_writer(stdout.lock(), &result) {
+    let mut out = stdout.lock();
+    let written = out
+        .write_all(b"\n")
+        .map_err(serde_json::Error::io)
+        .and_then(|()| serde_json::to_writer(&mut out, &result))
+        .and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io));
+    match written {
         Ok(()) => 0,
         Err(_) => 2,
     }
