@@ -116,7 +116,9 @@ impl Gate {
         gating: Gating,
         tau2: f64,
     ) -> Result<(Tensor, u64)> {
-        let g = candle_nn::ops::sigmoid(&self.w_g.forward(&Tensor::cat(&[o, c], D::Minus1)?)?)?;
+        // cat along the last dim gives a strided tensor, which CUDA's matmul refuses.
+        let oc = Tensor::cat(&[o, c], D::Minus1)?.contiguous()?;
+        let g = candle_nn::ops::sigmoid(&self.w_g.forward(&oc)?)?;
         match gating {
             Gating::Soft => Ok((c.broadcast_mul(&g)?, 0)),
             Gating::Sparse => {
