@@ -151,17 +151,18 @@ impl Trainer {
         tokenizer: &BookTokenizer,
         step: u64,
     ) -> Result<Vec<Sample>, TrainError> {
-        let mut rng = Rng::for_step(self.config.seed, step);
-        (0..self.config.batch)
-            .map(|_| {
-                draw_sample(
-                    store,
-                    tokenizer,
-                    &self.config.mix,
-                    self.config.seq_len,
-                    &mut rng,
-                )
-            })
+        self.draw_batch(store, tokenizer, Rng::for_step(self.config.seed, step))
+    }
+
+    fn draw_batch(
+        &self,
+        store: &TokenStore,
+        tokenizer: &BookTokenizer,
+        mut rng: Rng,
+    ) -> Result<Vec<Sample>, TrainError> {
+        let c = &self.config;
+        (0..c.batch)
+            .map(|_| draw_sample(store, tokenizer, &c.mix, c.seq_len, &mut rng))
             .collect()
     }
 
@@ -198,18 +199,8 @@ impl Trainer {
     ) -> Result<f64, TrainError> {
         let mut total = 0.0;
         for i in 0..self.config.eval_batches {
-            let mut rng = Rng::for_step(self.config.seed ^ 0xE7A1, i as u64);
-            let samples = (0..self.config.batch)
-                .map(|_| {
-                    draw_sample(
-                        store,
-                        tokenizer,
-                        &self.config.mix,
-                        self.config.seq_len,
-                        &mut rng,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let rng = Rng::for_step(self.config.seed ^ 0xE7A1, i as u64);
+            let samples = self.draw_batch(store, tokenizer, rng)?;
             total += self.loss(&samples)?.to_scalar::<f32>()? as f64;
         }
         Ok(total / self.config.eval_batches.max(1) as f64)
