@@ -24,7 +24,8 @@ pub enum TextError {
 /// start at heading lines such as `CHAPTER I`, `Chapter 12.`, `BOOK II` or `PART ONE` that
 /// stand on a line of their own after a blank line; each runs to the next heading or the end.
 /// A heading directly followed by another (`VOLUME I`, then `CHAPTER I`) starts one chapter
-/// titled `VOLUME I / CHAPTER I`.
+/// titled `VOLUME I / CHAPTER I`. A book with no such headings (collections of stories or
+/// essays) is divided at its upper-case titles instead: see [`title_headings`].
 pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if looks_binary(bytes) {
@@ -128,6 +129,15 @@ fn header_field(header: &str, name: &str) -> Option<String> {
 }
 
 fn detect_chapters(text: &str) -> Vec<Section> {
+    let mut starts = keyword_headings(text);
+    if starts.is_empty() {
+        starts = title_headings(text);
+    }
+    sections(text, starts)
+}
+
+/// Chapter starts at keyword headings (`CHAPTER IV. The Ball`, see [`is_heading`]).
+fn keyword_headings(text: &str) -> Vec<(usize, String)> {
     let mut starts: Vec<(usize, String)> = Vec::new();
     let mut previous_blank = true;
     for (range, line) in lines(text) {
@@ -146,6 +156,50 @@ fn detect_chapters(text: &str) -> Vec<Section> {
         }
         previous_blank = trimmed.is_empty();
     }
+    starts
+}
+
+/// Chapter starts at upper-case titles, as story and essay collections set them: one to three
+/// lines of capitals, not indented (indented ones are tables of contents), not ending in a
+/// page number, after two blank lines (or at the start) and before a blank line, the lines
+/// joined as the title (`THE CRITIC AS ARTIST WITH SOME REMARKS ...`). Fewer than two such
+/// titles is no division at all.
+fn title_headings(text: &str) -> Vec<(usize, String)> {
+    let all: Vec<(Range<usize>, &str)> = lines(text).collect();
+    let blank = |i: usize| all.get(i).is_none_or(|(_, line)| line.trim().is_empty());
+    let is_title_line = |line: &str| {
+        line.len() <= 80
+            && !line.starts_with(char::is_whitespace)
+            && line.chars().any(char::is_alphabetic)
+            && !line.chars().any(char::is_lowercase)
+            && !line.trim_end().ends_with(|c: char| c.is_ascii_digit())
+    };
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        let after_gap = i == 0 || (i >= 2 && blank(i - 1) && blank(i - 2));
+        let run = (i..all.len().min(i + 4))
+            .take_while(|&j| is_title_line(all[j].1))
+            .count();
+        if after_gap && (1..=3).contains(&run) && blank(i + run) {
+            let title: Vec<&str> = all[i..i + run]
+                .iter()
+                .map(|(_, line)| line.trim())
+                .collect();
+            starts.push((all[i].0.start, title.join(" ")));
+            i += run;
+        } else {
+            i += 1;
+        }
+    }
+    if starts.len() < 2 {
+        starts.clear();
+    }
+    starts
+}
+
+/// Each start runs to the next one, or to the end of the text.
+fn sections(text: &str, starts: Vec<(usize, String)>) -> Vec<Section> {
     let ends: Vec<usize> = starts
         .iter()
         .skip(1)
