@@ -17,8 +17,9 @@ echo "== cargo test"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 failed=0
-# With the app's custom-protocol feature, as the e2e build below, so both share one build.
-cargo test --workspace --locked --features memreader-app/custom-protocol 2>&1 |
+# With the app's custom-protocol feature, as the e2e build below, so both share one build;
+# --no-fail-fast so that one failing test binary does not hide the others' counts.
+cargo test --workspace --locked --no-fail-fast --features memreader-app/custom-protocol 2>&1 |
   tee "$logs/cargo.log" || failed=1
 echo "== ui: vitest"
 (cd ui && NO_COLOR=1 npx vitest run --reporter=default --reporter=json \

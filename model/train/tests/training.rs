@@ -39,11 +39,12 @@ fn a_few_steps_on_a_fixed_batch_reduce_its_loss() {
     let batch = trainer.batch(&store, tokenizer, 0).unwrap();
     let (first, norm) = trainer.train_step(&batch).unwrap();
     assert!(norm.is_finite() && norm > 0.0);
-    for _ in 0..8 {
+    // The initialisation is random: runs end near 0.73 x the first loss; the bound leaves room.
+    for _ in 0..30 {
         trainer.train_step(&batch).unwrap();
     }
     let after = trainer.loss(&batch).unwrap().to_scalar::<f32>().unwrap() as f64;
-    assert!(after < first * 0.9, "loss {first} -> {after}");
+    assert!(after < first * 0.85, "loss {first} -> {after}");
 }
 
 #[test]
