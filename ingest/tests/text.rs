@@ -156,17 +156,19 @@ fn binary_input_is_an_error() {
         .contains("not look like plain text"));
 }
 
+fn chapter_titles(doc: &ingest::Document) -> Vec<&str> {
+    doc.chapters
+        .iter()
+        .map(|c| c.title.as_deref().unwrap())
+        .collect()
+}
+
 #[test]
 fn a_collection_without_chapter_headings_is_divided_at_its_capital_titles() {
     let text = "STORIES FOR A WINTER\n\nA preface in ordinary words.\n\nCONTENTS\n\n    THE MILL       1\n    THE RIVER     9\n\n\nTHE MILL\n\n\nOnce there was a mill. Its wheel turned.\n\n\nTHE RIVER\nAND THE SEA\n\nThe river ran to the sea. SHOUTING in the middle of a line is no title.\n";
     let doc = parse_text(text.as_bytes()).unwrap();
-    let titles: Vec<_> = doc
-        .chapters
-        .iter()
-        .map(|c| c.title.as_deref().unwrap())
-        .collect();
     assert_eq!(
-        titles,
+        chapter_titles(&doc),
         ["STORIES FOR A WINTER", "THE MILL", "THE RIVER AND THE SEA"]
     );
     assert!(doc.text[doc.chapters[1].range.clone()].ends_with("Its wheel turned."));
@@ -177,12 +179,7 @@ fn a_collection_without_chapter_headings_is_divided_at_its_capital_titles() {
 fn capital_titles_are_not_used_when_keyword_headings_exist_or_when_there_is_only_one() {
     let keyworded = "A NOVEL\n\n\nCHAPTER I\n\nIt began.\n\n\nINTERLUDE\n\nA pause.\n\n\nCHAPTER II\n\nIt ended.\n";
     let doc = parse_text(keyworded.as_bytes()).unwrap();
-    let titles: Vec<_> = doc
-        .chapters
-        .iter()
-        .map(|c| c.title.as_deref().unwrap())
-        .collect();
-    assert_eq!(titles, ["CHAPTER I", "CHAPTER II"]);
+    assert_eq!(chapter_titles(&doc), ["CHAPTER I", "CHAPTER II"]);
 
     let single = "Some prose here.\n\n\nTHE END\n";
     assert!(parse_text(single.as_bytes()).unwrap().chapters.is_empty());
