@@ -1,8 +1,11 @@
 //! The Mamba-1 mixer (MODEL.md section 2): streaming, causality, state size, initialisation,
 //! and agreement with a plain token-by-token Mamba-1 step.
 
+mod common;
+
 use candle_core::{DType, Device, IndexOp, Tensor, D};
 use candle_nn::{ops::silu, VarBuilder, VarMap};
+use common::max_abs_diff;
 use memmamba::{Config, MambaMixer, MixerState};
 
 const BATCH: usize = 2;
@@ -29,19 +32,6 @@ fn input(len: usize) -> Tensor {
         &Device::Cpu,
     )
     .unwrap()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

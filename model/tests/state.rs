@@ -44,14 +44,20 @@ fn read_a_save_load_read_b_equals_reading_a_then_b() {
     assert_eq!(max_abs_diff(&expected, &got), 0.0);
 }
 
-#[test]
-fn a_state_made_with_another_config_is_refused_with_an_error() {
+/// A busy tiny model's state after reading 9 tokens, with its config.
+fn state_after_nine_tokens() -> (Config, MemoryState) {
     let cfg = busy_tiny(PoolPolicy::Priority);
     let model = model(&cfg);
     let mut state = model.new_state(1).unwrap();
     model
         .read(&mut state, &tokens(1, 9, cfg.vocab_size, 3))
         .unwrap();
+    (cfg, state)
+}
+
+#[test]
+fn a_state_made_with_another_config_is_refused_with_an_error() {
+    let (cfg, state) = state_after_nine_tokens();
     let bytes = state.to_bytes().unwrap();
 
     let others = [
@@ -83,12 +89,7 @@ fn a_state_made_with_another_config_is_refused_with_an_error() {
 
 #[test]
 fn a_damaged_state_is_an_error_not_a_panic() {
-    let cfg = busy_tiny(PoolPolicy::Priority);
-    let model = model(&cfg);
-    let mut state = model.new_state(1).unwrap();
-    model
-        .read(&mut state, &tokens(1, 9, cfg.vocab_size, 3))
-        .unwrap();
+    let (cfg, state) = state_after_nine_tokens();
     let bytes = state.to_bytes().unwrap();
     for cut in [0, 7, bytes.len() / 2, bytes.len() - 1] {
         assert!(MemoryState::from_bytes(&cfg, &bytes[..cut], &Device::Cpu).is_err());
