@@ -79,19 +79,8 @@ pub fn image_only_pdf(pages: usize) -> Vec<u8> {
                 Operation::new("Q", vec![]),
             ],
         };
-        let content_id = doc.add_object(Stream::new(
-            dictionary! {},
-            content.encode().expect("content encodes"),
-        ));
-        kids.push(
-            doc.add_object(dictionary! {
-                "Type" => "Page",
-                "Parent" => pages_id,
-                "Contents" => content_id,
-                "Resources" => dictionary! { "XObject" => dictionary! { "Im1" => image_id } },
-            })
-            .into(),
-        );
+        let resources = dictionary! { "XObject" => dictionary! { "Im1" => image_id } };
+        kids.push(add_page(&mut doc, pages_id, content, resources));
     }
     finish(&mut doc, pages_id, kids, None);
     save(&mut doc)
@@ -123,22 +112,31 @@ fn pdf_document(pages: &[&str], info: Option<(&str, &str)>, encoding: &str) -> D
         }
         operations.push(Operation::new("ET", vec![]));
         let content = Content { operations };
-        let content_id = doc.add_object(Stream::new(
-            dictionary! {},
-            content.encode().expect("content encodes"),
-        ));
-        kids.push(
-            doc.add_object(dictionary! {
-                "Type" => "Page",
-                "Parent" => pages_id,
-                "Contents" => content_id,
-                "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
-            })
-            .into(),
-        );
+        let resources = dictionary! { "Font" => dictionary! { "F1" => font_id } };
+        kids.push(add_page(&mut doc, pages_id, content, resources));
     }
     finish(&mut doc, pages_id, kids, info);
     doc
+}
+
+/// Adds a page drawing `content` with `resources` under `pages_id`; returns its reference.
+fn add_page(
+    doc: &mut Document,
+    pages_id: lopdf::ObjectId,
+    content: Content,
+    resources: lopdf::Dictionary,
+) -> Object {
+    let content_id = doc.add_object(Stream::new(
+        dictionary! {},
+        content.encode().expect("content encodes"),
+    ));
+    doc.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages_id,
+        "Contents" => content_id,
+        "Resources" => resources,
+    })
+    .into()
 }
 
 fn finish(
