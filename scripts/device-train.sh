@@ -1,45 +1,74 @@
 #!/usr/bin/env bash
-# Trains a MemMamba on a GPU host that has no Rust, within a wall-clock budget, and leaves the
-# weights (f16, split into parts of 15 MB) and the logs in $OUT. Run it through gpu-run.sh, which
-# unpacks the CUDA build of `memmamba-train` that scripts/gpu-pack.sh put in .device/ and finds
-# the CUDA runtime (steps: docs/MODEL_CARD.md):
+# Trains MemMamba variants side by side on one GPU host that has no Rust, within a wall-clock
+# budget and with the same token budget each, then evaluates them. Run it through gpu-run.sh,
+# which unpacks the CUDA build of `memmamba-train` that scripts/gpu-pack.sh put in .device/ and
+# finds the CUDA runtime (steps: docs/MODEL_CARD.md):
 #
-#   bash scripts/gpu-run.sh bash scripts/device-train.sh DATA_DIR RUN_NAME MINUTES [train args]
+#   bash scripts/gpu-run.sh bash scripts/device-train.sh DATA_DIR MINUTES NAME "ARGS" [NAME "ARGS"]...
+#   e.g. ... .device-train 15 memmamba "" baseline "--notes-off"
 #
 # DATA_DIR holds tokenizer.json, train.tokens.gz + train.books.json and dev.tokens +
-# dev.books.json. A 10-step probe measures the throughput first, so that the run's step count
-# (and with it the cosine schedule) fits the budget.
+# dev.books.json. A 10-step probe of each variant measures its step time first; the runs then
+# share the GPU, so each gets the step count that the sum of the step times allows in MINUTES
+# (which sizes the cosine schedule). Everything goes to /tmp/memreader-train/NAME; progress to
+# $WORK/status. Start it in the background (setsid) and collect results with
+# `device-collect.sh` in later calls while the host is held.
 set -euo pipefail
-data=$1 name=$2 minutes=$3
-shift 3
-seq_len=${SEQ_LEN:-2048} batch=${BATCH:-16}
-work=/tmp/memreader-train
+data=$1 minutes=$2
+shift 2
+seq_len=${SEQ_LEN:-4096} batch=${BATCH:-8}
+work=${WORK:-/tmp/memreader-train}
 mkdir -p "$work"
 [ -f "$work/train.tokens" ] || gunzip -c "$data/train.tokens.gz" > "$work/train.tokens"
 cp "$data/train.books.json" "$data/dev.tokens" "$data/dev.books.json" "$data/tokenizer.json" "$work/"
+log() { echo "$(date -u +%T) $*" | tee -a "$work/status"; }
 
 train() {
-  timeout $(( minutes * 60 + 60 )) .device/memmamba-train train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
+  .device/memmamba-train train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
     --tokenizer "$work/tokenizer.json" --seq-len "$seq_len" --batch "$batch" --device cuda "$@"
 }
-rm -rf "$work/probe"
-train --steps 10 --warmup 1 --eval-every 0 --checkpoint-every 0 --out "$work/probe" "$@" \
-  2>&1 | tee "$OUT/probe.log"
-# Throughput of the last probe steps (the first ones include start-up).
-rate=$(awk '/tok\/s/ { r[NR] = $(NF-1) } END { n = 0; s = 0; for (i in r) { n++; s += r[i] } print int(s / n) }' "$OUT/probe.log")
-steps=$(( minutes * 60 * rate * 85 / 100 / (seq_len * batch) ))
-echo "probe: $rate tokens/s -> $steps steps of $batch x $seq_len tokens in $minutes min" | tee "$OUT/plan.txt"
-train --steps "$steps" --warmup $(( steps / 20 + 1 )) --eval-every $(( steps / 10 + 1 )) \
-  --checkpoint-every $(( steps / 10 + 1 )) --out "$work/$name" "$@" 2>&1 | tee "$OUT/train.log" | grep -E "eval|wrote|error" || true
-cp "$work/$name/config.json" "$work/$name/log.jsonl" "$OUT/"
-# The final weights, or the last checkpoint's when the budget ran out first.
-weights=$work/$name/model.safetensors
-[ -f "$weights" ] || weights=$work/$name/checkpoint/model.safetensors
-python3 - "$weights" "$work/model-f16.safetensors" <<'PY'
-import sys, torch
-from safetensors.torch import load_file, save_file
-tensors = {k: v.to(torch.float16).contiguous() for k, v in load_file(sys.argv[1]).items()}
-save_file(tensors, sys.argv[2])
-PY
-split -b 15M -d "$work/model-f16.safetensors" "$OUT/model-f16.part"
-ls -la "$OUT"
+
+# Probe: seconds per step of each variant alone (the mean of the steps after the first two).
+names=() args=() total=0
+while [ $# -ge 2 ]; do
+  name=$1 extra=$2
+  shift 2
+  rm -rf "$work/probe-$name"
+  # shellcheck disable=SC2086
+  train --steps 8 --warmup 1 --eval-every 0 --checkpoint-every 0 --out "$work/probe-$name" $extra \
+    > "$work/probe-$name.log" 2>&1
+  rate=$(awk '/tok\/s/ { n++; if (n > 2) { s += $(NF-1); m++ } } END { print int(s / m) }' "$work/probe-$name.log")
+  log "probe $name: $rate tokens/s"
+  total=$(awk -v t="$total" -v r="$rate" -v n=$(( seq_len * batch )) 'BEGIN { print t + n / r }')
+  names+=("$name") args+=("$extra")
+done
+steps=$(awk -v m="$minutes" -v t="$total" 'BEGIN { print int(m * 60 * 0.9 / t) }')
+log "plan: $steps steps of $batch x $seq_len tokens per variant, ${total}s per step of all variants"
+
+pids=()
+for i in "${!names[@]}"; do
+  # shellcheck disable=SC2086
+  train --steps "$steps" --warmup $(( steps / 20 + 1 )) --eval-every $(( steps / 8 + 1 )) \
+    --checkpoint-every $(( steps / 8 + 1 )) --out "$work/${names[$i]}" ${args[$i]} \
+    > "$work/${names[$i]}.log" 2>&1 &
+  pids+=($!)
+done
+for i in "${!pids[@]}"; do
+  status=0
+  wait "${pids[$i]}" || status=$?
+  log "training ${names[$i]} ended with $status"
+done
+
+# The evaluations, side by side too (the final weights, or the last checkpoint's).
+pids=()
+for name in "${names[@]}"; do
+  run=$work/$name
+  [ -f "$run/model.safetensors" ] || cp "$run/checkpoint/model.safetensors" "$run/" || continue
+  .device/memmamba-train eval --run "$run" --tokens "$work/dev.tokens" \
+    --tokenizer "$work/tokenizer.json" --device cuda --contexts 1024,4096,16384,65536 --windows 4 \
+    --passkey-lengths 1024,4096,16384,65536 --depths 0,0.5,1 --trials 6 \
+    > "$work/eval-$name.md" 2> "$work/eval-$name.log" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done
+log "done"

@@ -15,6 +15,7 @@ pub mod mixer;
 pub mod model;
 pub mod norm;
 pub mod notes;
+mod parallel;
 pub mod pool;
 pub mod prompt;
 pub mod snapshot;

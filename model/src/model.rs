@@ -1,8 +1,10 @@
 //! [`MemMamba`]: the embedding, the layers, the final RMSNorm and the tied LM head, run either
 //! over a whole batch of sequences with autograd ([`MemMamba::forward`], training) or streamed
-//! through a [`MemoryState`] ([`MemMamba::read`], [`MemMamba::step`]). Both go through the same
-//! code: the tokens are cut into segments that never cross a commit boundary (every C tokens);
-//! each layer runs its mixer over all of them at once, then reads its pool segment by segment.
+//! through a [`MemoryState`] ([`MemMamba::read`], [`MemMamba::step`]). Streaming cuts the tokens
+//! into segments that never cross a commit boundary (every C tokens); each layer runs its mixer
+//! over all of them at once, then reads its pool segment by segment. The training forward starts
+//! from an empty memory, so it replays each layer's pool from the importance scores and reads
+//! all chunks at once ([`crate::parallel`]); the streaming tests check that both agree.
 
 use std::collections::HashMap;
 
@@ -14,6 +16,7 @@ use crate::block::{cross_reader, Layer};
 use crate::config::Config;
 use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
+use crate::parallel::{attend_chunks, ChunkedNotes};
 use crate::pool::{LayerPool, NoteSet, View};
 use crate::state::{LayerAttention, MemoryState, NoteWeight};
 
@@ -194,9 +197,9 @@ impl MemMamba {
     /// [`MemMamba::forward`] with the given gating ([`Gating::Sparse`] computes exactly what
     /// streaming the same tokens through a fresh state computes).
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
-        let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
+        let state = self.new_state(tokens.dim(0)?)?;
         self.check(&state, tokens)?;
-        let r = self.run(&self.train, &mut state, tokens, false)?;
+        let r = self.run_parallel(&self.train, tokens, gating)?;
         Ok(self.logits(&self.train, &r)?)
     }
 
@@ -322,6 +325,53 @@ impl MemMamba {
             r = Tensor::cat(&outs, 1)?;
         }
         state.tokens_read += tokens.dim(1)? as u64;
+        Ok(r)
+    }
+
+    /// Runs `tokens` (B, L) through every layer from an empty memory, every chunk's note reads
+    /// at once (see [`crate::parallel`]); returns the residual stream (B, L, d).
+    fn run_parallel(&self, net: &Net, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let len = tokens.dim(1)?;
+        let padded = len.div_ceil(cfg.chunk) * cfg.chunk;
+        let mut r = net.embedding.forward(tokens)?;
+        let mut written: Vec<Option<ChunkedNotes>> = Vec::with_capacity(cfg.n_layer);
+        for (l, layer) in net.layers.iter().enumerate() {
+            let u = layer.norm.forward(&r)?;
+            let (m, _) = layer.mixer.forward(&u, None)?;
+            let o = (&r + m)?;
+            let Some(nl) = &layer.notes else {
+                written.push(None);
+                r = o;
+                continue;
+            };
+            // Padding fills the last chunk; its notes are never visible to a real token.
+            let (b, _, d) = u.dims3()?;
+            let u = if padded > len {
+                let pad = Tensor::zeros((b, padded - len, d), u.dtype(), u.device())?;
+                Tensor::cat(&[&u, &pad], 1)?
+            } else {
+                u
+            };
+            let w = nl.notes.write(&u)?;
+            let notes = ChunkedNotes::new(cfg, w.notes, w.log_scores, &w.scores.to_vec2()?, len)?;
+            let read = |attn: &NoteAttention, gate: &Gate, layers: &[&ChunkedNotes]| {
+                let c = attend_chunks(attn, &u, layers, net.differentiable)?.narrow(1, 0, len)?;
+                Ok::<_, ModelError>(gate.apply(&o, &c, gating, cfg.tau2)?.0)
+            };
+            let mut next = (&o + read(&nl.token_attn, &nl.token_gate, &[&notes])?)?;
+            written.push(Some(notes));
+            if let Some((attn, gate)) = &nl.cross {
+                let window = (l + 1 - cfg.cross_layer_period..=l)
+                    .map(|j| written[j].as_ref())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        invalid_state("a cross-layer window holds a layer without notes")
+                    })?;
+                next = (next + read(attn, gate, &window)?)?;
+            }
+            r = next;
+        }
         Ok(r)
     }
 

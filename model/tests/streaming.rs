@@ -41,9 +41,13 @@ fn streaming_equals_chunked(policy: PoolPolicy, gating: Gating) {
                 slots.iter().all(|s| s.valid),
                 "layer {l}: the pool never filled"
             );
+            // Under fifo every later note evicts the oldest; under priority, whether a later
+            // note beats the weakest slot depends on the random weights, so only fifo is sure
+            // to have admitted one after the pool filled.
             let newest = slots.iter().map(|s| s.position).max().unwrap();
             assert!(
-                newest >= 2 * cfg.chunk as u64 * cfg.pool_slots as u64,
+                policy == PoolPolicy::Priority
+                    || newest >= 2 * cfg.chunk as u64 * cfg.pool_slots as u64,
                 "layer {l}: no note admitted after the pool filled: {slots:?}"
             );
         }
