@@ -3,7 +3,8 @@
 # Xvfb and tauri-driver (which starts the app through WebKitWebDriver), runs the tests, and
 # stops everything it started, by PID, whatever happens. Tests the app as last built with
 # `--features custom-protocol` (scripts/test.sh builds it); `--build` builds the UI and the app
-# first. MEMREADER_SCREENSHOT=FILE.png also saves the screen as the tests leave it.
+# first. The app runs on an empty library and empty config and data folders of its own.
+# MEMREADER_SCREENSHOTS=DIR also saves the main views, as the screen shows them, into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -52,6 +53,9 @@ done
 export DISPLAY=":$(tr -d '[:space:]' <"$work/display")"
 unset WAYLAND_DISPLAY
 
+# tauri-driver starts the app with this environment: a library, settings and data of its own.
+export MEMREADER_HOME="$work/library" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+
 # Two free local ports for tauri-driver and the WebKitWebDriver behind it.
 read -r port native_port < <(node -e '
   const net = require("node:net");
@@ -66,9 +70,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-if [[ -n "${MEMREADER_SCREENSHOT:-}" ]]; then
-  MEMREADER_SCREENSHOT=$(realpath -m "$MEMREADER_SCREENSHOT")
-  export MEMREADER_SCREENSHOT
+if [[ -n "${MEMREADER_SCREENSHOTS:-}" ]]; then
+  mkdir -p "$MEMREADER_SCREENSHOTS"
+  MEMREADER_SCREENSHOTS=$(realpath "$MEMREADER_SCREENSHOTS")
+  export MEMREADER_SCREENSHOTS
 fi
 echo "test-app: $app on display $DISPLAY, tauri-driver on port $port"
 status=0

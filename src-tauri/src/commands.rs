@@ -1,12 +1,24 @@
 //! The commands the UI calls (`invoke` in ui/src/api.ts): thin wrappers over `memreader`.
-//! Errors cross to the UI as their messages, which name the file and what is wrong.
+//! Errors cross to the UI as their messages, which name the file and what is wrong. Anything
+//! that touches the disk runs off the main thread (async commands, blocking work in
+//! `spawn_blocking`), so the window never freezes.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use memreader::book::{demo_book_paths, Book, BookSummary};
+use memmamba::device::{parse_device, DeviceChoice};
+use memreader::library::{Document, DocumentRecord, Hit, Library, SearchOptions};
 use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager, State, WebviewWindow};
+use tauri_plugin_dialog::{DialogExt, FilePath};
 
-/// What the app's header shows.
+use crate::jobs::{self, IngestEvent, INGEST_EVENT};
+use crate::state::AppState;
+
+/// How often a running ingestion updates the window at most.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What the header shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppInfo {
     pub name: &'static str,
@@ -22,32 +34,289 @@ pub fn app_info() -> AppInfo {
     }
 }
 
-/// Opens the bundled demo books and summarizes each. Parsing takes a moment, so it runs off
-/// the UI thread.
-#[tauri::command]
-pub async fn demo_books() -> Result<Vec<BookSummary>, String> {
-    tauri::async_runtime::spawn_blocking(|| summarize_books(&memreader::demo_books_dir()))
+/// Runs blocking work on a thread of its own, turning a panic into an error message.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tauri::async_runtime::spawn_blocking(work)
         .await
-        .map_err(|err| format!("opening the demo books failed: {err}"))?
+        .map_err(|err| format!("the work stopped unexpectedly: {err}"))?
 }
 
-/// The summaries of the `.txt` books in `dir`, sorted by file name; the first book that cannot
-/// be opened fails the whole list, with its message.
-fn summarize_books(dir: &Path) -> Result<Vec<BookSummary>, String> {
-    demo_book_paths(dir)
-        .map_err(|err| err.to_string())?
-        .iter()
-        .map(|path| {
-            Book::open(path)
-                .map(|book| book.summary())
-                .map_err(|err| err.to_string())
+/// The library's documents (ready, failed and being indexed), by title.
+#[tauri::command]
+pub async fn documents(state: State<'_, AppState>) -> Result<Vec<DocumentRecord>, String> {
+    let library = state.library()?;
+    blocking(move || library.documents().map_err(|e| e.to_string())).await
+}
+
+/// A document's catalog record with its parsed text and structure (chapters, pages; char
+/// ranges into the text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentText {
+    pub record: DocumentRecord,
+    pub document: Document,
+}
+
+#[tauri::command]
+pub async fn document_text(state: State<'_, AppState>, id: String) -> Result<DocumentText, String> {
+    let library = state.library()?;
+    blocking(move || document_text_of(&library, &id)).await
+}
+
+fn document_text_of(library: &Library, id: &str) -> Result<DocumentText, String> {
+    let record = library.document(id).map_err(|e| e.to_string())?;
+    if let Some(error) = &record.error {
+        return Err(format!("{}: {error}", record.path.display()));
+    }
+    let document = library.text(&record.id).map_err(|e| e.to_string())?;
+    Ok(DocumentText { record, document })
+}
+
+/// Passage search over the ready documents (all, or those of `docs`); a blank query finds
+/// nothing.
+#[tauri::command]
+pub async fn search(
+    state: State<'_, AppState>,
+    query: String,
+    docs: Vec<String>,
+    limit: usize,
+) -> Result<Vec<Hit>, String> {
+    if query.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let library = state.library()?;
+    blocking(move || {
+        library
+            .search(&query, &SearchOptions { docs, limit })
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Removes a document and returns the record it had.
+#[tauri::command]
+pub async fn remove_document(
+    state: State<'_, AppState>,
+    id: String,
+) -> Result<DocumentRecord, String> {
+    if state.running_job().is_some() {
+        return Err(
+            "Documents cannot be removed while files are being added; wait for the \
+                    ingestion to finish or cancel it."
+                .into(),
+        );
+    }
+    let library = state.library()?;
+    blocking(move || library.remove(&id).map_err(|e| e.to_string())).await
+}
+
+/// Starts ingesting `paths` (files and folders dropped on the window) in the background and
+/// returns the job's id; the job reports through `ingest` events.
+#[tauri::command]
+pub fn ingest_paths(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    paths: Vec<PathBuf>,
+) -> Result<u64, String> {
+    if paths.is_empty() {
+        return Err("Nothing to add: no file or folder was given.".into());
+    }
+    start_ingest(&app, &state, paths)
+}
+
+/// Opens the native picker for files (or, with `folders`, folders) and ingests what the user
+/// chose; `None` when the picker was cancelled.
+#[tauri::command]
+pub async fn pick_and_ingest(
+    app: AppHandle,
+    window: WebviewWindow,
+    folders: bool,
+) -> Result<Option<u64>, String> {
+    // Refuse before the picker opens rather than after the user chose.
+    let state = app.state::<AppState>();
+    state.library()?;
+    if state.running_job().is_some() {
+        return Err("Files are already being added; wait for them or cancel first.".into());
+    }
+    let picker = app.dialog().file().set_parent(&window);
+    let chosen = blocking(move || {
+        Ok(if folders {
+            picker
+                .set_title("Add folders to the library")
+                .blocking_pick_folders()
+        } else {
+            picker
+                .set_title("Add documents to the library")
+                .add_filter("Documents", &ingest::bulk::EXTENSIONS)
+                .blocking_pick_files()
         })
-        .collect()
+    })
+    .await?;
+    let Some(chosen) = chosen else {
+        return Ok(None);
+    };
+    let paths = chosen
+        .into_iter()
+        .map(FilePath::into_path)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("the picker gave a path that is not a file: {err}"))?;
+    start_ingest(&app, &state, paths).map(Some)
+}
+
+fn start_ingest(app: &AppHandle, state: &AppState, paths: Vec<PathBuf>) -> Result<u64, String> {
+    let library = state.library()?;
+    let options = memreader::library::ingest_options().map_err(|e| e.to_string())?;
+    let job = state.begin_job(options.cancel.clone())?;
+    let app = app.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("ingest-{job}"))
+        .spawn(move || {
+            let mut emit = |event: IngestEvent| send(&app, &event);
+            let finished = jobs::run(
+                job,
+                &library,
+                &paths,
+                &options,
+                PROGRESS_INTERVAL,
+                &mut emit,
+            );
+            // Free the job first, so that the window can start another as soon as it hears.
+            app.state::<AppState>().end_job(job);
+            send(&app, &finished);
+        });
+    if let Err(err) = spawned {
+        state.end_job(job);
+        return Err(format!("cannot start the ingestion: {err}"));
+    }
+    Ok(job)
+}
+
+fn send(app: &AppHandle, event: &IngestEvent) {
+    if let Err(err) = app.emit(INGEST_EVENT, event) {
+        // The window is gone (the app is closing); nobody is left to tell but the terminal.
+        eprintln!("memreader-app: cannot send an ingest event to the window: {err}");
+    }
+}
+
+/// Asks the running ingestion to stop after the files it has started; false if none runs.
+#[tauri::command]
+pub fn cancel_ingest(state: State<'_, AppState>) -> bool {
+    state.cancel_job()
+}
+
+/// The ingestion in progress, if any (for a window that was reloaded mid-job).
+#[tauri::command]
+pub fn running_ingest(state: State<'_, AppState>) -> Option<u64> {
+    state.running_job()
+}
+
+/// The settings view: where the library is, the device and what was detected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingsView {
+    pub library_dir: Option<PathBuf>,
+    /// Why the library could not be opened.
+    pub library_error: Option<String>,
+    /// True when the library is the default one (`$MEMREADER_HOME`, else the data directory).
+    pub library_is_default: bool,
+    /// Why the settings file could not be read (the defaults are in use).
+    pub settings_error: Option<String>,
+    /// The device spec chosen: `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    pub detected: Detected,
+}
+
+/// What `auto` finds on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detected {
+    /// `cuda:0` or `cpu`.
+    pub device: String,
+    /// Why `auto` runs on the CPU, when it does.
+    pub notice: Option<String>,
+    /// Whether this build can use NVIDIA GPUs at all (the `cuda` feature).
+    pub cuda_built: bool,
+}
+
+fn detect() -> Result<Detected, String> {
+    static DETECTED: std::sync::OnceLock<Result<Detected, String>> = std::sync::OnceLock::new();
+    DETECTED
+        .get_or_init(|| {
+            let (device, notice) =
+                memmamba::device::select(DeviceChoice::Auto).map_err(|err| err.to_string())?;
+            Ok(Detected {
+                device: if device.is_cuda() { "cuda:0" } else { "cpu" }.to_owned(),
+                notice,
+                cuda_built: cfg!(feature = "cuda"),
+            })
+        })
+        .clone()
+}
+
+fn settings_view(state: &AppState, detected: Detected) -> Result<SettingsView, String> {
+    let settings = state.settings();
+    let (library_dir, library_error) = state.library_status();
+    Ok(SettingsView {
+        library_dir,
+        library_error,
+        library_is_default: settings.library_dir.is_none(),
+        settings_error: state.settings_error(),
+        device: settings.device()?.to_string(),
+        detected,
+    })
+}
+
+#[tauri::command]
+pub async fn settings(state: State<'_, AppState>) -> Result<SettingsView, String> {
+    let detected = blocking(detect).await?;
+    settings_view(&state, detected)
+}
+
+/// Saves the device spec (`auto`, `cpu`, `cuda`, `cuda:N`).
+#[tauri::command]
+pub async fn set_device(
+    state: State<'_, AppState>,
+    device: String,
+) -> Result<SettingsView, String> {
+    let choice = parse_device(&device).map_err(|err| err.to_string())?;
+    state.update(|s| {
+        s.device = Some(choice.to_string());
+    })?;
+    settings(state).await
+}
+
+/// Opens the folder picker and moves to the library there (creating it if needed); `None`
+/// when the picker was cancelled. With `default`, goes back to the default library instead.
+#[tauri::command]
+pub async fn choose_library(
+    app: AppHandle,
+    window: WebviewWindow,
+    default: bool,
+) -> Result<Option<SettingsView>, String> {
+    let dir = if default {
+        None
+    } else {
+        let picker = app
+            .dialog()
+            .file()
+            .set_parent(&window)
+            .set_title("Choose the library folder");
+        match blocking(move || Ok(picker.blocking_pick_folder())).await? {
+            Some(dir) => Some(
+                dir.into_path()
+                    .map_err(|err| format!("the picker gave a path that is not a folder: {err}"))?,
+            ),
+            None => return Ok(None),
+        }
+    };
+    let state = app.state::<AppState>();
+    state.update(|s| s.library_dir = dir)?;
+    settings(state).await.map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memreader::library::{IngestOptions, PdfIsolation};
 
     #[test]
     fn app_info_names_the_library_version() {
@@ -57,38 +326,37 @@ mod tests {
     }
 
     #[test]
-    fn demo_books_summarizes_every_bundled_book() {
-        let books = tauri::async_runtime::block_on(demo_books()).unwrap();
-        let files: Vec<&str> = books.iter().map(|b| b.file.as_str()).collect();
-        assert_eq!(
-            files,
-            ["household-stories-grimm.txt", "intentions-wilde.txt"]
+    fn document_text_gives_the_text_or_the_documents_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = dir.path().join("intentions.txt");
+        std::fs::copy(
+            memreader::demo_books_dir().join("intentions-wilde.txt"),
+            &book,
+        )
+        .unwrap();
+        let broken = dir.path().join("broken.pdf");
+        std::fs::write(&broken, b"%PDF-1.7\ngarbage").unwrap();
+        let library = Library::open(&dir.path().join("library")).unwrap();
+        let options = IngestOptions::new(PdfIsolation::InProcess);
+        library
+            .ingest(&[book, broken], &options, &mut |_| {})
+            .unwrap();
+        let docs = library.documents().unwrap();
+        assert_eq!(docs.len(), 2);
+        let ready = docs.iter().find(|d| d.error.is_none()).unwrap();
+        let text = document_text_of(&library, &ready.id[..8]).unwrap();
+        assert_eq!(&text.record, ready);
+        assert!(text.document.text.contains("The Decay of Lying"));
+        assert!(!text.document.chapters.is_empty());
+
+        let failed = docs.iter().find(|d| d.error.is_some()).unwrap();
+        let err = document_text_of(&library, &failed.id).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{}: ", failed.path.display())),
+            "{err}"
         );
-        for summary in &books {
-            let path = memreader::demo_books_dir().join(&summary.file);
-            let book = Book::open(&path).unwrap();
-            assert_eq!(summary, &book.summary());
-            assert!(summary.words > 10_000, "{summary:?}");
-            assert!(summary.passages * 300 >= summary.words, "{summary:?}");
-            assert!(!summary.title.is_empty(), "{summary:?}");
-        }
-    }
 
-    #[test]
-    fn a_missing_folder_is_an_error_naming_it() {
-        let dir = std::env::temp_dir().join("memreader-app-test-no-such-folder");
-        let err = summarize_books(&dir).unwrap_err();
-        assert!(err.contains("memreader-app-test-no-such-folder"), "{err}");
-    }
-
-    #[test]
-    fn a_book_that_cannot_be_parsed_fails_the_list_with_its_name() {
-        let dir = std::env::temp_dir().join(format!("memreader-app-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("empty.txt"), b"").unwrap();
-        let result = summarize_books(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
-        let err = result.unwrap_err();
-        assert!(err.contains("empty.txt"), "{err}");
+        let err = document_text_of(&library, "abcdef").unwrap_err();
+        assert!(err.contains("no document with id"), "{err}");
     }
 }

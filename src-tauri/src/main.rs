@@ -1,16 +1,42 @@
 //! MemReader's desktop app: a window over the `memreader` library. Every command here only
-//! translates between the UI and the library (see `commands`).
+//! translates between the UI and the library (see `commands`); long work runs on background
+//! threads that report through events (see `jobs`).
 
 // No console window next to the app on Windows in release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod jobs;
+mod settings;
+mod state;
+
+use tauri::Manager;
 
 fn main() -> tauri::Result<()> {
+    // PDFs are extracted by this same executable started again as a worker process.
+    if let Some(code) = memreader::library::pdf_worker_from_args() {
+        std::process::exit(code);
+    }
     tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .setup(|app| {
+            let settings_file = app.path().app_config_dir()?.join("settings.json");
+            app.manage(state::AppState::new(settings_file));
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
-            commands::demo_books
+            commands::documents,
+            commands::document_text,
+            commands::search,
+            commands::remove_document,
+            commands::ingest_paths,
+            commands::pick_and_ingest,
+            commands::cancel_ingest,
+            commands::running_ingest,
+            commands::settings,
+            commands::set_device,
+            commands::choose_library,
         ])
         .run(tauri::generate_context!())
 }

@@ -1,21 +1,44 @@
 // End-to-end tests of the desktop app in a real window: tauri-driver starts the built app
 // (MEMREADER_APP) under WebKitWebDriver, and webdriverio drives it. Run by scripts/test-app.sh,
-// which starts Xvfb and tauri-driver first.
+// which starts Xvfb and tauri-driver first and gives the app an empty library of its own
+// (MEMREADER_HOME) and empty config and data folders.
+//
+// Adding files: the native file picker cannot be driven through WebDriver, so the tests call
+// the `ingest_paths` command from the page, exactly as the window does when files are dropped
+// on it; everything after that (the background job, its events, the progress panel, the
+// document list) is the app's own path. MEMREADER_SCREENSHOTS=DIR saves the main views.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { remote } from "webdriverio";
 
 const application = process.env.MEMREADER_APP;
 const port = Number(process.env.TAURI_DRIVER_PORT ?? 4444);
-/** Opening the demo books parses two whole books in a debug build. */
-const OPEN_TIMEOUT_MS = 60_000;
+const screenshots = process.env.MEMREADER_SCREENSHOTS;
+/** Ingesting a whole book in a debug build. */
+const INGEST_TIMEOUT_MS = 60_000;
+const demo = resolve(import.meta.dirname, "../../assets/demo");
 
 /** @type {WebdriverIO.Browser} */
 let browser;
+const books = mkdtempSync(join(tmpdir(), "memreader-e2e-books-"));
 
 before(async () => {
   assert.ok(application, "MEMREADER_APP must name the built app (scripts/test-app.sh sets it)");
+  assert.ok(process.env.MEMREADER_HOME, "MEMREADER_HOME must name an empty library (test-app.sh)");
+  copyFileSync(join(demo, "intentions-wilde.txt"), join(books, "intentions.txt"));
+  // Characters outside the Basic Multilingual Plane take two UTF-16 units in JS and one char
+  // in Rust: a passage after them is highlighted in the right place only if the UI converts.
+  const emoji = "🦉🌙 ".repeat(400);
+  writeFileSync(
+    join(books, "owls.md"),
+    `# Night birds\n\n${emoji}\n\nThe tawny owl calls twice in the lamplit orchard; ` +
+      `the barn owl answers from the hayloft.\n\n${emoji}\n`,
+  );
+  writeFileSync(join(books, "broken.pdf"), "%PDF-1.7\nthis is not really a PDF\n");
   browser = await remote({
     hostname: "127.0.0.1",
     port,
@@ -27,93 +50,165 @@ before(async () => {
 });
 
 after(async () => {
-  const screenshot = process.env.MEMREADER_SCREENSHOT;
-  if (screenshot && browser) {
-    // The whole X screen, as a person would see it; WebDriver's own screenshots can lag.
-    await browser.pause(1000);
-    execFileSync("import", ["-window", "root", screenshot]);
-  }
   await browser?.deleteSession();
+  rmSync(books, { recursive: true, force: true });
 });
 
+/** Saves the X screen, as a person would see it (WebDriver's own screenshots can lag). */
+async function screenshot(name) {
+  if (!screenshots) return;
+  await browser.pause(1000);
+  execFileSync("import", ["-window", "root", join(screenshots, `${name}.png`)]);
+}
+
 /** Calls a Rust command straight from the page, as the UI does; rejects with its error. */
-async function invoke(cmd) {
+async function invoke(cmd, args = {}) {
   const result = await browser.executeAsync(
-    (cmd, done) =>
-      window.__TAURI_INTERNALS__.invoke(cmd).then(
+    (cmd, args, done) =>
+      window.__TAURI_INTERNALS__.invoke(cmd, args).then(
         (value) => done({ value }),
         (error) => done({ error: String(error) }),
       ),
     cmd,
+    args,
   );
   if ("error" in result) throw new Error(`${cmd}: ${result.error}`);
   return result.value;
 }
 
-const integer = new Intl.NumberFormat("en-US");
+async function text(selector) {
+  return browser.execute((s) => document.querySelector(s)?.textContent ?? null, selector);
+}
 
-async function tableRows() {
+async function documentRows() {
   return browser.execute(() =>
-    [...document.querySelectorAll("#books tbody tr")].map((tr) =>
-      [...tr.children].map((cell) => cell.textContent),
-    ),
+    [...document.querySelectorAll("#documents tbody tr")].map((tr) => ({
+      title: tr.querySelector("th button").textContent,
+      status: tr.dataset.status,
+      error: tr.querySelector(".doc-error")?.textContent ?? null,
+    })),
   );
 }
 
-function expectedRows(books) {
-  return books.map((b) => [
-    b.title,
-    b.author ?? "Unknown author",
-    integer.format(b.words),
-    integer.format(b.chapters),
-    integer.format(b.passages),
-  ]);
+async function waitForText(selector, pattern, timeout = 10_000) {
+  await browser.waitUntil(async () => pattern.test((await text(selector)) ?? ""), {
+    timeout,
+    timeoutMsg: `${selector} never matched ${pattern}; it says: ${await text(selector)}`,
+  });
 }
 
-test("the window opens on the home screen with the version from the Rust core", async () => {
+test("the window opens on an empty library, with the version from the Rust core", async () => {
   assert.equal(await browser.getTitle(), "MemReader");
-  assert.equal(await browser.$("#app-name").getText(), "MemReader");
   const info = await invoke("app_info");
-  assert.equal(info.name, "MemReader");
-  assert.match(info.version, /^\d+\.\d+\.\d+/);
-  const version = browser.$("#app-version");
-  await browser.waitUntil(async () => (await version.getText()) === `v${info.version}`, {
-    timeoutMsg: `the header never showed v${info.version}`,
-  });
-  assert.equal(await browser.$("#books").isDisplayed(), false);
+  await waitForText("#app-version", new RegExp(`^v${info.version.replaceAll(".", "\\.")}$`));
+  await waitForText("#library-status", /^The library is empty/);
+  assert.equal(await browser.$("#documents").isDisplayed(), false);
+  const settings = await invoke("settings");
+  assert.equal(settings.library_dir, process.env.MEMREADER_HOME);
 });
 
-test("clicking the button lists the demo books that the Rust core opened", async () => {
-  await browser.$("#open-library").click();
-  await browser.waitUntil(async () => (await tableRows()).length > 0, {
-    timeout: OPEN_TIMEOUT_MS,
-    timeoutMsg: "no book appeared in the table",
+test("adding a book shows its progress, then the book in the list", async () => {
+  const job = await invoke("ingest_paths", { paths: [join(books, "intentions.txt")] });
+  assert.equal(typeof job, "number");
+  await browser.$("#progress").waitForDisplayed();
+  await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
+  assert.match(await text("#progress-counts"), /^1 added, 0 already there, 0 failed\.$/);
+  assert.match(await text("#progress-files"), /added\s*intentions\.txt/);
+  await browser.waitUntil(async () => (await documentRows()).length === 1, {
+    timeoutMsg: "the book never appeared in the list",
   });
-  const books = await invoke("demo_books");
-  assert.equal(books.length, 2);
+  const [record] = await invoke("documents");
+  assert.equal(record.status, "ready");
+  const [row] = await documentRows();
+  assert.deepEqual(row, { title: record.title ?? "intentions.txt", status: "ready", error: null });
+  assert.equal(await browser.$("#add-files").isEnabled(), true);
+  await screenshot("app-library");
+});
+
+test("a folder with a broken PDF: the PDF fails with its error, the rest goes in", async () => {
+  await invoke("ingest_paths", { paths: [books] });
+  await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
+  assert.match(await text("#progress-counts"), /^1 added, 1 already there, 1 failed\.$/);
+  const failures = await text("#progress-failures");
+  assert.match(failures, /^broken\.pdf: \S/);
+  await browser.waitUntil(async () => (await documentRows()).length === 3);
+  const broken = (await documentRows()).find((r) => r.title === "broken.pdf");
+  assert.equal(broken.status, "failed");
+  assert.ok(broken.error && failures.includes(broken.error), `${broken.error} / ${failures}`);
+  // The failed document cannot be opened in the reader; its error is shown instead.
+  const disabled = await browser.execute(
+    () => document.querySelector('#documents tr[data-status="failed"] th button').disabled,
+  );
+  assert.equal(disabled, true);
+});
+
+test("search finds a passage as the user types; its hit opens the reader at the passage", async () => {
+  await browser.keys("/");
+  assert.equal(await browser.execute(() => document.activeElement?.id), "search-input");
+  await browser.$("#search-input").setValue("tawny owl lamplit");
+  await waitForText("#search-status", /^\d+ passages? \(best first\)\.$/);
+  const first = browser.$("#search-results button.hit");
+  assert.match(await first.getText(), /Night birds/);
+  const marks = await browser.execute(() =>
+    [...document.querySelectorAll("#search-results li:first-child mark")].map((m) => m.textContent),
+  );
+  assert.deepEqual(marks.map((m) => m.toLowerCase()), ["tawny", "owl", "lamplit", "owl"]);
+  await screenshot("app-search");
+
+  const [hit] = await invoke("search", { query: "tawny owl lamplit", docs: [], limit: 1 });
+  await first.click();
+  await browser.$("#view-reader").waitForDisplayed();
+  await browser.$("#reader-highlight").waitForExist();
+  // The highlighted passage is exactly the hit's char range of the document's text.
+  const { document } = await invoke("document_text", { id: hit.doc_id });
+  const expected = [...document.text].slice(hit.range.start, hit.range.end).join("");
+  assert.equal(await text("#reader-highlight"), expected);
+  assert.match(expected, /The tawny owl calls twice in the lamplit orchard/);
   assert.deepEqual(
-    books.map((b) => b.file),
-    ["household-stories-grimm.txt", "intentions-wilde.txt"],
+    await browser.execute(() =>
+      [...document.querySelectorAll("#reader-highlight mark.term")].map((m) => m.textContent),
+    ),
+    ["tawny", "owl", "lamplit", "owl"],
   );
-  assert.deepEqual(await tableRows(), expectedRows(books));
-  const words = books.reduce((sum, b) => sum + b.words, 0);
-  assert.match(
-    await browser.$("#status").getText(),
-    new RegExp(`^2 books, ${integer.format(words)} words, opened in \\d+\\.\\d s\\.$`),
-  );
-  assert.equal(await browser.$("#error").isDisplayed(), false);
+  assert.equal(await browser.execute(() => document.activeElement?.id), "reader-highlight");
 });
 
-test("the O key opens the library again, and focus stays on the button", async () => {
-  await browser.execute(() => document.querySelector("#books tbody").replaceChildren());
-  assert.deepEqual(await tableRows(), []);
-  await browser.keys("o");
-  await browser.waitUntil(async () => (await tableRows()).length === 2, {
-    timeout: OPEN_TIMEOUT_MS,
-    timeoutMsg: "pressing O did not list the books again",
+test("a hit in a book opens its chapter, and the reader moves between chapters", async () => {
+  await browser.keys(["Alt", "3"]);
+  await browser.$("#search-input").setValue("Cyril modernity of form");
+  await waitForText("#search-results li:first-child .snippet", /modernity/i);
+  await browser.$("#search-results button.hit").click();
+  await waitForText("#reader-highlight", /modernity of form/);
+  const book = (await invoke("documents")).find((d) => d.path.endsWith("intentions.txt"));
+  assert.equal(await text("#reader-title"), book.title ?? "intentions.txt");
+  assert.match(await text("#reader-highlight"), /modernity of form/);
+  const part = await browser.$("#reader-part").getValue();
+  const position = await text("#reader-position");
+  const [, at, of] = position.match(/^(\d+) of (\d+)$/);
+  assert.ok(Number(of) > 1, position);
+  assert.equal(Number(part) + 1, Number(at));
+  await screenshot("app-reader");
+  await browser.$("#reader-next").click();
+  assert.equal(await text("#reader-position"), `${Number(at) + 1} of ${of}`);
+  assert.equal(await browser.$("#reader-highlight").isExisting(), false);
+});
+
+test("settings show the library and the device that was detected", async () => {
+  await browser.keys(["Alt", "4"]);
+  await waitForText("#settings-library", new RegExp(process.env.MEMREADER_HOME));
+  await waitForText("#settings-detected", /^Detected: /);
+  assert.equal(await browser.$("#settings-device").getValue(), "auto");
+  await screenshot("app-settings");
+  await browser.keys(["Alt", "1"]);
+});
+
+test("removing a document asks first, then takes it out of the list", async () => {
+  await browser.$('#documents tr[data-status="failed"] button.remove').click();
+  await browser.$("#documents button.confirm-remove").click();
+  await browser.waitUntil(async () => (await documentRows()).length === 2, {
+    timeoutMsg: "the removed document stayed in the list",
   });
-  const focused = await browser.execute(() => document.activeElement?.id);
-  assert.equal(focused, "open-library");
+  assert.ok((await documentRows()).every((r) => r.status === "ready"));
 });
 
 test("the content security policy forbids eval and requests to other origins", async () => {
@@ -137,4 +232,8 @@ test("the content security policy forbids eval and requests to other origins", a
     );
   }, `http://127.0.0.1:${port}/status`);
   assert.deepEqual(outcome, { result: "TypeError", violations: ["connect-src"] });
+});
+
+test("the window has no dialog permission: the pickers open from Rust only", async () => {
+  await assert.rejects(invoke("plugin:dialog|open", { options: {} }), /not allowed/);
 });

@@ -1,39 +1,55 @@
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
 import { afterEach, describe, expect, it } from "vitest";
-import { tauriApi, type BookSummary } from "./api";
-
-const grimm: BookSummary = {
-  title: "Household Stories",
-  author: "Jacob and Wilhelm Grimm",
-  file: "household-stories-grimm.txt",
-  words: 123456,
-  chapters: 60,
-  passages: 500,
-};
+import { tauriApi, type IngestEvent } from "./api";
 
 afterEach(() => clearMocks());
 
 describe("tauriApi", () => {
-  it("calls the Rust commands by their names, without arguments", async () => {
+  it("calls the Rust commands by their names, with their arguments", async () => {
     const calls: Array<[string, unknown]> = [];
     mockIPC((cmd, args) => {
       calls.push([cmd, args]);
       if (cmd === "app_info") return { name: "MemReader", version: "9.8.7" };
-      if (cmd === "demo_books") return [grimm];
-      throw new Error(`unexpected command ${cmd}`);
+      if (cmd === "ingest_paths") return 3;
+      if (cmd === "pick_and_ingest") return null;
+      return [];
     });
     expect(await tauriApi.appInfo()).toEqual({ name: "MemReader", version: "9.8.7" });
-    expect(await tauriApi.demoBooks()).toEqual([grimm]);
-    expect(calls.map(([cmd]) => cmd)).toEqual(["app_info", "demo_books"]);
-    expect(calls.every(([, args]) => args === undefined || Object.keys(args as object).length === 0)).toBe(true);
+    expect(await tauriApi.ingestPaths(["/books/a.pdf"])).toBe(3);
+    expect(await tauriApi.pickAndIngest(true)).toBeNull();
+    await tauriApi.search("white whale", ["abcd"], 5);
+    await tauriApi.documentText("abcdef");
+    await tauriApi.removeDocument("abcdef");
+    await tauriApi.chooseLibrary(true);
+    await tauriApi.setDevice("cpu");
+    expect(calls).toEqual([
+      ["app_info", {}],
+      ["ingest_paths", { paths: ["/books/a.pdf"] }],
+      ["pick_and_ingest", { folders: true }],
+      ["search", { query: "white whale", docs: ["abcd"], limit: 5 }],
+      ["document_text", { id: "abcdef" }],
+      ["remove_document", { id: "abcdef" }],
+      ["choose_library", { default: true }],
+      ["set_device", { device: "cpu" }],
+    ]);
   });
 
   it("rejects with the message a command failed with", async () => {
     mockIPC(() => {
-      throw "assets/demo: cannot read the file: No such file or directory";
+      throw "/books/x.pdf: the file is encrypted";
     });
-    await expect(tauriApi.demoBooks()).rejects.toBe(
-      "assets/demo: cannot read the file: No such file or directory",
-    );
+    await expect(tauriApi.documents()).rejects.toBe("/books/x.pdf: the file is encrypted");
+  });
+
+  it("hands the payloads of `ingest` events to the listener until it stops listening", async () => {
+    mockIPC(() => undefined, { shouldMockEvents: true });
+    const heard: IngestEvent[] = [];
+    const unlisten = await tauriApi.onIngest((event) => heard.push(event));
+    const started: IngestEvent = { kind: "started", job: 1, paths: ["/books"] };
+    await emit("ingest", started);
+    unlisten();
+    await emit("ingest", { kind: "finished", job: 1, report: null, error: "x" });
+    expect(heard).toEqual([started]);
   });
 });

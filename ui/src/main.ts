@@ -1,8 +1,8 @@
 import "./styles.css";
 import { tauriApi } from "./api";
-import { mountHome } from "./views/home";
+import { mountApp } from "./views/app";
 
 const root = document.querySelector<HTMLElement>("#app");
 if (root) {
-  mountHome(root, tauriApi, document);
+  mountApp(root, tauriApi, document);
 }
