@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::sniff::Format;
 
-/// The catalog's schema version, in SQLite's `user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The catalog's schema version, in SQLite's `user_version`. Version 2: the library's stored
+/// documents and index locate text by char offsets (version 1: byte offsets).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why the catalog could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -139,9 +140,18 @@ impl Catalog {
                 found: version,
             });
         }
+        // A version-1 library located text by byte offsets: its ready documents go back to
+        // `indexing`, hidden from search until the next ingestion removes their passages and
+        // ingests their files again (the recovery of an interrupted run).
+        let upgrade = if version == 1 {
+            "UPDATE documents SET status = 'indexing' WHERE status = 'ready';"
+        } else {
+            ""
+        };
         self.conn
-            .execute_batch(
+            .execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
+                 BEGIN;
                  CREATE TABLE IF NOT EXISTS documents (
                      id TEXT PRIMARY KEY,
                      path TEXT NOT NULL,
@@ -160,8 +170,10 @@ impl Catalog {
                      updated_at INTEGER NOT NULL
                  );
                  CREATE INDEX IF NOT EXISTS documents_path ON documents(path);
-                 PRAGMA user_version = 1;",
-            )
+                 {upgrade}
+                 PRAGMA user_version = {SCHEMA_VERSION};
+                 COMMIT;"
+            ))
             .map_err(|e| self.err(e))
     }
 

@@ -19,6 +19,84 @@ pub fn pdf(pages: &[&str]) -> Vec<u8> {
     ))
 }
 
+/// Like [`pdf`], with an outline (bookmarks): one entry per `(level, title, page index)`, level
+/// 1 at the top, each nested under the closest entry before it of a lower level. Entries point
+/// at their page in turn by an explicit `/Dest`, a named destination (the `/Names` tree) and a
+/// `/GoTo` action; titles are UTF-16 text strings.
+pub fn pdf_with_outline(pages: &[&str], outline: &[(usize, &str, usize)]) -> Vec<u8> {
+    let mut doc = pdf_document(
+        pages,
+        Some(("Fixture PDF", "Test Author")),
+        "WinAnsiEncoding",
+    );
+    let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().values().copied().collect();
+    let ids: Vec<lopdf::ObjectId> = outline.iter().map(|_| doc.new_object_id()).collect();
+    let root_id = doc.new_object_id();
+    // Each entry's parent: the closest entry before it of a lower level, else the root.
+    let parents: Vec<Option<usize>> = (0..outline.len())
+        .map(|i| (0..i).rev().find(|&j| outline[j].0 < outline[i].0))
+        .collect();
+    let children = |parent: Option<usize>| -> Vec<usize> {
+        (0..outline.len())
+            .filter(|&i| parents[i] == parent)
+            .collect()
+    };
+    let mut names = Vec::new();
+    for (i, &(_, title, page)) in outline.iter().enumerate() {
+        let target = vec![page_ids[page].into(), "Fit".into()];
+        let mut entry = dictionary! {
+            "Title" => Object::String(utf16_text(title), StringFormat::Hexadecimal),
+            "Parent" => parents[i].map_or(root_id, |p| ids[p]),
+        };
+        match i % 3 {
+            0 => entry.set("Dest", target),
+            1 => {
+                let name = format!("dest{i:04}");
+                entry.set("Dest", Object::string_literal(name.as_str()));
+                names.push(Object::string_literal(name.as_str()));
+                names.push(Object::Array(target));
+            }
+            _ => entry.set("A", dictionary! { "S" => "GoTo", "D" => target }),
+        }
+        let siblings = children(parents[i]);
+        let at = siblings.iter().position(|&s| s == i).unwrap_or(0);
+        if at > 0 {
+            entry.set("Prev", ids[siblings[at - 1]]);
+        }
+        if let Some(&next) = siblings.get(at + 1) {
+            entry.set("Next", ids[next]);
+        }
+        link_children(&mut entry, &children(Some(i)), &ids);
+        doc.objects.insert(ids[i], Object::Dictionary(entry));
+    }
+    let mut root = dictionary! { "Type" => "Outlines" };
+    link_children(&mut root, &children(None), &ids);
+    doc.objects.insert(root_id, Object::Dictionary(root));
+    let names_id = doc.add_object(dictionary! {
+        "Dests" => dictionary! { "Names" => names },
+    });
+    let catalog = doc.catalog_mut().expect("the fixture has a catalog");
+    catalog.set("Outlines", root_id);
+    catalog.set("Names", names_id);
+    save(&mut doc)
+}
+
+/// Sets an outline node's `/First`, `/Last` and `/Count` from its children's indices.
+fn link_children(node: &mut lopdf::Dictionary, children: &[usize], ids: &[lopdf::ObjectId]) {
+    if let (Some(&first), Some(&last)) = (children.first(), children.last()) {
+        node.set("First", ids[first]);
+        node.set("Last", ids[last]);
+        node.set("Count", children.len() as i64);
+    }
+}
+
+/// A PDF text string in UTF-16BE with its byte order mark.
+fn utf16_text(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0xFE, 0xFF];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+    bytes
+}
+
 /// A well-formed PDF whose font names an encoding that does not exist: pdf-extract 0.12
 /// panics on it ("unexpected encoding"), as it does on many real files.
 pub fn panicking_pdf() -> Vec<u8> {

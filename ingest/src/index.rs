@@ -15,12 +15,12 @@ use tantivy::schema::{
 use tantivy::snippet::SnippetGenerator;
 use tantivy::{doc, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use crate::document::Document;
+use crate::document::{CharIndex, Document};
 use crate::passage::Passage;
 
 /// Memory for the index writer's buffers.
 const WRITER_MEMORY: usize = 64 << 20;
-/// Snippets are cut to about this many bytes.
+/// Snippets are cut to about this many bytes (tantivy counts bytes).
 const SNIPPET_CHARS: usize = 240;
 
 /// Why the index could not be opened, written or searched.
@@ -52,7 +52,7 @@ pub struct Hit {
     /// Chapter index, counted from 0, and its title.
     pub chapter: Option<usize>,
     pub chapter_title: Option<String>,
-    /// The passage's byte range in the document's text.
+    /// The passage's char range in the document's text.
     pub range: Range<usize>,
     pub snippet: Snippet,
 }
@@ -61,25 +61,27 @@ pub struct Hit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snippet {
     pub text: String,
-    /// The snippet's byte range in the document's text.
+    /// The snippet's char range in the document's text.
     pub range: Range<usize>,
-    /// Byte ranges of the matched terms, in the document's text (within `range`).
+    /// Char ranges of the matched terms, in the document's text (within `range`).
     pub highlights: Vec<Range<usize>>,
 }
 
 impl Snippet {
     /// The snippet's text with each matched term between `open` and `close`.
     pub fn marked(&self, open: &str, close: &str) -> String {
+        let chars = CharIndex::new(&self.text);
         let mut out = String::with_capacity(self.text.len() + 8 * self.highlights.len());
-        let mut at = self.range.start;
+        let mut at = 0;
         for h in &self.highlights {
-            out.push_str(&self.text[at - self.range.start..h.start - self.range.start]);
+            let h = chars.bytes(h.start - self.range.start..h.end - self.range.start);
+            out.push_str(&self.text[at..h.start]);
             out.push_str(open);
-            out.push_str(&self.text[h.start - self.range.start..h.end - self.range.start]);
+            out.push_str(&self.text[h.clone()]);
             out.push_str(close);
             at = h.end;
         }
-        out.push_str(&self.text[at - self.range.start..]);
+        out.push_str(&self.text[at..]);
         out
     }
 }
@@ -237,8 +239,13 @@ impl Index {
             let text = text_of(f.text).unwrap_or_default();
             let start = number(f.start).unwrap_or(0) as usize;
             let snippet = snippets.snippet(&text);
+            // tantivy gives byte offsets into the passage's text (the highlights from the
+            // fragment's start); hits give char offsets into the document's.
+            let chars = CharIndex::new(&text);
             let fragment = snippet.fragment_range();
-            let base = start + fragment.start;
+            let in_document = |bytes: Range<usize>| {
+                start + chars.char(bytes.start)..start + chars.char(bytes.end)
+            };
             hits.push(Hit {
                 doc_id: text_of(f.doc_id).unwrap_or_default(),
                 title: String::new(),
@@ -247,13 +254,13 @@ impl Index {
                 page: number(f.page).map(|p| p as usize + 1),
                 chapter: number(f.chapter).map(|c| c as usize),
                 chapter_title: text_of(f.chapter_title),
-                range: start..number(f.end).map_or(start + text.len(), |e| e as usize),
+                range: start..number(f.end).map_or(start + chars.char(text.len()), |e| e as usize),
                 snippet: Snippet {
                     text: snippet.fragment().to_owned(),
-                    range: base..base + snippet.fragment().len(),
+                    range: in_document(fragment.clone()),
                     highlights: tantivy::snippet::collapse_overlapped_ranges(snippet.highlighted())
                         .into_iter()
-                        .map(|r| base + r.start..base + r.end)
+                        .map(|r| in_document(fragment.start + r.start..fragment.start + r.end))
                         .collect(),
                 },
             });
@@ -287,11 +294,12 @@ impl Writer {
     /// Adds a document's passages (uncommitted).
     pub fn add(&self, doc: &Document, passages: &[Passage]) -> Result<(), IndexError> {
         let f = self.fields;
+        let chars = CharIndex::new(&doc.text);
         for passage in passages {
             let mut entry = doc!(
                 f.passage_id => passage.id.as_str(),
                 f.doc_id => passage.doc_id.as_str(),
-                f.text => &doc.text[passage.range.clone()],
+                f.text => chars.slice(passage.range.clone()),
                 f.start => passage.range.start as u64,
                 f.end => passage.range.end as u64,
             );

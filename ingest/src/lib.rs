@@ -20,7 +20,7 @@ pub mod worker;
 
 pub use bulk::{Failure, IngestOptions, IngestReport, Ingested, PdfIsolation, Progress, Skipped};
 pub use catalog::{CatalogError, DocumentRecord, Status};
-pub use document::{Document, Section};
+pub use document::{char_range_to_bytes, slice_chars, CharIndex, Document, Section};
 pub use formats::pdf::{PdfError, PdfText};
 pub use formats::{parse, ParseError};
 pub use index::{Hit, IndexError, Snippet};

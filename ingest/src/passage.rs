@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::document::Document;
+use crate::document::{CharIndex, Document, Section};
 
 /// A passage has at least this many words, unless it is the last one of its chapter (or of
 /// the text before the first chapter) and could not be joined to the one before it.
@@ -12,17 +12,18 @@ pub const MIN_WORDS: usize = 150;
 /// A passage never has more words than this.
 pub const MAX_WORDS: usize = 300;
 
-/// A window of a document's text, located by chapter, page and byte range.
+/// A window of a document's text, located by chapter, page and char range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passage {
-    /// `"{doc_id}:{start}"`: stable as long as the document's text is.
+    /// `"{doc_id}:{start}"` (the char offset where it starts): stable as long as the
+    /// document's text is.
     pub id: String,
     pub doc_id: String,
     /// Index into the document's chapters.
     pub chapter: Option<usize>,
     /// Index into the document's pages.
     pub page: Option<usize>,
-    /// Byte range into the document's text, on char boundaries.
+    /// Char range into the document's text (see [`crate::CharIndex`]).
     pub range: Range<usize>,
 }
 
@@ -31,17 +32,26 @@ pub struct Passage {
 /// cross a chapter boundary or a page start, and between two consecutive passages there is only whitespace
 /// (or a chapter heading's start, which belongs to the next chapter's first passage).
 pub fn split_passages(doc: &Document, doc_id: &str) -> Vec<Passage> {
+    // The splitting works on byte offsets; sections come in and passages go out in chars.
+    let index = CharIndex::new(&doc.text);
+    let in_bytes = |sections: &[Section]| -> Vec<Range<usize>> {
+        sections
+            .iter()
+            .map(|s| index.bytes(s.range.clone()))
+            .collect()
+    };
+    let (chapters, pages) = (in_bytes(&doc.chapters), in_bytes(&doc.pages));
     // Passages break at chapter boundaries and at page starts, so that each has one chapter
     // (or none) and one page (or none).
     let mut cuts = vec![0, doc.text.len()];
-    for chapter in &doc.chapters {
-        cuts.extend([chapter.range.start, chapter.range.end]);
+    for chapter in &chapters {
+        cuts.extend([chapter.start, chapter.end]);
     }
-    cuts.extend(doc.pages.iter().map(|page| page.range.start));
+    cuts.extend(pages.iter().map(|page| page.start));
     cuts.sort_unstable();
     cuts.dedup();
     let segments = cuts.windows(2).map(|w| {
-        let chapter = doc.chapters.iter().position(|c| c.range.contains(&w[0]));
+        let chapter = chapters.iter().position(|c| c.contains(&w[0]));
         (chapter, w[0]..w[1])
     });
     segments
@@ -50,15 +60,16 @@ pub fn split_passages(doc: &Document, doc_id: &str) -> Vec<Passage> {
                 .into_iter()
                 .map(move |range| (chapter, range))
         })
-        .map(|(chapter, range)| Passage {
-            id: format!("{doc_id}:{}", range.start),
-            doc_id: doc_id.to_owned(),
-            chapter,
-            page: doc
-                .pages
-                .iter()
-                .position(|page| page.range.contains(&range.start)),
-            range,
+        .map(|(chapter, range)| {
+            let page = pages.iter().position(|page| page.contains(&range.start));
+            let range = index.chars(range);
+            Passage {
+                id: format!("{doc_id}:{}", range.start),
+                doc_id: doc_id.to_owned(),
+                chapter,
+                page,
+                range,
+            }
         })
         .collect()
 }

@@ -42,9 +42,7 @@ pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
         title: header.and_then(|h| header_field(h, "Title")),
         author: header.and_then(|h| header_field(h, "Author")),
         language: header.and_then(|h| header_field(h, "Language")),
-        text,
-        chapters,
-        pages: Vec::new(),
+        ..Document::from_byte_sections(text, chapters, Vec::new())
     })
 }
 
@@ -198,8 +196,9 @@ fn title_headings(text: &str) -> Vec<(usize, String)> {
     starts
 }
 
-/// Each start runs to the next one, or to the end of the text.
-fn sections(text: &str, starts: Vec<(usize, String)>) -> Vec<Section> {
+/// Sections titled at byte offsets `starts` (in order): each runs to the next one, or to the
+/// end of the text, less trailing whitespace (byte ranges).
+pub(crate) fn sections(text: &str, starts: Vec<(usize, String)>) -> Vec<Section> {
     let ends: Vec<usize> = starts
         .iter()
         .skip(1)

@@ -7,7 +7,7 @@ use ingest::formats::epub::{parse_epub, EpubError};
 use ingest::formats::html::parse_html;
 use ingest::formats::markdown::parse_markdown;
 use ingest::formats::pdf::{extract_pdf, pdf_document, PdfError};
-use ingest::{sniff, split_passages, Format, SniffError};
+use ingest::{slice_chars, sniff, split_passages, Format, SniffError};
 
 const PAGE_ONE: &str = "The lighthouse keeper counted ships every evening.\n\nHe wrote their names in a ledger bound in green leather.";
 const PAGE_TWO: &str = "A storm came from the west and the lamp went dark.";
@@ -16,7 +16,7 @@ const PAGE_THREE: &str = "In the morning the harbour was full of broken masts.";
 fn page_texts(doc: &ingest::Document) -> Vec<&str> {
     doc.pages
         .iter()
-        .map(|p| &doc.text[p.range.clone()])
+        .map(|p| slice_chars(&doc.text, p.range.clone()))
         .collect()
 }
 
@@ -39,10 +39,10 @@ fn pdf_pages_map_to_their_text() {
     assert_eq!(doc.pages[1].title.as_deref(), Some("2"));
     // Pages are separated by a blank line and cover the text in order.
     assert_eq!(
-        &doc.text[doc.pages[0].range.end..doc.pages[1].range.start],
+        slice_chars(&doc.text, doc.pages[0].range.end..doc.pages[1].range.start),
         "\n\n"
     );
-    assert_eq!(doc.pages[2].range.end, doc.text.len());
+    assert_eq!(doc.pages[2].range.end, doc.text.chars().count());
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn pdf_passages_carry_their_page() {
     let passages = split_passages(&doc, "doc");
     assert!(passages.len() >= 4, "{}", passages.len());
     for passage in &passages {
-        let text = &doc.text[passage.range.clone()];
+        let text = slice_chars(&doc.text, passage.range.clone());
         let page = passage.page.expect("every passage starts on a page");
         let expected = if page == 0 { "orchard" } else { "quarry" };
         assert!(text.contains(expected), "page {page}: {text}");
@@ -186,11 +186,11 @@ fn check_epub(version: EpubVersion) {
         doc.text
     );
     assert_eq!(
-        &doc.text[doc.chapters[0].range.clone()],
+        slice_chars(&doc.text, doc.chapters[0].range.clone()),
         "The Mill\n\nThe miller had three sons.\n\nThe eldest took the mill."
     );
     assert_eq!(
-        &doc.text[doc.chapters[2].range.clone()],
+        slice_chars(&doc.text, doc.chapters[2].range.clone()),
         "The Castle\n\nThe ogre lived in a castle of grey stone."
     );
     assert!(
@@ -271,7 +271,7 @@ fn html_gives_visible_text_metadata_and_chapters() {
         .collect();
     assert_eq!(titles, ["La Belle", "Le Chat"]);
     assert_eq!(
-        &doc.text[doc.chapters[1].range.clone()],
+        slice_chars(&doc.text, doc.chapters[1].range.clone()),
         "Le Chat\n\nLe chat & le meunier.\nFin."
     );
 }
@@ -298,4 +298,135 @@ fn markdown_gives_text_without_markup() {
 fn empty_markup_is_an_error() {
     assert!(parse_html(b"<html><body><script>x</script></body></html>").is_err());
     assert!(parse_markdown(b"<!-- nothing -->\n").is_err());
+}
+
+#[test]
+fn pdf_chapters_come_from_the_outline_at_its_shallowest_repeated_level() {
+    let pages: Vec<String> = (0..5)
+        .map(|p| format!("Page {p} tells how the café in Zürich opened its doors again."))
+        .collect();
+    let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let outline = [
+        (1, "The Whole Book", 0),
+        (2, "Chapter 1: Café", 0),
+        (2, "Chapter 2: Zürich", 2),
+        (3, "A section", 3),
+        (2, "Chapter 3: 終わり 🌙", 3),
+        (2, "Epilogue", 3),
+    ];
+    let pdf = extract_pdf(&fixtures::pdf_with_outline(&refs, &outline)).unwrap();
+    // Every entry is read, whichever way it names its page.
+    let read: Vec<_> = pdf
+        .outline
+        .iter()
+        .map(|b| (b.level, b.title.as_str(), b.page))
+        .collect();
+    assert_eq!(read, outline);
+    let doc = pdf_document(pdf).unwrap();
+    let titles: Vec<_> = doc
+        .chapters
+        .iter()
+        .map(|c| c.title.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Chapter 1: Café",
+            "Chapter 2: Zürich",
+            "Chapter 3: 終わり 🌙 / Epilogue"
+        ]
+    );
+    // A chapter runs from its page's start to the end of the page before the next chapter.
+    let expected = [(0, 1), (2, 2), (3, 4)];
+    for (chapter, (first, last)) in doc.chapters.iter().zip(expected) {
+        assert_eq!(
+            chapter.range,
+            doc.pages[first].range.start..doc.pages[last].range.end
+        );
+    }
+    // Char ranges: "café" and "Zürich" make every page after the first start earlier in
+    // chars than in bytes.
+    assert_eq!(
+        doc.pages[4].range.end,
+        doc.text.chars().count(),
+        "the last page ends at the text's last char"
+    );
+    assert!(slice_chars(&doc.text, doc.chapters[1].range.clone()).starts_with("Page 2 tells"));
+    let passages = split_passages(&doc, "d");
+    let chapters: Vec<_> = passages.iter().map(|p| (p.page, p.chapter)).collect();
+    assert_eq!(
+        chapters,
+        [
+            (Some(0), Some(0)),
+            (Some(1), Some(0)),
+            (Some(2), Some(1)),
+            (Some(3), Some(2)),
+            (Some(4), Some(2))
+        ]
+    );
+}
+
+#[test]
+fn a_pdf_without_an_outline_or_with_one_entry_per_level_has_no_chapters() {
+    let doc = pdf_document(extract_pdf(&fixtures::pdf(&[PAGE_ONE, PAGE_TWO])).unwrap()).unwrap();
+    assert!(doc.chapters.is_empty());
+    let bytes = fixtures::pdf_with_outline(&[PAGE_ONE, PAGE_TWO], &[(1, "Only", 1), (2, "Sub", 1)]);
+    let doc = pdf_document(extract_pdf(&bytes).unwrap()).unwrap();
+    assert!(doc.chapters.is_empty(), "{:?}", doc.chapters);
+}
+
+#[test]
+fn pdf_page_ranges_count_chars_not_bytes() {
+    let pages = [
+        "Le café était fermé à midi.",
+        "Déjà vu, naïve façade.",
+        "Fin.",
+    ];
+    let doc = pdf_document(extract_pdf(&fixtures::pdf(&pages)).unwrap()).unwrap();
+    assert_eq!(page_texts(&doc), pages);
+    let starts: Vec<_> = doc.pages.iter().map(|p| p.range.start).collect();
+    // Each page is its chars plus a blank line ("\n\n") after it.
+    assert_eq!(starts, [0, 29, 53]);
+}
+
+#[test]
+fn markup_chapters_are_char_ranges_in_text_with_accents_cjk_and_emoji() {
+    let md = "# Carnet\n\n## Café ☕\n\n東京は雨でした。Il pleuvait.\n\n## Über 🦀\n\nDas Ende.\n";
+    let doc = parse_markdown(md.as_bytes()).unwrap();
+    let chapters: Vec<_> = doc
+        .chapters
+        .iter()
+        .map(|c| slice_chars(&doc.text, c.range.clone()))
+        .collect();
+    assert_eq!(
+        chapters,
+        [
+            "Café ☕\n\n東京は雨でした。Il pleuvait.",
+            "Über 🦀\n\nDas Ende."
+        ]
+    );
+    assert_eq!(doc.chapters[1].range.end, doc.text.chars().count());
+
+    let chapters = [
+        ("Der Müller 🌾", "Der Müller hatte drei Söhne."),
+        ("猫と長靴", "末っ子は猫だけをもらいました。"),
+        ("L'ogre", "L'ogre vivait dans un château."),
+    ];
+    for version in [EpubVersion::Two, EpubVersion::Three] {
+        let bytes = fixtures::epub(
+            version,
+            "Contes",
+            "Perrault",
+            &chapters,
+            EpubFlaws::default(),
+        );
+        let doc = parse_epub(&bytes).unwrap();
+        for (section, (title, body)) in doc.chapters.iter().zip(chapters) {
+            assert_eq!(section.title.as_deref(), Some(title));
+            assert_eq!(
+                slice_chars(&doc.text, section.range.clone()),
+                format!("{title}\n\n{body}")
+            );
+        }
+    }
 }

@@ -8,8 +8,8 @@ use ingest::catalog::Catalog;
 use ingest::fixtures::{self, EpubFlaws, EpubVersion};
 use ingest::index::Index;
 use ingest::{
-    parse, split_passages, DocumentRecord, Format, IngestOptions, IngestReport, Library,
-    LibraryError, PdfIsolation, SearchOptions, Status,
+    parse, slice_chars, split_passages, DocumentRecord, Format, IngestOptions, IngestReport,
+    Library, LibraryError, PdfIsolation, SearchOptions, Status,
 };
 
 fn options() -> IngestOptions {
@@ -221,10 +221,13 @@ fn bulk_ingestion_reads_good_files_and_reports_each_bad_one() {
         assert_eq!(hit.page, Some(2));
         assert!(!hit.snippet.highlights.is_empty());
         for h in &hit.snippet.highlights {
-            assert_eq!(&text.text[h.clone()], "volcano");
+            assert_eq!(slice_chars(&text.text, h.clone()), "volcano");
             assert!(hit.snippet.range.start <= h.start && h.end <= hit.snippet.range.end);
         }
-        assert_eq!(&text.text[hit.snippet.range.clone()], hit.snippet.text);
+        assert_eq!(
+            slice_chars(&text.text, hit.snippet.range.clone()),
+            hit.snippet.text
+        );
         assert!(
             hit.range.start <= hit.snippet.range.start && hit.snippet.range.end <= hit.range.end
         );
@@ -418,4 +421,69 @@ fn missing_paths_fail_alone() {
         "{:?}",
         report.failed
     );
+}
+
+#[test]
+fn hits_and_highlights_are_char_ranges_in_text_with_accents_cjk_and_emoji() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("carnet.txt");
+    let text: String = (0..80)
+        .map(|i| match i % 4 {
+            0 => format!("Le café 東京 ouvrit à l'aube, jour {i}. "),
+            1 => format!("Un crabe 🦀 marchait sur la plage {i}. "),
+            2 => format!("Nobody in Zürich saw the volcano on day {i}. "),
+            _ => format!("Ça ne faisait rien à personne {i}. "),
+        })
+        .collect();
+    std::fs::write(&book, text).unwrap();
+    let library = Library::open(&dir.path().join("lib")).unwrap();
+    let id = ingest(&library, &[book]).ingested[0].id.clone();
+    let doc = library.text(&id).unwrap();
+    for (query, term) in [
+        ("volcano", "volcano"),
+        ("zürich", "Zürich"),
+        ("café", "café"),
+    ] {
+        let hits = search(&library, query);
+        assert!(!hits.is_empty(), "{query}");
+        for hit in &hits {
+            assert_eq!(
+                slice_chars(&doc.text, hit.snippet.range.clone()),
+                hit.snippet.text
+            );
+            assert!(!hit.snippet.highlights.is_empty());
+            for h in &hit.snippet.highlights {
+                assert_eq!(slice_chars(&doc.text, h.clone()), term, "{query}");
+            }
+            assert!(hit.range.start <= hit.snippet.range.start);
+            assert!(hit.snippet.range.end <= hit.range.end);
+            assert!(hit.range.end <= doc.text.chars().count());
+            assert!(
+                hit.snippet.marked("[", "]").contains(&format!("[{term}]")),
+                "{}",
+                hit.snippet.marked("[", "]")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_version_1_library_of_byte_offsets_is_ingested_again_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let book = dir.path().join("owl.txt");
+    std::fs::write(&book, "L'chouette 🦉 hunts at night over the prairie.").unwrap();
+    ingest(&Library::open(&lib).unwrap(), std::slice::from_ref(&book));
+    let catalog = rusqlite::Connection::open(lib.join("catalog.sqlite")).unwrap();
+    catalog.pragma_update(None, "user_version", 1).unwrap();
+    drop(catalog);
+
+    let library = Library::open(&lib).unwrap();
+    assert_eq!(library.documents().unwrap()[0].status, Status::Indexing);
+    assert!(search(&library, "prairie").is_empty());
+    let report = ingest(&library, &[]);
+    assert_eq!((report.recovered, report.ingested.len()), (1, 1));
+    let hits = search(&library, "prairie");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].snippet.highlights, vec![37..44]);
 }

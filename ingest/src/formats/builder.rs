@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use crate::document::Section;
+use crate::text::sections;
 
 /// Accumulates text from a markup walk (HTML, Markdown).
 #[derive(Debug, Default)]
@@ -108,23 +109,16 @@ impl TextBuilder {
 
 /// Chapters from headings: the highest heading level (1 to 3) that occurs at least twice
 /// starts a chapter at each of its headings; each runs to the next one or the end of the text.
+/// The ranges are byte ranges, as the headings' are.
 pub(crate) fn chapters_from_headings(text: &str, headings: &[Heading]) -> Vec<Section> {
     let Some(level) = (1..=3).find(|l| headings.iter().filter(|h| h.level == *l).count() >= 2)
     else {
         return Vec::new();
     };
-    let starts: Vec<&Heading> = headings.iter().filter(|h| h.level == level).collect();
-    starts
+    let starts = headings
         .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let end = starts
-                .get(i + 1)
-                .map_or(text.len(), |next| next.range.start);
-            Section {
-                title: Some(text[h.range.clone()].to_owned()),
-                range: h.range.start..text[..end].trim_end().len(),
-            }
-        })
-        .collect()
+        .filter(|h| h.level == level)
+        .map(|h| (h.range.start, text[h.range.clone()].to_owned()))
+        .collect();
+    sections(text, starts)
 }

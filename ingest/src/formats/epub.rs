@@ -130,9 +130,7 @@ pub fn parse_epub(bytes: &[u8]) -> Result<Document, EpubError> {
         title: package.title,
         author: package.author,
         language: package.language,
-        text,
-        chapters,
-        pages: Vec::new(),
+        ..Document::from_byte_sections(text, chapters, Vec::new())
     })
 }
 

@@ -41,13 +41,12 @@ pub fn parse_html(bytes: &[u8]) -> Result<Document, HtmlError> {
             .find(|h| h.level == 1)
             .map(|h| page.text[h.range.clone()].to_owned())
     });
+    let chapters = chapters_from_headings(&page.text, &page.headings);
     Ok(Document {
-        chapters: chapters_from_headings(&page.text, &page.headings),
         title,
         author: page.author,
         language: page.language,
-        text: page.text,
-        pages: Vec::new(),
+        ..Document::from_byte_sections(page.text, chapters, Vec::new())
     })
 }
 

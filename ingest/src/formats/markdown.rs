@@ -75,13 +75,12 @@ pub fn parse_markdown(bytes: &[u8]) -> Result<Document, MarkdownError> {
             .find(|h| h.level == 1)
             .map(|h| text[h.range.clone()].to_owned())
     });
+    let chapters = chapters_from_headings(&text, &headings);
     Ok(Document {
-        chapters: chapters_from_headings(&text, &headings),
         title,
         author: field(&["author"]),
         language: field(&["lang", "language"]),
-        text,
-        pages: Vec::new(),
+        ..Document::from_byte_sections(text, chapters, Vec::new())
     })
 }
 

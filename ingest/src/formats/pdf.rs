@@ -1,10 +1,15 @@
-//! PDF in: the text of each page (pdf-extract over lopdf), the Info dictionary's title and
-//! author. pdf-extract can panic or loop on real files: call [`extract_pdf`] in a worker
-//! process (see [`crate::worker`]), never in the process that must survive it.
+//! PDF in: the text of each page (pdf-extract over lopdf), chapters from the outline
+//! (bookmarks), the Info dictionary's title and author. pdf-extract can panic or loop on real
+//! files: call [`extract_pdf`] in a worker process (see [`crate::worker`]), never in the
+//! process that must survive it.
 
+use std::collections::{HashMap, HashSet};
+
+use lopdf::{Dictionary, Object, ObjectId};
 use serde::{Deserialize, Serialize};
 
 use crate::document::{Document, Section};
+use crate::text::sections;
 
 /// The text layer of a PDF as extracted, one string per page. This is what the worker process
 /// sends back.
@@ -13,7 +18,23 @@ pub struct PdfText {
     pub pages: Vec<String>,
     pub title: Option<String>,
     pub author: Option<String>,
+    /// The outline's entries that point at a page of this document, in outline order.
+    #[serde(default)]
+    pub outline: Vec<Bookmark>,
 }
+
+/// An entry of a PDF's outline (its bookmarks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bookmark {
+    pub title: String,
+    /// Nesting depth: 1 for the outline's top-level entries.
+    pub level: usize,
+    /// The page it points at, counted from 0.
+    pub page: usize,
+}
+
+/// The most outline entries read (a guard against huge or cyclic outlines).
+const MAX_BOOKMARKS: usize = 10_000;
 
 /// Why a PDF could not be read. Serializable, so that it crosses the worker boundary intact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -58,7 +79,8 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     if doc.is_encrypted() {
         return Err(PdfError::Encrypted);
     }
-    let numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let page_ids = doc.get_pages();
+    let numbers: Vec<u32> = page_ids.keys().copied().collect();
     if numbers.is_empty() {
         return Err(if is_truncated(bytes) {
             PdfError::Truncated("no page tree found".to_owned())
@@ -83,11 +105,143 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     if let Some(error) = first_error.filter(|_| pages.iter().all(String::is_empty)) {
         return Err(PdfError::Malformed(error));
     }
+    let page_index: HashMap<ObjectId, usize> = page_ids
+        .values()
+        .enumerate()
+        .map(|(index, id)| (*id, index))
+        .collect();
     Ok(PdfText {
         pages,
         title: info_field(&doc, b"Title"),
         author: info_field(&doc, b"Author"),
+        outline: outline(&doc, &page_index),
     })
+}
+
+/// The outline's entries, depth first, that lead to a page of `page_index`: by a `/Dest` or a
+/// `/GoTo` action, each an explicit destination (`[page /XYZ ...]`) or a named one (the
+/// catalog's `/Dests` or the `/Names` tree). Cycles and entries past [`MAX_BOOKMARKS`] are
+/// ignored; an outline that cannot be read is no outline.
+fn outline(doc: &lopdf::Document, page_index: &HashMap<ObjectId, usize>) -> Vec<Bookmark> {
+    let Some(first) = doc
+        .catalog()
+        .ok()
+        .and_then(|catalog| dict_at(doc, catalog, b"Outlines"))
+        .and_then(|outlines| outlines.get(b"First").ok())
+    else {
+        return Vec::new();
+    };
+    let mut bookmarks = Vec::new();
+    let mut seen = HashSet::new();
+    // (entry, level): the next entries to visit, the top of the stack first.
+    let mut stack = vec![(first, 1)];
+    while let Some((entry, level)) = stack.pop() {
+        let Ok(id) = entry.as_reference() else {
+            continue;
+        };
+        if !seen.insert(id) || seen.len() > MAX_BOOKMARKS {
+            continue;
+        }
+        let Ok(node) = doc.get_dictionary(id) else {
+            continue;
+        };
+        let title = node
+            .get(b"Title")
+            .ok()
+            .and_then(|t| doc.dereference(t).ok())
+            .and_then(|(_, t)| lopdf::decode_text_string(t).ok())
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|t| !t.is_empty());
+        let page = destination(doc, node).and_then(|target| page_index.get(&target));
+        if let (Some(title), Some(&page)) = (title, page) {
+            bookmarks.push(Bookmark { title, level, page });
+        }
+        if let Ok(next) = node.get(b"Next") {
+            stack.push((next, level));
+        }
+        if let Ok(child) = node.get(b"First") {
+            stack.push((child, level + 1));
+        }
+    }
+    bookmarks
+}
+
+/// The page object an outline entry leads to.
+fn destination(doc: &lopdf::Document, entry: &Dictionary) -> Option<ObjectId> {
+    let target = match entry.get(b"Dest") {
+        Ok(dest) => dest,
+        Err(_) => {
+            let action = dict_at(doc, entry, b"A")?;
+            (action.get(b"S").ok()?.as_name().ok()? == b"GoTo").then_some(())?;
+            action.get(b"D").ok()?
+        }
+    };
+    let (_, target) = doc.dereference(target).ok()?;
+    let explicit = match target {
+        Object::Name(name) | Object::String(name, _) => named_destination(doc, name)?,
+        other => other,
+    };
+    let explicit = match explicit {
+        // A named destination may be a dictionary whose /D is the array.
+        Object::Dictionary(d) => doc.dereference(d.get(b"D").ok()?).ok()?.1,
+        other => other,
+    };
+    explicit.as_array().ok()?.first()?.as_reference().ok()
+}
+
+/// A named destination's value, from the catalog's `/Dests` dictionary (PDF 1.1) or the
+/// `/Dests` name tree under `/Names`.
+fn named_destination<'a>(doc: &'a lopdf::Document, name: &[u8]) -> Option<&'a Object> {
+    let catalog = doc.catalog().ok()?;
+    if let Some(found) = dict_at(doc, catalog, b"Dests").and_then(|dests| dests.get(name).ok()) {
+        return doc.dereference(found).ok().map(|(_, value)| value);
+    }
+    let tree = dict_at(doc, catalog, b"Names").and_then(|names| dict_at(doc, names, b"Dests"))?;
+    find_in_name_tree(doc, tree, name, 0)
+}
+
+/// Looks `name` up in a name tree (leaves' `/Names` pairs, `/Kids` below), at most 32 deep.
+fn find_in_name_tree<'a>(
+    doc: &'a lopdf::Document,
+    node: &'a Dictionary,
+    name: &[u8],
+    depth: usize,
+) -> Option<&'a Object> {
+    if let Some(Object::Array(pairs)) = node
+        .get(b"Names")
+        .ok()
+        .and_then(|n| doc.dereference(n).ok())
+        .map(|(_, n)| n)
+    {
+        for pair in pairs.chunks(2) {
+            if let [key, value] = pair {
+                if key.as_str().ok() == Some(name) {
+                    return doc.dereference(value).ok().map(|(_, value)| value);
+                }
+            }
+        }
+    }
+    if depth >= 32 {
+        return None;
+    }
+    let kids = node
+        .get(b"Kids")
+        .ok()
+        .and_then(|k| doc.dereference(k).ok())?;
+    kids.1.as_array().ok()?.iter().find_map(|kid| {
+        let kid = doc.dereference(kid).ok()?.1.as_dict().ok()?;
+        find_in_name_tree(doc, kid, name, depth + 1)
+    })
+}
+
+/// The dictionary at `key` of `dict`, following a reference.
+fn dict_at<'a>(
+    doc: &'a lopdf::Document,
+    dict: &'a Dictionary,
+    key: &[u8],
+) -> Option<&'a Dictionary> {
+    let (_, value) = doc.dereference(dict.get(key).ok()?).ok()?;
+    value.as_dict().ok()
 }
 
 /// A PDF whose last kilobyte has no `%%EOF` was cut short.
@@ -108,7 +262,8 @@ fn info_field(doc: &lopdf::Document, key: &[u8]) -> Option<String> {
 
 /// Builds a [`Document`] from extracted pages: each page's text (trailing spaces cut, runs of
 /// blank lines folded to one) becomes a page section titled with its number, pages separated
-/// by a blank line. A PDF with no text on any page has no text layer.
+/// by a blank line. Chapters come from the outline (see [`outline_chapters`]). A PDF with no
+/// text on any page has no text layer.
 pub fn pdf_document(pdf: PdfText) -> Result<Document, PdfError> {
     if pdf.pages.iter().all(|p| p.trim().is_empty()) {
         return Err(PdfError::NoTextLayer {
@@ -129,14 +284,43 @@ pub fn pdf_document(pdf: PdfText) -> Result<Document, PdfError> {
             range: start..text.len(),
         });
     }
+    let chapters = outline_chapters(&text, &pages, &pdf.outline);
     Ok(Document {
         title: pdf.title,
         author: pdf.author,
-        language: None,
-        text,
-        chapters: Vec::new(),
-        pages,
+        ..Document::from_byte_sections(text, chapters, pages)
     })
+}
+
+/// Chapters from the outline: the shallowest level with at least two entries starts a chapter
+/// at the start of each entry's page (entries on one page make one chapter, their titles
+/// joined by ` / `); each runs to the next one or the end of the text, and the text before
+/// the first is in none. Byte ranges, as the pages' are.
+fn outline_chapters(text: &str, pages: &[Section], outline: &[Bookmark]) -> Vec<Section> {
+    let Some(level) = outline
+        .iter()
+        .map(|b| b.level)
+        .filter(|&l| outline.iter().filter(|b| b.level == l).count() >= 2)
+        .min()
+    else {
+        return Vec::new();
+    };
+    let mut entries: Vec<&Bookmark> = outline.iter().filter(|b| b.level == level).collect();
+    entries.sort_by_key(|b| b.page);
+    let mut starts: Vec<(usize, String)> = Vec::new();
+    for entry in entries {
+        let Some(page) = pages.get(entry.page) else {
+            continue;
+        };
+        match starts.last_mut() {
+            Some((start, title)) if *start == page.range.start => {
+                title.push_str(" / ");
+                title.push_str(&entry.title);
+            }
+            _ => starts.push((page.range.start, entry.title.clone())),
+        }
+    }
+    sections(text, starts)
 }
 
 fn clean_page(page: &str) -> String {
