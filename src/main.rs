@@ -277,7 +277,7 @@ fn print_hits(hits: &[Hit]) {
     };
     for (i, hit) in hits.iter().enumerate() {
         println!(
-            "{}. {} — {} [bytes {}..{}] score {:.2}  ({})",
+            "{}. {} — {} [chars {}..{}] score {:.2}  ({})",
             i + 1,
             hit.title,
             locator(hit),

@@ -35,7 +35,7 @@ fn demo_opens_every_bundled_book_and_says_what_is_missing() {
         "{stdout}"
     );
     assert!(stdout.contains("«imitates»"), "{stdout}");
-    assert!(stdout.contains("[bytes "), "{stdout}");
+    assert!(stdout.contains("[chars "), "{stdout}");
     assert!(stdout.contains("Not there yet"), "{stdout}");
 }
 
