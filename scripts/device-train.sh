@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains MemMamba variants side by side on one GPU host that has no Rust, within a wall-clock
+# Trains MemMamba variants one after the other on one GPU host that has no Rust, within a wall-clock
 # budget and with the same token budget each, then evaluates them. Run it through gpu-run.sh,
 # which unpacks the CUDA build of `memmamba-train` that scripts/gpu-pack.sh put in .device/ and
 # finds the CUDA runtime (steps: docs/MODEL_CARD.md):
@@ -8,9 +8,9 @@
 #   e.g. ... .device-train 15 memmamba "" baseline "--notes-off"
 #
 # DATA_DIR holds tokenizer.json, train.tokens.gz + train.books.json and dev.tokens +
-# dev.books.json. A 10-step probe of each variant measures its step time first; the runs then
-# share the GPU, so each gets the step count that the sum of the step times allows in MINUTES
-# (which sizes the cosine schedule). Everything goes to /tmp/memreader-train/NAME; progress to
+# dev.books.json. An 8-step probe of each variant measures its step time first; each variant
+# then gets the step count that the sum of the step times allows in MINUTES (which sizes the
+# cosine schedule), so all see the same tokens. Everything goes to /tmp/memreader-train/NAME; progress to
 # $WORK/status. Start it in the background (setsid) and collect results with
 # `device-collect.sh` in later calls while the host is held.
 set -euo pipefail
@@ -45,21 +45,17 @@ done
 steps=$(awk -v m="$minutes" -v t="$total" 'BEGIN { print int(m * 60 * 0.9 / t) }')
 log "plan: $steps steps of $batch x $seq_len tokens per variant, ${total}s per step of all variants"
 
-pids=()
+# One after the other: side by side, the two processes' memory did not fit in the GPU.
 for i in "${!names[@]}"; do
+  status=0
   # shellcheck disable=SC2086
   train --steps "$steps" --warmup $(( steps / 20 + 1 )) --eval-every $(( steps / 8 + 1 )) \
     --checkpoint-every $(( steps / 8 + 1 )) --out "$work/${names[$i]}" ${args[$i]} \
-    > "$work/${names[$i]}.log" 2>&1 &
-  pids+=($!)
-done
-for i in "${!pids[@]}"; do
-  status=0
-  wait "${pids[$i]}" || status=$?
+    > "$work/${names[$i]}.log" 2>&1 || status=$?
   log "training ${names[$i]} ended with $status"
 done
 
-# The evaluations, side by side too (the final weights, or the last checkpoint's).
+# The evaluations, side by side (the final weights, or the last checkpoint's).
 pids=()
 for name in "${names[@]}"; do
   run=$work/$name

@@ -23,10 +23,9 @@ pub(crate) struct ChunkedNotes {
     pub notes: Tensor,
     /// `ln s` for every (padded) token: (B, nc * C).
     pub log_scores: Tensor,
-    /// Per batch row and chunk, the rows of the flattened (B * nc * C) notes that the chunk
-    /// reads: its K pool slots (an empty slot points at any row; the mask hides it), then its C
-    /// tokens. Shape (B * nc * (K + C),), u32.
-    index: Tensor,
+    /// Per batch row, chunk and pool slot, the (padded) token whose note the slot holds when
+    /// the chunk is read; an empty slot points at token 0 (the mask hides it). (B, nc * K), u32.
+    slot_source: Tensor,
     /// 1 where the chunk's pool slot holds a note: (B * nc, 1, K).
     slot_valid: Tensor,
     /// 1 where the chunk's token writes a note (padding never does): (B * nc, 1, C).
@@ -46,18 +45,15 @@ impl ChunkedNotes {
         let (k, c) = (cfg.pool_slots, cfg.chunk);
         let (batch, padded) = log_scores.dims2()?;
         let nc = padded / c;
-        let width = k + c;
-        let mut index = Vec::with_capacity(batch * nc * width);
+        let mut slot_source = Vec::with_capacity(batch * nc * k);
         let mut slot_valid = Vec::with_capacity(batch * nc * k);
         let mut noted = Vec::with_capacity(batch * nc * c);
-        for (b, row) in scores.iter().enumerate() {
-            let base = (b * padded) as u32;
+        for row in scores {
             let mut slots = vec![Slot::EMPTY; k];
             for i in 0..nc {
-                index.extend(slots.iter().map(|s| base + s.position as u32));
+                slot_source.extend(slots.iter().map(|s| s.position as u32));
                 slot_valid.extend(slots.iter().map(|s| f32::from(u8::from(s.valid))));
                 let chunk = i * c..(i + 1) * c;
-                index.extend(chunk.clone().map(|t| base + t as u32));
                 let real = |t: usize| t < len && is_noted(row[t], cfg.tau1);
                 noted.extend(chunk.clone().map(|t| f32::from(u8::from(real(t)))));
                 // Commit chunk i: its noted tokens in position order, as the streaming pool does.
@@ -68,7 +64,7 @@ impl ChunkedNotes {
         }
         let device = notes.device();
         Ok(Self {
-            index: Tensor::from_vec(index, batch * nc * width, device)?,
+            slot_source: Tensor::from_vec(slot_source, (batch, nc * k), device)?,
             slot_valid: Tensor::from_vec(slot_valid, (batch * nc, 1, k), device)?,
             noted: Tensor::from_vec(noted, (batch * nc, 1, c), device)?,
             notes,
@@ -90,24 +86,40 @@ impl ChunkedNotes {
         Ok(Tensor::cat(&[&pool, &own], 2)?)
     }
 
-    /// This layer's notes as `attn` reads them, gathered per chunk: keys and values
-    /// (B * nc, K + C, d_note) and log-scores (B * nc, K + C).
+    /// This layer's notes as `attn` reads them, gathered per chunk (its K pool slots, then its
+    /// C tokens): keys and values (B * nc, K + C, d_note) and log-scores (B * nc, K + C).
+    ///
+    /// The pool slots are gathered by multiplying with a one-hot selection matrix rather than
+    /// by `index_select`: the backward pass of the latter is
+    /// candle's `index_add`, whose CUDA kernel loops over all indices in one thread per output
+    /// column and took most of a training step.
     fn gathered(&self, attn: &NoteAttention) -> Result<(Tensor, Tensor, Tensor)> {
-        let (batch, padded, d) = self.notes.dims3()?;
-        let rows = self.noted.dim(0)?;
-        let width = self.index.dim(0)? / rows;
-        let gather = |t: &Tensor| -> Result<Tensor> {
-            Ok(t.reshape((batch * padded, d))?
-                .index_select(&self.index, 0)?
-                .reshape((rows, width, d))?)
-        };
+        let (_, padded, d) = self.notes.dims3()?;
+        let (rows, _, c) = self.noted.dims3()?;
+        let k = self.slot_valid.dim(2)?;
         let (keys, values) = attn.project(&self.notes)?;
-        let logs = self
-            .log_scores
-            .reshape(batch * padded)?
-            .index_select(&self.index, 0)?
-            .reshape((rows, width))?;
-        Ok((gather(&keys)?, gather(&values)?, logs))
+        // Keys, values and log-score side by side, so that one gather moves all three.
+        let notes = Tensor::cat(&[&keys, &values, &self.log_scores.unsqueeze(2)?], 2)?;
+        let width = 2 * d + 1;
+        let tokens = Tensor::arange(0u32, padded as u32, notes.device())?;
+        let select = self
+            .slot_source
+            .unsqueeze(2)?
+            .broadcast_eq(&tokens.reshape((1, 1, padded))?)?
+            .to_dtype(DType::F32)?;
+        let pool = select.matmul(&notes)?;
+        let all = Tensor::cat(
+            &[
+                &pool.reshape((rows, k, width))?,
+                &notes.reshape((rows, c, width))?,
+            ],
+            1,
+        )?;
+        Ok((
+            all.narrow(2, 0, d)?.contiguous()?,
+            all.narrow(2, d, d)?.contiguous()?,
+            all.narrow(2, 2 * d, 1)?.squeeze(2)?.contiguous()?,
+        ))
     }
 }
 
