@@ -1,0 +1,697 @@
+//! Asking a question of the library: candidates, reranking, an answer, citations.
+//!
+//! 1. **BM25** ([`AskOptions::bm25`] best passages from the tantivy index).
+//! 2. **Memory pointers**: for each document asked about (`--doc`, else those of the BM25
+//!    candidates) that has a memory, the model reads [`memmamba::prompt::question_prompt`]
+//!    after the document (a copy of its memory state). The question's last token attends over
+//!    every layer's summary pool; each note's weight *above uniform* (`w - 1/n` over the `n`
+//!    notes it could see, so an untrained model's flat attention points nowhere) goes to the
+//!    passage that holds the note's source token. A passage's memory score is that lift
+//!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
+//! 3. **First-stage score** = BM25 / best BM25 of the question (in [0, 1]) + memory score.
+//! 4. **Reranking** ([`AskOptions::rerank`] best of the first stage): the model scores the
+//!    question prompt after the passage against the question prompt alone; the mean pointwise
+//!    mutual information per token, `mean_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]`
+//!    in nats, is added to the first-stage score. It is zero for a model that has learnt
+//!    nothing, so it cannot scramble BM25's order, and positive where the passage makes the
+//!    question more expected.
+//! 5. **Answer**: the model reads the best passage and the question prompt and decodes greedily
+//!    up to the first newline. The generated answer is used when its mean token log-probability
+//!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
+//!    answer is the sentence that best matches the question among the [`EXTRACT_FROM`] best
+//!    passages (summed IDF of the question's content words it holds, IDF over the candidates'
+//!    sentences; of equals the shorter sentence, then the better-ranked passage, wins). "The best passage" above is the one
+//!    that sentence comes from; it is cited first.
+//!
+//! Every citation is a candidate's best sentence with its document, page or chapter and char
+//! range. Without a model (not shipped yet, or not loaded) steps 2, 4 and generation are
+//! skipped and the answer says so in its notices.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use ingest::{split_passages, Passage};
+use memmamba::prompt::question_prompt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::library::{Document, Library, SearchOptions, Status};
+use crate::memory;
+use crate::model::Model;
+use crate::text::{content_words, sentences, CharMap};
+
+/// The extracted answer is the best sentence of this many of the best passages.
+pub const EXTRACT_FROM: usize = 3;
+
+/// How to answer.
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    /// Only these documents (ids or unique prefixes); all when empty.
+    pub docs: Vec<String>,
+    /// BM25 candidates taken from the index (0: none, memory pointers only).
+    pub bm25: usize,
+    /// Passages taken from the memory pointers of each document (0: none, BM25 only).
+    pub memory: usize,
+    /// Candidates the model reranks (0: no reranking).
+    pub rerank: usize,
+    /// Citations in the answer.
+    pub citations: usize,
+    /// Generate an answer with the model (else always extract one).
+    pub generate: bool,
+    /// The most tokens of a generated answer.
+    pub max_answer_tokens: usize,
+    /// A generated answer is used only when its mean token log-probability reaches this.
+    pub min_logprob: f32,
+}
+
+impl Default for AskOptions {
+    fn default() -> AskOptions {
+        AskOptions {
+            docs: Vec::new(),
+            bm25: 20,
+            memory: 8,
+            rerank: 8,
+            citations: 3,
+            generate: true,
+            max_answer_tokens: 32,
+            min_logprob: -1.0,
+        }
+    }
+}
+
+/// A cited sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    pub doc_id: String,
+    pub title: String,
+    /// Page number from 1 (documents with pages).
+    pub page: Option<usize>,
+    /// Chapter index from 0, and its title.
+    pub chapter: Option<usize>,
+    pub chapter_title: Option<String>,
+    /// The passage's char range in the document's text.
+    pub passage: Range<usize>,
+    /// The quoted sentence and its char range in the document's text.
+    pub quote: String,
+    pub range: Range<usize>,
+    /// The final score (higher is better) and its parts.
+    pub score: f32,
+    pub bm25: Option<f32>,
+    pub memory: Option<f32>,
+    /// Mean pointwise mutual information of the question given the passage, nats per token.
+    pub model: Option<f32>,
+}
+
+impl Citation {
+    /// "p. 3", "chapter 2: Title", both, or "no page or chapter".
+    pub fn locator(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(page) = self.page {
+            parts.push(format!("p. {page}"));
+        }
+        match (&self.chapter_title, self.chapter) {
+            (Some(title), _) => parts.push(format!("chapter {title:?}")),
+            (None, Some(n)) => parts.push(format!("chapter {}", n + 1)),
+            _ => {}
+        }
+        if parts.is_empty() {
+            "no page or chapter".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Where an answer's text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerKind {
+    /// Generated by the model after the best passage.
+    Generated,
+    /// The best passage's sentence that matches the question best.
+    Extracted,
+    /// Nothing in the documents matches the question.
+    None,
+}
+
+/// An answer with its citations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub question: String,
+    pub text: String,
+    pub kind: AnswerKind,
+    /// What the model generated (whether used or not) and its mean token log-probability.
+    pub generated: Option<String>,
+    pub confidence: Option<f32>,
+    /// Best first.
+    pub citations: Vec<Citation>,
+    /// What was left out and why (no model, documents without memory, ...).
+    pub notices: Vec<String>,
+}
+
+/// A document's text and passages, as needed to cite it.
+struct DocText {
+    title: String,
+    doc: Document,
+    map: CharMap,
+    passages: Vec<Passage>,
+}
+
+impl DocText {
+    fn load(library: &Library, id: &str) -> Result<DocText> {
+        let record = library.document(id)?;
+        let doc = library.text(id)?;
+        let passages = split_passages(&doc, id);
+        Ok(DocText {
+            title: record.display_title(),
+            map: CharMap::new(&doc.text),
+            doc,
+            passages,
+        })
+    }
+
+    /// The index of the passage that holds char `c` (or the next one, for a char between
+    /// passages).
+    fn passage_at(&self, c: usize) -> Option<usize> {
+        let i = self.passages.partition_point(|p| p.range.end <= c);
+        (i < self.passages.len()).then_some(i)
+    }
+}
+
+/// A passage being ranked.
+#[derive(Debug, Clone)]
+struct Candidate {
+    doc_id: String,
+    passage: Range<usize>,
+    page: Option<usize>,
+    chapter: Option<usize>,
+    chapter_title: Option<String>,
+    bm25: Option<f32>,
+    memory: Option<f32>,
+    model: Option<f32>,
+}
+
+impl Candidate {
+    fn first_stage(&self, best_bm25: f32) -> f32 {
+        self.bm25.map_or(0.0, |s| s / best_bm25.max(1e-6)) + self.memory.unwrap_or(0.0)
+    }
+}
+
+/// The ranked passages for a question and what was left out.
+pub struct Ranking {
+    candidates: Vec<(Candidate, f32)>,
+    docs: HashMap<String, DocText>,
+    notices: Vec<String>,
+}
+
+/// Asks `question` of the library: see the module docs. `model` is None when no model is
+/// available (BM25 and extraction only).
+pub fn ask(
+    library: &Library,
+    model: Option<&Model>,
+    question: &str,
+    options: &AskOptions,
+) -> Result<Answer> {
+    let ranking = rank(library, model, question, options)?;
+    answer(model, question, ranking, options)
+}
+
+/// The passages for `query`, best first, each cited by its best sentence: BM25 merged with the
+/// memory pointers and, with `options.rerank`, reranked by the model (`memreader search
+/// --memory`).
+pub fn search(
+    library: &Library,
+    model: Option<&Model>,
+    query: &str,
+    options: &AskOptions,
+    limit: usize,
+) -> Result<(Vec<Citation>, Vec<String>)> {
+    let ranking = rank(library, model, query, options)?;
+    let words = question_words(query);
+    let idf = idf_of(&ranking, &words);
+    let cites = ranking
+        .candidates
+        .iter()
+        .take(limit)
+        .map(|(c, score)| cite(&ranking.docs, c, *score, &words, &idf))
+        .collect();
+    Ok((cites, ranking.notices))
+}
+
+fn rank(
+    library: &Library,
+    model: Option<&Model>,
+    question: &str,
+    options: &AskOptions,
+) -> Result<Ranking> {
+    let mut notices = Vec::new();
+    let mut docs: HashMap<String, DocText> = HashMap::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let asked: Vec<String> = options
+        .docs
+        .iter()
+        .map(|id| library.resolve(id))
+        .collect::<std::result::Result<_, _>>()?;
+
+    if options.bm25 > 0 {
+        let hits = library.search(
+            question,
+            &SearchOptions {
+                docs: asked.clone(),
+                limit: options.bm25,
+            },
+        )?;
+        for hit in hits {
+            candidates.push(Candidate {
+                doc_id: hit.doc_id,
+                passage: hit.range,
+                page: hit.page,
+                chapter: hit.chapter,
+                chapter_title: hit.chapter_title,
+                bm25: Some(hit.score),
+                memory: None,
+                model: None,
+            });
+        }
+    }
+
+    if let Some(model) = model.filter(|_| options.memory > 0) {
+        let mut targets: Vec<String> = if asked.is_empty() {
+            let mut seen = HashSet::new();
+            candidates
+                .iter()
+                .filter(|c| seen.insert(c.doc_id.clone()))
+                .map(|c| c.doc_id.clone())
+                .collect()
+        } else {
+            asked.clone()
+        };
+        if targets.is_empty() {
+            targets = library
+                .documents()?
+                .into_iter()
+                .filter(|r| r.status == Status::Ready)
+                .map(|r| r.id)
+                .filter(|id| matches!(memory::info(library, id), Ok(Some(_))))
+                .take(16)
+                .collect();
+        }
+        let mut unread = Vec::new();
+        for id in targets {
+            match memory::info(library, &id)? {
+                Some(info) if info.weights_blake3 == model.weights_blake3() => {}
+                _ => {
+                    unread.push(id);
+                    continue;
+                }
+            }
+            let text = doc_text(library, &mut docs, &id)?;
+            let pointed = memory_pointers(library, model, &id, text, question)?;
+            let mut best: Vec<(usize, f32)> = pointed.into_iter().collect();
+            best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (i, score) in best.into_iter().take(options.memory) {
+                let p = &text.passages[i];
+                let found = candidates
+                    .iter_mut()
+                    .find(|c| c.doc_id == id && c.passage == p.range);
+                match found {
+                    Some(c) => c.memory = Some(score),
+                    None => candidates.push(Candidate {
+                        doc_id: id.clone(),
+                        passage: p.range.clone(),
+                        page: p.page.map(|n| n + 1),
+                        chapter: p.chapter,
+                        chapter_title: p
+                            .chapter
+                            .and_then(|c| text.doc.chapters.get(c))
+                            .and_then(|c| c.title.clone()),
+                        bm25: None,
+                        memory: Some(score),
+                        model: None,
+                    }),
+                }
+            }
+        }
+        if !unread.is_empty() {
+            notices.push(format!(
+                "{} document(s) have no memory from this model, so only BM25 ranks their \
+                 passages (`memreader read` reads them)",
+                unread.len()
+            ));
+        }
+    }
+    if model.is_none() {
+        notices.push(
+            "no model loaded: passages come from BM25 alone and the answer is extracted".to_owned(),
+        );
+    }
+
+    let best_bm25 = candidates
+        .iter()
+        .filter_map(|c| c.bm25)
+        .fold(0.0f32, f32::max);
+    let mut scored: Vec<(Candidate, f32)> = candidates
+        .into_iter()
+        .map(|c| {
+            let s = c.first_stage(best_bm25);
+            (c, s)
+        })
+        .collect();
+    sort(&mut scored);
+    if let Some(model) = model.filter(|_| options.rerank > 0 && !scored.is_empty()) {
+        let prompt = model.encode(&question_prompt(question))?;
+        if prompt.len() >= 2 {
+            let baseline = prompt_logprob(model, &[], &prompt)?;
+            for (c, score) in scored.iter_mut().take(options.rerank) {
+                let text = doc_text(library, &mut docs, &c.doc_id)?;
+                let passage = model.encode(text.map.slice(&text.doc.text, &c.passage))?;
+                let pmi = prompt_logprob(model, &passage, &prompt)? - baseline;
+                c.model = Some(pmi);
+                *score += pmi;
+            }
+            sort(&mut scored);
+        }
+    }
+    for (c, _) in &scored {
+        doc_text(library, &mut docs, &c.doc_id)?;
+    }
+    Ok(Ranking {
+        candidates: scored,
+        docs,
+        notices,
+    })
+}
+
+fn sort(scored: &mut [(Candidate, f32)]) {
+    scored.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.doc_id.cmp(&b.0.doc_id))
+            .then(a.0.passage.start.cmp(&b.0.passage.start))
+    });
+}
+
+fn doc_text<'d>(
+    library: &Library,
+    docs: &'d mut HashMap<String, DocText>,
+    id: &str,
+) -> Result<&'d DocText> {
+    if !docs.contains_key(id) {
+        docs.insert(id.to_owned(), DocText::load(library, id)?);
+    }
+    Ok(&docs[id])
+}
+
+/// The passages of document `id` that its memory points at when the model reads the question
+/// after it: passage index -> summed attention lift (see the module docs).
+fn memory_pointers(
+    library: &Library,
+    model: &Model,
+    id: &str,
+    text: &DocText,
+    question: &str,
+) -> Result<HashMap<usize, f32>> {
+    let mut state = memory::load(library, model, id)?.state;
+    let offsets = memory::token_offsets(library, model, id, &text.doc)?;
+    let prompt = model.encode(&question_prompt(question))?;
+    if prompt.is_empty() {
+        return Ok(HashMap::new());
+    }
+    model.read(&mut state, &prompt)?;
+    let document_tokens = state.tokens_read() - prompt.len() as u64;
+    let mut lists = Vec::new();
+    for layer in 0..state.n_layer() {
+        if let Some(att) = state.attention(layer) {
+            lists.extend(att.token.first().cloned());
+            lists.extend(att.cross.first().cloned());
+        }
+    }
+    let reads = lists.iter().filter(|l| !l.is_empty()).count().max(1) as f32;
+    let mut out: HashMap<usize, f32> = HashMap::new();
+    for list in lists.iter().filter(|l| !l.is_empty()) {
+        let uniform = 1.0 / list.len() as f32;
+        for note in list {
+            let lift = note.weight - uniform;
+            // notes written while reading the question itself point at no passage
+            if lift <= 0.0 || note.position >= document_tokens {
+                continue;
+            }
+            let Some(&c) = offsets.get(note.position as usize) else {
+                continue;
+            };
+            if let Some(p) = text.passage_at(c as usize) {
+                *out.entry(p).or_default() += lift / reads;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sum of log p(prompt[t] | context, prompt[..t]) over t >= 1, from a fresh state.
+fn prompt_logprob(model: &Model, context: &[u32], prompt: &[u32]) -> Result<f32> {
+    let mut state = model.new_state()?;
+    let mut first: Vec<u32> = context.to_vec();
+    first.push(prompt[0]);
+    let mut logprobs = model.read(&mut state, &first)?;
+    let mut total = 0.0;
+    for (i, &t) in prompt.iter().enumerate().skip(1) {
+        total += logprobs
+            .get(t as usize)
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY);
+        if i + 1 < prompt.len() {
+            logprobs = model.read(&mut state, &[t])?;
+        }
+    }
+    Ok(total / (prompt.len() - 1) as f32)
+}
+
+fn question_words(question: &str) -> Vec<String> {
+    let mut words = content_words(question);
+    let mut seen = HashSet::new();
+    words.retain(|w| seen.insert(w.clone()));
+    words
+}
+
+/// IDF of each question word over the sentences of all candidates.
+fn idf_of(ranking: &Ranking, words: &[String]) -> HashMap<String, f32> {
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    let mut n = 0usize;
+    for (c, _) in &ranking.candidates {
+        let text = &ranking.docs[&c.doc_id];
+        for s in sentences(&text.map, &text.doc.text, &c.passage) {
+            n += 1;
+            let have: HashSet<String> = content_words(text.map.slice(&text.doc.text, &s))
+                .into_iter()
+                .collect();
+            for w in words {
+                if have.contains(w) {
+                    *df.entry(w.as_str()).or_default() += 1;
+                }
+            }
+        }
+    }
+    words
+        .iter()
+        .map(|w| {
+            let d = df.get(w.as_str()).copied().unwrap_or(0) as f32;
+            (w.clone(), (1.0 + (n as f32 + 1.0) / (d + 1.0)).ln())
+        })
+        .collect()
+}
+
+/// The sentence of the candidate's passage that matches the question words best (by summed
+/// IDF; of equals the shortest, then the first), as a citation.
+fn cite(
+    docs: &HashMap<String, DocText>,
+    c: &Candidate,
+    score: f32,
+    words: &[String],
+    idf: &HashMap<String, f32>,
+) -> Citation {
+    best_sentence(docs, c, score, words, idf).0
+}
+
+/// [`cite`] and how well its sentence matches (summed IDF of the question words it has).
+fn best_sentence(
+    docs: &HashMap<String, DocText>,
+    c: &Candidate,
+    score: f32,
+    words: &[String],
+    idf: &HashMap<String, f32>,
+) -> (Citation, f32) {
+    let text = &docs[&c.doc_id];
+    let mut best: Option<(f32, Range<usize>)> = None;
+    for s in sentences(&text.map, &text.doc.text, &c.passage) {
+        let have: HashSet<String> = content_words(text.map.slice(&text.doc.text, &s))
+            .into_iter()
+            .collect();
+        let m: f32 = words
+            .iter()
+            .filter(|w| have.contains(*w))
+            .map(|w| idf.get(w).copied().unwrap_or(0.0))
+            .sum();
+        let len = s.end - s.start;
+        let better = best
+            .as_ref()
+            .is_none_or(|(b, r)| m > *b || (m == *b && len < r.end - r.start));
+        if better {
+            best = Some((m, s));
+        }
+    }
+    let (matched, range) = best.unwrap_or((0.0, c.passage.clone()));
+    (citation(text, c, score, range), matched)
+}
+
+fn citation(text: &DocText, c: &Candidate, score: f32, range: Range<usize>) -> Citation {
+    Citation {
+        doc_id: c.doc_id.clone(),
+        title: text.title.clone(),
+        page: c.page,
+        chapter: c.chapter,
+        chapter_title: c.chapter_title.clone(),
+        passage: c.passage.clone(),
+        quote: text.map.slice(&text.doc.text, &range).to_owned(),
+        range,
+        score,
+        bm25: c.bm25,
+        memory: c.memory,
+        model: c.model,
+    }
+}
+
+/// Lower-cased words of `s` joined by single spaces, for containment tests.
+fn normalized(s: &str) -> String {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn answer(
+    model: Option<&Model>,
+    question: &str,
+    ranking: Ranking,
+    options: &AskOptions,
+) -> Result<Answer> {
+    let words = question_words(question);
+    let idf = idf_of(&ranking, &words);
+    // The answer comes from the best-matching sentence of the first EXTRACT_FROM passages
+    // (the first of equals); its passage is cited first, the others follow in rank order.
+    let mut cites: Vec<(Citation, f32)> = ranking
+        .candidates
+        .iter()
+        .take(options.citations.max(EXTRACT_FROM))
+        .map(|(c, score)| best_sentence(&ranking.docs, c, *score, &words, &idf))
+        .collect();
+    let source = cites
+        .iter()
+        .take(EXTRACT_FROM)
+        .enumerate()
+        .fold(None, |best: Option<(usize, f32, usize)>, (i, (c, m))| {
+            let len = c.range.end - c.range.start;
+            match best {
+                Some((_, b, l)) if b > *m || (b == *m && l <= len) => best,
+                _ => Some((i, *m, len)),
+            }
+        })
+        .map_or(0, |(i, _, _)| i);
+    if source < cites.len() {
+        let first = cites.remove(source);
+        cites.insert(0, first);
+    }
+    let citations: Vec<Citation> = cites
+        .into_iter()
+        .take(options.citations.max(1))
+        .map(|(c, _)| c)
+        .collect();
+    let mut out = Answer {
+        question: question.to_owned(),
+        text: String::new(),
+        kind: AnswerKind::None,
+        generated: None,
+        confidence: None,
+        citations,
+        notices: ranking.notices,
+    };
+    let Some(best) = out.citations.first() else {
+        out.text = "Nothing in the documents matches the question.".to_owned();
+        return Ok(out);
+    };
+    out.text = best.quote.clone();
+    out.kind = AnswerKind::Extracted;
+    let (Some(model), true) = (model, options.generate) else {
+        return Ok(out);
+    };
+    let (candidate, score) = &ranking.candidates[source];
+    let text = &ranking.docs[&candidate.doc_id];
+    let passage_text = text.map.slice(&text.doc.text, &candidate.passage);
+    let (generated, confidence) = generate(model, passage_text, question, options)?;
+    out.confidence = Some(confidence);
+    let wanted = normalized(&generated);
+    let found = !wanted.is_empty() && normalized(passage_text).contains(&wanted);
+    if found && confidence >= options.min_logprob {
+        out.kind = AnswerKind::Generated;
+        out.text = generated.clone();
+        // cite the sentence that holds the answer
+        let holding = sentences(&text.map, &text.doc.text, &candidate.passage)
+            .into_iter()
+            .find(|s| normalized(text.map.slice(&text.doc.text, s)).contains(&wanted));
+        if let Some(range) = holding {
+            out.citations[0] = citation(text, candidate, *score, range);
+        }
+    }
+    out.generated = Some(generated);
+    Ok(out)
+}
+
+/// Greedy decoding after the passage and the question prompt, up to the first newline or
+/// `max_answer_tokens`; the answer's text and its mean token log-probability.
+fn generate(
+    model: &Model,
+    passage: &str,
+    question: &str,
+    options: &AskOptions,
+) -> Result<(String, f32)> {
+    let mut ids = model.encode(passage)?;
+    ids.extend(model.encode(&question_prompt(question))?);
+    let mut state = model.new_state()?;
+    let mut logprobs = model.read(&mut state, &ids)?;
+    let mut out = Vec::new();
+    let mut total = 0.0f32;
+    for _ in 0..options.max_answer_tokens {
+        let (t, lp) = logprobs
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, &lp)| {
+                if lp > best.1 {
+                    (i, lp)
+                } else {
+                    best
+                }
+            });
+        let t = t as u32;
+        if model.is_end(t) {
+            break;
+        }
+        out.push(t);
+        total += lp;
+        if model.decode(&out)?.contains(memmamba::prompt::ANSWER_END) {
+            break;
+        }
+        logprobs = model.read(&mut state, &[t])?;
+    }
+    let text = model.decode(&out)?;
+    let text = text
+        .split(memmamba::prompt::ANSWER_END)
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mean = if out.is_empty() {
+        f32::NEG_INFINITY
+    } else {
+        total / out.len() as f32
+    };
+    Ok((text, mean))
+}
