@@ -1,249 +1,441 @@
-//! Ingestion benchmark: parse throughput per format (in process, one thread), then a whole
-//! library ingestion of the same files, then `pdftotext` on the same PDFs if it is installed.
+//! Ingestion benchmark on a generated library of mixed formats:
 //!
-//!     [MEMREADER_BIN=target/debug/memreader] cargo run -p ingest --example bench_ingest [-- SCALE]
+//! 1. parse throughput per format (in process, one thread: sniff + parse + passages) on a
+//!    sample of the corpus;
+//! 2. bulk ingestion of the whole corpus through `Library::ingest`, as `memreader ingest` does
+//!    it (all cores, PDFs in worker processes with limits: this program started again with
+//!    `__extract-pdf FILE`), with the resident memory at 25, 50, 75 and 100 % of the files;
+//! 3. search latency over the library that gives;
+//! 4. `pdftotext` (poppler) on the corpus's PDFs, if it is installed.
 //!
-//! The inputs are generated (`ingest::fixtures`) from English-like text, plus the bundled demo
-//! books as real plain text. SCALE (default 1) multiplies the number of files.
+//!     cargo run -p ingest --example bench_ingest [-- FILES]
+//!
+//! FILES (default 2000) are generated in a temporary folder by `ingest::fixtures` from
+//! English-like text with a Zipf-like vocabulary (some words accented): plain text, Markdown,
+//! HTML, EPUB 2 and 3 and PDF, from a few hundred words to about 60,000, and one file in ten
+//! broken (empty, truncated, encrypted, image-only, not what its name says, ...).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use ingest::fixtures::{self, EpubFlaws, EpubVersion};
-use ingest::{parse, sniff, split_passages, IngestOptions, Library, PdfIsolation, PdfWorker};
+use ingest::{
+    parse, sniff, split_passages, IngestOptions, Library, PdfIsolation, PdfWorker, SearchOptions,
+};
 
-const WORDS: [&str; 24] = [
-    "river", "lantern", "harbour", "orchard", "winter", "letter", "garden", "stone", "candle",
-    "meadow", "window", "silver", "morning", "forest", "engine", "ledger", "captain", "valley",
-    "bridge", "market", "thunder", "paper", "violin", "island",
-];
+/// The hidden argument that makes this program a PDF worker.
+const WORKER_ARG: &str = "__extract-pdf";
 
-/// `sentences` pseudo-English sentences, deterministic in `seed`.
-fn prose(seed: usize, sentences: usize) -> String {
-    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        WORDS[state % WORDS.len()]
-    };
-    (0..sentences)
-        .map(|_| {
-            format!(
-                "The {} saw the {} near the {} and the {}.",
-                next(),
-                next(),
-                next(),
-                next()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A xorshift generator: the corpus and the queries are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
 }
 
-struct Row {
-    format: &'static str,
-    files: usize,
-    bytes: u64,
-    pages: usize,
-    words: usize,
-    seconds: f64,
+const SYLLABLES: [&str; 32] = [
+    "ka", "lo", "mi", "ren", "sa", "tor", "vel", "du", "bra", "che", "fin", "gal", "hol", "ist",
+    "jun", "kel", "mar", "nor", "ost", "pel", "qui", "ros", "sul", "tam", "ber", "vin", "wes",
+    "zé", "ün", "ça", "gor", "lin",
+];
+const VOCABULARY: usize = 20_000;
+
+/// The `rank`-th word of the vocabulary: two to four syllables.
+fn word(rank: usize) -> String {
+    let mut n = rank + SYLLABLES.len();
+    let mut out = String::new();
+    while n > 0 {
+        out.push_str(SYLLABLES[n % SYLLABLES.len()]);
+        n /= SYLLABLES.len();
+    }
+    out
+}
+
+/// A word rank drawn from a Zipf-like law: rank r with probability about 1 / r.
+fn zipf(rng: &mut Rng) -> usize {
+    ((VOCABULARY as f64).powf(rng.unit()) as usize - 1).min(VOCABULARY - 1)
+}
+
+/// `sentences` sentences of 6 to 20 words.
+fn prose(rng: &mut Rng, sentences: usize) -> String {
+    let mut out = String::new();
+    for s in 0..sentences {
+        if s > 0 {
+            out.push_str(if s % 6 == 0 { "\n\n" } else { " " });
+        }
+        let words = 6 + rng.below(15);
+        for w in 0..words {
+            let next = word(zipf(rng));
+            if w == 0 {
+                let mut chars = next.chars();
+                out.extend(chars.next().into_iter().flat_map(char::to_uppercase));
+                out.push_str(chars.as_str());
+            } else {
+                out.push(' ');
+                out.push_str(&next);
+            }
+        }
+        out.push('.');
+    }
+    out
+}
+
+/// Sentences in a file: most files small, some books, a few long ones (about 13 words each).
+fn size(rng: &mut Rng) -> usize {
+    match rng.below(20) {
+        0 => 3000 + rng.below(2000),
+        1..=5 => 500 + rng.below(1000),
+        _ => 20 + rng.below(200),
+    }
+}
+
+/// `parts` chapters of `sentences` in all, titled `Chapter n`.
+fn chapters(rng: &mut Rng, sentences: usize, parts: usize) -> Vec<(String, String)> {
+    (1..=parts)
+        .map(|c| {
+            (
+                format!("Chapter {c}"),
+                prose(rng, (sentences / parts).max(1)),
+            )
+        })
+        .collect()
+}
+
+fn pairs(chapters: &[(String, String)]) -> Vec<(&str, &str)> {
+    chapters
+        .iter()
+        .map(|(t, b)| (t.as_str(), b.as_str()))
+        .collect()
+}
+
+/// File `i` of the corpus: its format's folder, its name and its bytes.
+fn file(i: usize, rng: &mut Rng) -> (&'static str, String, Vec<u8>) {
+    let sentences = size(rng);
+    let parts = (sentences / 150).clamp(1, 40);
+    match i % 10 {
+        0..=2 => {
+            let body: String = chapters(rng, sentences, parts)
+                .iter()
+                .map(|(t, b)| format!("\n\n\n{}\n\n{b}", t.to_uppercase()))
+                .collect();
+            ("text", format!("book{i}.txt"), body.into_bytes())
+        }
+        3 | 4 => {
+            let body: String = chapters(rng, sentences, parts)
+                .iter()
+                .map(|(t, b)| format!("## {t}\n\n{b}\n\n"))
+                .collect();
+            let md = format!("---\ntitle: Notes {i}\n---\n\n# Notes {i}\n\n{body}");
+            ("markdown", format!("notes{i}.md"), md.into_bytes())
+        }
+        5 | 6 => {
+            let body: String = chapters(rng, sentences, parts)
+                .iter()
+                .map(|(t, b)| format!("<h2>{t}</h2>\n<p>{}</p>\n", b.replace("\n\n", "</p><p>")))
+                .collect();
+            let html = format!(
+                "<!DOCTYPE html><html lang=\"en\"><head><title>Page {i}</title>\
+                 <style>p {{ margin: 0 }}</style></head><body><h1>Page {i}</h1>{body}</body></html>"
+            );
+            ("html", format!("page{i}.html"), html.into_bytes())
+        }
+        7 => {
+            let version = [EpubVersion::Two, EpubVersion::Three][i / 10 % 2];
+            let chapters = chapters(rng, sentences, parts);
+            let epub = fixtures::epub(
+                version,
+                &format!("Book {i}"),
+                "A. Writer",
+                &pairs(&chapters),
+                EpubFlaws::default(),
+            );
+            ("epub", format!("book{i}.epub"), epub)
+        }
+        8 => {
+            // Pages of about 400 words; PDFs are kept to 60 pages.
+            let pages: Vec<String> = (0..(sentences / 30).clamp(1, 60))
+                .map(|_| prose(rng, 30))
+                .collect();
+            let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+            ("pdf", format!("paper{i}.pdf"), fixtures::pdf(&refs))
+        }
+        _ => broken(i, rng),
+    }
+}
+
+/// A broken file, of the kinds users have.
+fn broken(i: usize, rng: &mut Rng) -> (&'static str, String, Vec<u8>) {
+    let text = prose(rng, 40);
+    let (name, bytes) = match i / 10 % 8 {
+        0 => (format!("empty{i}.txt"), Vec::new()),
+        1 => {
+            let pdf = fixtures::pdf(&[&text, &text]);
+            (format!("truncated{i}.pdf"), pdf[..pdf.len() / 2].to_vec())
+        }
+        2 => (
+            format!("locked{i}.pdf"),
+            fixtures::encrypted_pdf(&[&text], "secret"),
+        ),
+        3 => (format!("scan{i}.pdf"), fixtures::image_only_pdf(3)),
+        4 => (format!("photo{i}.pdf"), fixtures::png()),
+        5 => (format!("binary{i}.txt"), vec![0; 4096]),
+        6 => {
+            let flaws = EpubFlaws {
+                missing_spine_item: true,
+                ..EpubFlaws::default()
+            };
+            let chapters = [("One", text.as_str()), ("Two", "Gone.")];
+            let epub = fixtures::epub(EpubVersion::Three, "Broken", "A", &chapters, flaws);
+            (format!("missing{i}.epub"), epub)
+        }
+        _ => {
+            let chapters = [("One", text.as_str())];
+            let epub = fixtures::epub(
+                EpubVersion::Two,
+                "Cut",
+                "A",
+                &chapters,
+                EpubFlaws::default(),
+            );
+            (format!("cut{i}.epub"), epub[..epub.len() / 2].to_vec())
+        }
+    };
+    ("broken", name, bytes)
+}
+
+/// A field of /proc/self/status (`VmRSS`, `RssAnon`, `RssFile`, `VmHWM`) in MiB.
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let scale: usize = std::env::args().nth(1).map_or(Ok(1), |s| s.parse())?;
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some(WORKER_ARG) {
+        let path = args.next().ok_or("the worker needs a file")?;
+        std::process::exit(ingest::worker_main(Path::new(&path)));
+    }
+    let count: usize = first.map_or(Ok(2000), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
     let corpus = dir.path().join("corpus");
-    let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
-    let mut write = |format: &'static str, name: String, bytes: Vec<u8>| -> std::io::Result<()> {
-        let path = corpus.join(format).join(name);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut files: Vec<(&'static str, PathBuf)> = Vec::with_capacity(count);
+    let mut corpus_bytes = 0u64;
+    let started = Instant::now();
+    for i in 0..count {
+        let (format, name, bytes) = file(i, &mut rng);
+        // 100 files to a folder, as a library of folders has them.
+        let path = corpus.join(format!("shelf{:02}", i / 100)).join(name);
         std::fs::create_dir_all(path.parent().unwrap_or(&corpus))?;
-        std::fs::write(&path, bytes)?;
+        std::fs::write(&path, &bytes)?;
+        corpus_bytes += bytes.len() as u64;
         files.push((format, path));
-        Ok(())
-    };
-    for i in 0..20 * scale {
-        // 20 pages of about 350 words each.
-        let pages: Vec<String> = (0..20).map(|p| prose(i * 100 + p, 50)).collect();
-        let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
-        write("pdf", format!("doc{i}.pdf"), fixtures::pdf(&refs))?;
-        let chapters: Vec<(String, String)> = (0..20)
-            .map(|c| (format!("Chapter {c}"), prose(i * 100 + c, 50)))
-            .collect();
-        let chapter_refs: Vec<(&str, &str)> = chapters
-            .iter()
-            .map(|(t, b)| (t.as_str(), b.as_str()))
-            .collect();
-        let version = if i % 2 == 0 {
-            EpubVersion::Two
-        } else {
-            EpubVersion::Three
-        };
-        write(
-            "epub",
-            format!("book{i}.epub"),
-            fixtures::epub(
-                version,
-                "Bench",
-                "Author",
-                &chapter_refs,
-                EpubFlaws::default(),
-            ),
-        )?;
-        let html: String = chapters
-            .iter()
-            .map(|(t, b)| format!("<h2>{t}</h2><p>{b}</p>\n"))
-            .collect();
-        write(
-            "html",
-            format!("page{i}.html"),
-            format!(
-                "<!DOCTYPE html><html><head><title>Bench</title></head><body>{html}</body></html>"
-            )
-            .into_bytes(),
-        )?;
-        let md: String = chapters
-            .iter()
-            .map(|(t, b)| format!("## {t}\n\n{b}\n\n"))
-            .collect();
-        write(
-            "markdown",
-            format!("notes{i}.md"),
-            format!("# Bench\n\n{md}").into_bytes(),
-        )?;
     }
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo");
-    for entry in std::fs::read_dir(&demo)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "txt") {
-            for copy in 0..scale {
-                let name = format!(
-                    "{copy}-{}",
-                    path.file_name().unwrap_or_default().to_string_lossy()
-                );
-                write("text", name, std::fs::read(&path)?)?;
-            }
-        }
-    }
+    println!(
+        "Corpus: {count} files, {:.1} MB, generated in {:.1} s.\n",
+        corpus_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
 
-    println!("Parsing in process, one thread (sniff + parse + passages):\n");
-    println!("| format | files | MB | pages | words | seconds | pages/s | MB/s |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut total_bytes = 0;
-    for format in ["pdf", "epub", "html", "markdown", "text"] {
-        let mut row = Row {
-            format,
-            files: 0,
-            bytes: 0,
-            pages: 0,
-            words: 0,
-            seconds: 0.0,
-        };
-        for (_, path) in files.iter().filter(|(f, _)| *f == format) {
-            let bytes = std::fs::read(path)?;
-            let started = Instant::now();
-            let doc = parse(sniff(&bytes, path)?, &bytes)?;
-            let passages = split_passages(&doc, "bench");
-            row.seconds += started.elapsed().as_secs_f64();
-            row.files += 1;
-            row.bytes += bytes.len() as u64;
-            row.pages += doc.pages.len();
-            row.words += doc.text.split_whitespace().count();
-            assert!(!passages.is_empty());
-        }
-        total_bytes += row.bytes;
-        let pages_per_s = if row.pages > 0 {
-            format!("{:.0}", row.pages as f64 / row.seconds)
-        } else {
-            "-".into()
-        };
-        println!(
-            "| {} | {} | {:.1} | {} | {} | {:.2} | {} | {:.1} |",
-            row.format,
-            row.files,
-            row.bytes as f64 / 1e6,
-            if row.pages > 0 {
-                row.pages.to_string()
-            } else {
-                "-".into()
-            },
-            row.words,
-            row.seconds,
-            pages_per_s,
-            row.bytes as f64 / 1e6 / row.seconds
-        );
-    }
+    parse_table(&files)?;
 
+    let worker = PdfWorker::new(std::env::current_exe()?, vec![WORKER_ARG.into()]);
     let library = Library::open(&dir.path().join("library"))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut marks: Vec<(usize, f64, [f64; 4])> = Vec::new();
+    let mut next_mark = 1;
     let started = Instant::now();
     let report = library.ingest(
         std::slice::from_ref(&corpus),
-        &IngestOptions::new(PdfIsolation::InProcess),
-        &mut |_| {},
+        &IngestOptions::new(PdfIsolation::Worker(worker)),
+        &mut |p| {
+            if p.done * 4 >= p.total * next_mark {
+                marks.push((
+                    p.done,
+                    started.elapsed().as_secs_f64(),
+                    ["VmRSS", "RssAnon", "RssFile", "VmHWM"].map(status_mib),
+                ));
+                next_mark += 1;
+            }
+        },
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let passages: usize = report.ingested.iter().map(|d| d.passages).sum();
     println!(
-        "\nWhole library ingestion ({threads} threads: parse, passages, tantivy index, catalog, \
-         commit): {} files, {:.1} MB in {seconds:.2} s = {:.1} files/s, {:.1} MB/s; {} failed.",
+        "\nBulk ingestion (Library::ingest, {threads} threads, PDFs in worker processes): {} \
+         files, {:.1} MB in {seconds:.1} s; {} ingested, {} failed, {} skipped.\n",
+        count,
+        report.bytes as f64 / 1e6,
         report.ingested.len(),
-        total_bytes as f64 / 1e6,
-        report.ingested.len() as f64 / seconds,
-        total_bytes as f64 / 1e6 / seconds,
-        report.failed.len()
+        report.failed.len(),
+        report.skipped.len()
     );
-
-    match std::env::var_os("MEMREADER_BIN") {
-        Some(bin) => {
-            let worker = PdfWorker::new(bin.into(), vec!["__extract-pdf".into()]);
-            let library = Library::open(&dir.path().join("library-workers"))?;
-            let started = Instant::now();
-            let report = library.ingest(
-                &[corpus.join("pdf")],
-                &IngestOptions::new(PdfIsolation::Worker(worker)),
-                &mut |_| {},
-            )?;
-            let seconds = started.elapsed().as_secs_f64();
-            let pages: usize = report.ingested.iter().map(|d| d.pages).sum();
-            println!(
-                "\nPDFs through worker processes (memreader __extract-pdf, {threads} threads, \
-                 indexed): {} files, {pages} pages in {seconds:.2} s = {:.0} pages/s; {} failed.",
-                report.ingested.len(),
-                pages as f64 / seconds,
-                report.failed.len()
-            );
-        }
-        None => println!(
-            "\nSet MEMREADER_BIN to a memreader binary to time PDFs in worker processes too."
-        ),
+    println!("| files/s | MB/s | passages | passages/s |");
+    println!("|---:|---:|---:|---:|");
+    println!(
+        "| {:.0} | {:.2} | {passages} | {:.0} |\n",
+        count as f64 / seconds,
+        report.bytes as f64 / 1e6 / seconds,
+        passages as f64 / seconds
+    );
+    println!("| files done | s | RSS MiB | anonymous | file-backed (index mmap) | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (done, at, [rss, anon, file, peak]) in &marks {
+        println!("| {done} | {at:.1} | {rss:.0} | {anon:.0} | {file:.0} | {peak:.0} |");
     }
+    let mut reasons: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| {
+            f.error
+                .split([':', '(', ';'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    println!("\nFailure kinds: {}", reasons.join("; "));
 
+    search_latency(&library, &mut rng)?;
+    let pdf_pages = report
+        .ingested
+        .iter()
+        .filter(|d| d.format == ingest::Format::Pdf)
+        .map(|d| d.pages)
+        .sum();
+    pdftotext(&files, pdf_pages);
+    Ok(())
+}
+
+/// Parse throughput per format on up to 50 files of each, one thread.
+fn parse_table(files: &[(&'static str, PathBuf)]) -> Result<(), Box<dyn std::error::Error>> {
+    println!("Parsing in process, one thread (sniff + parse + passages), up to 50 files each:\n");
+    println!("| format | files | MB | pages | words | seconds | pages/s | MB/s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for format in ["pdf", "epub", "html", "markdown", "text"] {
+        let (mut n, mut bytes, mut pages, mut words, mut seconds) = (0, 0, 0, 0, 0.0);
+        for (_, path) in files.iter().filter(|(f, _)| *f == format).take(50) {
+            let data = std::fs::read(path)?;
+            let started = Instant::now();
+            let doc = parse(sniff(&data, path)?, &data)?;
+            let passages = split_passages(&doc, "bench");
+            seconds += started.elapsed().as_secs_f64();
+            assert!(!passages.is_empty());
+            n += 1;
+            bytes += data.len();
+            pages += doc.pages.len();
+            words += doc.text.split_whitespace().count();
+        }
+        let per_page = |v: String| if pages > 0 { v } else { "-".to_owned() };
+        println!(
+            "| {format} | {n} | {:.1} | {} | {words} | {seconds:.2} | {} | {:.1} |",
+            bytes as f64 / 1e6,
+            per_page(pages.to_string()),
+            per_page(format!("{:.0}", pages as f64 / seconds)),
+            bytes as f64 / 1e6 / seconds
+        );
+    }
+    Ok(())
+}
+
+/// p50 and p99 of 500 searches (300 of one or two words, 100 of three, 100 phrases), after
+/// 50 to warm up.
+fn search_latency(library: &Library, rng: &mut Rng) -> Result<(), Box<dyn std::error::Error>> {
+    let queries: Vec<String> = (0..550)
+        .map(|i| match i % 5 {
+            0..=2 => (0..1 + i % 2)
+                .map(|_| word(zipf(rng)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            3 => (0..3)
+                .map(|_| word(zipf(rng)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => format!("\"{} {}\"", word(zipf(rng)), word(zipf(rng))),
+        })
+        .collect();
+    let options = SearchOptions::default();
+    let mut times = Vec::new();
+    let mut hits = 0;
+    for (i, query) in queries.iter().enumerate() {
+        let started = Instant::now();
+        let found = library.search(query, &options)?;
+        if i >= 50 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            hits += found.len();
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "\nSearch (top 10 with snippets), {} queries: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+         {:.1} hits per query.",
+        times.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times[times.len() - 1],
+        hits as f64 / times.len() as f64
+    );
+    Ok(())
+}
+
+/// `pdftotext`, one process per file, on the corpus's good PDFs (`pages` pages in all).
+fn pdftotext(files: &[(&'static str, PathBuf)], pages: usize) {
     let pdfs: Vec<&PathBuf> = files
         .iter()
         .filter(|(f, _)| *f == "pdf")
         .map(|(_, p)| p)
         .collect();
     let started = Instant::now();
-    let mut ok = true;
+    let mut failed = 0;
     for pdf in &pdfs {
         match Command::new("pdftotext").arg(pdf).arg("-").output() {
-            Ok(out) => ok &= out.status.success(),
+            Ok(out) => failed += usize::from(!out.status.success()),
             Err(_) => {
                 println!(
                     "\npdftotext is not installed: no comparison (apt-get install poppler-utils)."
                 );
-                return Ok(());
+                return;
             }
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "\npdftotext (poppler), one process per file, same {} PDFs ({} pages): {seconds:.2} s = {:.0} pages/s{}",
+        "\npdftotext (poppler), one process per file, one at a time, the {} good PDFs ({pages} \
+         pages): {seconds:.1} s = {:.0} pages/s ({failed} failed).",
         pdfs.len(),
-        pdfs.len() * 20,
-        (pdfs.len() * 20) as f64 / seconds,
-        if ok { "" } else { " (some runs failed)" }
+        pages as f64 / seconds,
     );
-    Ok(())
 }

@@ -198,7 +198,9 @@ pub(crate) fn ingest(
             path: library.dir().to_owned(),
             source: std::io::Error::other(e.to_string()),
         })?;
-    let (tx, rx) = mpsc::channel();
+    // Parsed documents wait for the single writer in a short queue: a parser that gets ahead
+    // blocks on it, so memory stays flat however many files there are.
+    let (tx, rx) = mpsc::sync_channel(jobs);
     let pdf = Arc::new(options.pdf.clone());
     for path in &files {
         let (tx, path, ready, pdf) = (tx.clone(), path.clone(), ready.clone(), pdf.clone());
