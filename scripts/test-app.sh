@@ -3,7 +3,8 @@
 # Xvfb and tauri-driver (which starts the app through WebKitWebDriver), runs the tests, and
 # stops everything it started, by PID, whatever happens. Tests the app as last built with
 # `--features custom-protocol` (scripts/test.sh builds it); `--build` builds the UI and the app
-# first. The app runs on an empty library and empty config and data folders of its own.
+# first. The app runs on an empty library and empty config and data folders of its own, with a
+# tiny random model (src-tauri/examples/tiny_model.rs) so that reading and notes run quickly.
 # MEMREADER_SCREENSHOTS=DIR also saves the main views, as the screen shows them, into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +54,12 @@ done
 export DISPLAY=":$(tr -d '[:space:]' <"$work/display")"
 unset WAYLAND_DISPLAY
 
-# tauri-driver starts the app with this environment: a library, settings and data of its own.
-export MEMREADER_HOME="$work/library" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+# tauri-driver starts the app with this environment: a library, settings, data and a model of
+# its own.
+cargo run --quiet --locked -p memreader-app --features custom-protocol --example tiny_model \
+  -- "$work/model"
+export MEMREADER_HOME="$work/library" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data" \
+  MEMREADER_MODEL="$work/model"
 
 # Two free local ports for tauri-driver and the WebKitWebDriver behind it.
 read -r port native_port < <(node -e '

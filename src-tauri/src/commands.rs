@@ -35,7 +35,7 @@ pub fn app_info() -> AppInfo {
 }
 
 /// Runs blocking work on a thread of its own, turning a panic into an error message.
-async fn blocking<T: Send + 'static>(
+pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     tauri::async_runtime::spawn_blocking(work)
@@ -100,13 +100,9 @@ pub async fn remove_document(
     state: State<'_, AppState>,
     id: String,
 ) -> Result<DocumentRecord, String> {
-    if state.running_job().is_some() {
-        return Err(
-            "Documents cannot be removed while files are being added; wait for the \
-                    ingestion to finish or cancel it."
-                .into(),
-        );
-    }
+    state
+        .idle()
+        .map_err(|why| format!("Documents cannot be removed now. {why}"))?;
     let library = state.library()?;
     blocking(move || library.remove(&id).map_err(|e| e.to_string())).await
 }
@@ -136,9 +132,7 @@ pub async fn pick_and_ingest(
     // Refuse before the picker opens rather than after the user chose.
     let state = app.state::<AppState>();
     state.library()?;
-    if state.running_job().is_some() {
-        return Err("Files are already being added; wait for them or cancel first.".into());
-    }
+    state.idle()?;
     let picker = app.dialog().file().set_parent(&window);
     let chosen = blocking(move || {
         Ok(if folders {
@@ -167,12 +161,12 @@ pub async fn pick_and_ingest(
 fn start_ingest(app: &AppHandle, state: &AppState, paths: Vec<PathBuf>) -> Result<u64, String> {
     let library = state.library()?;
     let options = memreader::library::ingest_options().map_err(|e| e.to_string())?;
-    let job = state.begin_job(options.cancel.clone())?;
+    let job = state.begin_job(options.cancel.clone(), "Files are being added")?;
     let app = app.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("ingest-{job}"))
         .spawn(move || {
-            let mut emit = |event: IngestEvent| send(&app, &event);
+            let mut emit = |event: IngestEvent| send(&app, INGEST_EVENT, &event);
             let finished = jobs::run(
                 job,
                 &library,
@@ -183,7 +177,7 @@ fn start_ingest(app: &AppHandle, state: &AppState, paths: Vec<PathBuf>) -> Resul
             );
             // Free the job first, so that the window can start another as soon as it hears.
             app.state::<AppState>().end_job(job);
-            send(&app, &finished);
+            send(&app, INGEST_EVENT, &finished);
         });
     if let Err(err) = spawned {
         state.end_job(job);
@@ -192,22 +186,23 @@ fn start_ingest(app: &AppHandle, state: &AppState, paths: Vec<PathBuf>) -> Resul
     Ok(job)
 }
 
-fn send(app: &AppHandle, event: &IngestEvent) {
-    if let Err(err) = app.emit(INGEST_EVENT, event) {
+/// Sends an event to the window.
+pub fn send(app: &AppHandle, name: &str, event: &impl Serialize) {
+    if let Err(err) = app.emit(name, event) {
         // The window is gone (the app is closing); nobody is left to tell but the terminal.
-        eprintln!("memreader-app: cannot send an ingest event to the window: {err}");
+        eprintln!("memreader-app: cannot send a {name} event to the window: {err}");
     }
 }
 
-/// Asks the running ingestion to stop after the files it has started; false if none runs.
+/// Asks the running job (an ingestion, a reading) to stop; false if none runs.
 #[tauri::command]
-pub fn cancel_ingest(state: State<'_, AppState>) -> bool {
+pub fn cancel_job(state: State<'_, AppState>) -> bool {
     state.cancel_job()
 }
 
-/// The ingestion in progress, if any (for a window that was reloaded mid-job).
+/// The background job in progress, if any (for a window that was reloaded mid-job).
 #[tauri::command]
-pub fn running_ingest(state: State<'_, AppState>) -> Option<u64> {
+pub fn running_job(state: State<'_, AppState>) -> Option<u64> {
     state.running_job()
 }
 

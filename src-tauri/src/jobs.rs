@@ -1,10 +1,14 @@
-//! Bulk ingestion as a background job: [`run`] drives `Library::ingest` and turns its progress
-//! into [`IngestEvent`]s, which the app sends to the window as the `ingest` event.
+//! The background jobs: bulk ingestion ([`run`] drives `Library::ingest` and turns its
+//! progress into [`IngestEvent`]s, sent to the window as `ingest` events) and reading documents
+//! into memory ([`read`], [`ReadEvent`]s as `read` events).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use memreader::library::{IngestOptions, IngestReport, Library, Progress};
+use memreader::memory::{ReadOptions, ReadReport};
+use memreader::model::Model;
 use serde::Serialize;
 
 /// The name of the event that carries [`IngestEvent`]s to the window.
@@ -132,10 +136,142 @@ fn outcome(before: Option<&Progress>, now: &Progress) -> Outcome {
     }
 }
 
+/// The name of the event that carries [`ReadEvent`]s to the window.
+pub const READ_EVENT: &str = "read";
+
+/// The events of one reading job: `started`, then per document any number of `progress` and
+/// one `document`, then `finished`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReadEvent {
+    Started {
+        job: u64,
+        /// The documents' titles, in reading order.
+        titles: Vec<String>,
+    },
+    Progress {
+        job: u64,
+        /// Which document (from 0) of how many.
+        index: usize,
+        count: usize,
+        doc_id: String,
+        /// Tokens read of the document (counting those of an earlier sitting), of `target`.
+        done: u64,
+        target: u64,
+        /// Where this sitting started.
+        resumed_from: u64,
+        /// Since this document's sitting started.
+        seconds: f64,
+    },
+    /// One document done: its report, or why it could not be read.
+    Document {
+        job: u64,
+        index: usize,
+        count: usize,
+        doc_id: String,
+        title: String,
+        report: Option<ReadReport>,
+        error: Option<String>,
+    },
+    Finished {
+        job: u64,
+        read: usize,
+        failed: usize,
+        cancelled: bool,
+    },
+}
+
+/// Reads `docs` (id and title) into memory one after the other with `model`, calling `emit`
+/// with `started`, `progress` at most once per `interval`, and `document` after each; returns
+/// the `finished` event. A document that fails does not stop the others; `cancel` stops the
+/// job (the memory read so far is saved, and reading again resumes).
+pub fn read(
+    job: u64,
+    library: &Library,
+    model: &Model,
+    docs: &[(String, String)],
+    cancel: &std::sync::Arc<AtomicBool>,
+    interval: Duration,
+    emit: &mut dyn FnMut(ReadEvent),
+) -> ReadEvent {
+    emit(ReadEvent::Started {
+        job,
+        titles: docs.iter().map(|(_, title)| title.clone()).collect(),
+    });
+    let (mut read, mut failed) = (0, 0);
+    let count = docs.len();
+    for (index, (id, title)) in docs.iter().enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let options = ReadOptions {
+            cancel: cancel.clone(),
+            ..ReadOptions::default()
+        };
+        let started = Instant::now();
+        let mut last_sent: Option<Instant> = None;
+        let result = memreader::memory::read(library, model, id, &options, &mut |p| {
+            if last_sent.is_none_or(|at| at.elapsed() >= interval) || p.done >= p.target {
+                emit(ReadEvent::Progress {
+                    job,
+                    index,
+                    count,
+                    doc_id: id.clone(),
+                    done: p.done,
+                    target: p.target,
+                    resumed_from: p.resumed_from,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+                last_sent = Some(Instant::now());
+            }
+        });
+        let (report, error) = match result {
+            Ok(report) => {
+                read += usize::from(!report.cancelled);
+                (Some(report), None)
+            }
+            Err(err) => {
+                failed += 1;
+                (None, Some(err.to_string()))
+            }
+        };
+        emit(ReadEvent::Document {
+            job,
+            index,
+            count,
+            doc_id: id.clone(),
+            title: title.clone(),
+            report,
+            error,
+        });
+    }
+    ReadEvent::Finished {
+        job,
+        read,
+        failed,
+        cancelled: cancel.load(Ordering::SeqCst),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use memreader::library::PdfIsolation;
+
+    /// The tiny preset with the shipped tokenizer's vocabulary and random weights, saved in
+    /// `dir` as a model directory and loaded on the CPU.
+    pub(crate) fn tiny_model(dir: &std::path::Path) -> Model {
+        let config = memmamba::Config {
+            vocab_size: 16384,
+            ..memmamba::Config::tiny()
+        };
+        let varmap = candle_nn::VarMap::new();
+        let net = memmamba::MemMamba::init(&config, &varmap, &candle_core::Device::Cpu).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        net.save(dir.join("model.safetensors")).unwrap();
+        std::fs::write(dir.join("config.json"), config.to_json_string()).unwrap();
+        Model::load(dir, &candle_core::Device::Cpu).unwrap()
+    }
 
     fn progresses(events: &[IngestEvent]) -> Vec<&IngestEvent> {
         events

@@ -7,6 +7,7 @@
 
 mod commands;
 mod jobs;
+mod reading;
 mod settings;
 mod state;
 
@@ -32,11 +33,19 @@ fn main() -> tauri::Result<()> {
             commands::remove_document,
             commands::ingest_paths,
             commands::pick_and_ingest,
-            commands::cancel_ingest,
-            commands::running_ingest,
+            commands::cancel_job,
+            commands::running_job,
             commands::settings,
             commands::set_device,
             commands::choose_library,
+            reading::model_info,
+            reading::memories,
+            reading::read_documents,
+            reading::ask,
+            reading::history,
+            reading::notes,
+            reading::export_snapshot,
+            reading::import_snapshot,
         ])
         .run(tauri::generate_context!())
 }

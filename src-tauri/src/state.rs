@@ -6,12 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use memreader::library::Library;
+use memreader::model::Model;
 
 use crate::settings::Settings;
 
 pub struct AppState {
     settings_file: PathBuf,
     inner: Mutex<Inner>,
+    /// The model, once loaded (on the device of the settings); loading takes the lock, so
+    /// that two callers never load it twice.
+    model: Mutex<Option<Arc<Model>>>,
 }
 
 struct Inner {
@@ -25,10 +29,12 @@ struct Inner {
     next_job: u64,
 }
 
-/// The ingestion job in progress.
+/// The background job in progress (an ingestion or a reading).
 struct Job {
     id: u64,
     cancel: Arc<AtomicBool>,
+    /// What it does, for the message that refuses another: "Files are being added".
+    what: &'static str,
 }
 
 impl AppState {
@@ -50,6 +56,7 @@ impl AppState {
                 job: None,
                 next_job: 1,
             }),
+            model: Mutex::new(None),
         }
     }
 
@@ -78,17 +85,13 @@ impl AppState {
     }
 
     /// Changes the settings with `change`, saves them and, if the library directory changed,
-    /// opens the new library. Refused while an ingestion runs.
+    /// opens the new library. A move is refused while a background job runs.
     pub fn update(&self, change: impl FnOnce(&mut Settings)) -> Result<(), String> {
         let mut inner = self.lock();
         let mut settings = inner.settings.clone();
         change(&mut settings);
-        if settings.library_dir != inner.settings.library_dir && inner.job.is_some() {
-            return Err(
-                "The library cannot move while files are being added to it; wait for the \
-                        ingestion to finish or cancel it."
-                    .into(),
-            );
+        if settings.library_dir != inner.settings.library_dir {
+            busy(&inner).map_err(|why| format!("The library cannot move now. {why}"))?;
         }
         settings.save(&self.settings_file)?;
         if settings.library_dir != inner.settings.library_dir {
@@ -96,21 +99,47 @@ impl AppState {
             inner.dir = dir;
             inner.library = library;
         }
+        if settings.device != inner.settings.device {
+            // Loaded again, on the new device, when next needed.
+            *self.model.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         inner.settings = settings;
         inner.settings_error = None;
         Ok(())
     }
 
-    /// Registers a new ingestion job whose cancel flag is `cancel`; refused while one runs.
-    pub fn begin_job(&self, cancel: Arc<AtomicBool>) -> Result<u64, String> {
-        let mut inner = self.lock();
-        if inner.job.is_some() {
-            return Err("Files are already being added; wait for them or cancel first.".into());
+    /// The model (`$MEMREADER_MODEL`, else the bundled one) on the device of the settings,
+    /// loading it on first use; blocks while it loads, so call it off the main thread. A
+    /// failure is not kept: the next call tries again (after the user put the model in place).
+    pub fn model(&self) -> Result<Arc<Model>, String> {
+        let mut slot = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(model) = &*slot {
+            return Ok(model.clone());
         }
+        let choice = self.settings().device()?;
+        let (device, _) = memmamba::device::select(choice).map_err(|e| e.to_string())?;
+        let dir = memreader::model::model_dir(None);
+        let model = Model::load(&dir, &device)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())?;
+        *slot = Some(model.clone());
+        Ok(model)
+    }
+
+    /// Registers a new background job whose cancel flag is `cancel`; refused while one runs.
+    /// `what` says what it does ("Files are being added").
+    pub fn begin_job(&self, cancel: Arc<AtomicBool>, what: &'static str) -> Result<u64, String> {
+        let mut inner = self.lock();
+        busy(&inner)?;
         let id = inner.next_job;
         inner.next_job += 1;
-        inner.job = Some(Job { id, cancel });
+        inner.job = Some(Job { id, cancel, what });
         Ok(id)
+    }
+
+    /// Fails, saying why, while a background job runs.
+    pub fn idle(&self) -> Result<(), String> {
+        busy(&self.lock())
     }
 
     /// Forgets job `id` once it has finished.
@@ -121,7 +150,8 @@ impl AppState {
         }
     }
 
-    /// Asks the job in progress to stop after the files it has started; false if none runs.
+    /// Asks the job in progress to stop (an ingestion after the files it has started, a
+    /// reading after its current block); false if none runs.
     pub fn cancel_job(&self) -> bool {
         match &self.lock().job {
             Some(job) => {
@@ -135,6 +165,16 @@ impl AppState {
     /// The id of the job in progress.
     pub fn running_job(&self) -> Option<u64> {
         self.lock().job.as_ref().map(|job| job.id)
+    }
+}
+
+fn busy(inner: &Inner) -> Result<(), String> {
+    match &inner.job {
+        Some(job) => Err(format!(
+            "{}; wait for that to finish or cancel it first.",
+            job.what
+        )),
+        None => Ok(()),
     }
 }
 
@@ -222,20 +262,30 @@ mod tests {
         let state = state_in(dir.path());
         assert!(!state.cancel_job());
         let cancel = Arc::new(AtomicBool::new(false));
-        let job = state.begin_job(cancel.clone()).unwrap();
+        assert_eq!(state.idle(), Ok(()));
+        let job = state
+            .begin_job(cancel.clone(), "Files are being added")
+            .unwrap();
         assert_eq!(state.running_job(), Some(job));
-        let err = state.begin_job(Arc::default()).unwrap_err();
-        assert!(err.contains("already being added"), "{err}");
+        let err = state.begin_job(Arc::default(), "Reading").unwrap_err();
+        assert_eq!(
+            err,
+            "Files are being added; wait for that to finish or cancel it first."
+        );
+        assert_eq!(state.idle(), Err(err));
         let err = state
             .update(|s| s.library_dir = Some(dir.path().join("elsewhere")))
             .unwrap_err();
-        assert!(err.contains("cannot move"), "{err}");
+        assert!(
+            err.starts_with("The library cannot move now. Files are"),
+            "{err}"
+        );
         assert!(state.cancel_job());
         assert!(cancel.load(Ordering::SeqCst));
         state.end_job(job + 1);
         assert_eq!(state.running_job(), Some(job));
         state.end_job(job);
         assert_eq!(state.running_job(), None);
-        assert!(state.begin_job(Arc::default()).unwrap() > job);
+        assert!(state.begin_job(Arc::default(), "Reading").unwrap() > job);
     }
 }

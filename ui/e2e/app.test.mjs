@@ -1,12 +1,15 @@
 // End-to-end tests of the desktop app in a real window: tauri-driver starts the built app
 // (MEMREADER_APP) under WebKitWebDriver, and webdriverio drives it. Run by scripts/test-app.sh,
 // which starts Xvfb and tauri-driver first and gives the app an empty library of its own
-// (MEMREADER_HOME) and empty config and data folders.
+// (MEMREADER_HOME), empty config and data folders, and a tiny random model (MEMREADER_MODEL).
 //
 // Adding files: the native file picker cannot be driven through WebDriver, so the tests call
 // the `ingest_paths` command from the page, exactly as the window does when files are dropped
 // on it; everything after that (the background job, its events, the progress panel, the
-// document list) is the app's own path. MEMREADER_SCREENSHOTS=DIR saves the main views.
+// document list) is the app's own path. The snapshot dialogs cannot be driven either, and no
+// command takes a snapshot's path from the page, so export and import are tested below the
+// window (src-tauri/src/reading.rs) and in the UI's unit tests.
+// MEMREADER_SCREENSHOTS=DIR saves the main views.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -58,7 +61,7 @@ after(async () => {
 async function screenshot(name) {
   if (!screenshots) return;
   await browser.pause(1000);
-  execFileSync("import", ["-window", "root", join(screenshots, `${name}.png`)]);
+  execFileSync("import", ["-window", "root", "-crop", "1024x720+0+0", "+repage", join(screenshots, `${name}.png`)]);
 }
 
 /** Calls a Rust command straight from the page, as the UI does; rejects with its error. */
@@ -193,10 +196,52 @@ test("a hit in a book opens its chapter, and the reader moves between chapters",
   assert.equal(await browser.$("#reader-highlight").isExisting(), false);
 });
 
-test("settings show the library and the device that was detected", async () => {
+test("a question is answered with citations; a citation opens the reader at its quote", async () => {
   await browser.keys(["Alt", "4"]);
+  assert.equal(await browser.execute(() => document.activeElement?.id), "ask-question");
+  await browser.$("#ask-question").setValue("Where does the tawny owl call?");
+  await browser.keys("Enter");
+  const card = browser.$("#ask-answer button.citation");
+  await card.waitForExist({ timeout: INGEST_TIMEOUT_MS });
+  assert.match(await card.getText(), /The tawny owl calls twice in the lamplit orchard/);
+  assert.match(await text("#ask-history"), /Where does the tawny owl call\?/);
+  await screenshot("app-ask");
+  const [entry] = (await invoke("history")).slice(-1);
+  const citation = entry.answer.citations[0];
+  await card.click();
+  await browser.$("#reader-highlight").waitForExist();
+  const { document } = await invoke("document_text", { id: citation.doc_id });
+  const chars = [...document.text];
+  assert.equal(await text("#reader-highlight"), chars.slice(citation.passage.start, citation.passage.end).join(""));
+  assert.equal(await text("#reader-highlight mark.term"), citation.quote);
+  assert.equal(citation.quote, chars.slice(citation.range.start, citation.range.end).join(""));
+});
+
+test("reading a document into memory shows its progress, then the notes per layer", async () => {
+  await browser.keys(["Alt", "5"]);
+  const owls = (await invoke("documents")).find((d) => d.path.endsWith("owls.md"));
+  await browser.$("#memory-doc").selectByAttribute("value", owls.id);
+  await waitForText("#memory-status", /^Not read into memory yet\.$/);
+  await browser.$("#read-doc").click();
+  await waitForText("#read-title", /^Reading finished$/, INGEST_TIMEOUT_MS);
+  assert.match(await text("#read-counts"), /^1 document read\.$/);
+  await browser.$("#inspector").waitForDisplayed({ timeout: INGEST_TIMEOUT_MS });
+  const model = await invoke("model_info");
+  const rows = await browser.execute(() => document.querySelectorAll("#notes-strip .strip-row").length);
+  assert.equal(rows, model.layers);
+  await waitForText("#memory-status", /^Read: [\d,]+ tokens/);
+  await screenshot("app-memory");
+  const note = browser.$("#notes-list button.note:not([disabled])");
+  await note.click();
+  await browser.$("#reader-highlight mark.term").waitForExist();
+  assert.equal(await browser.$("#view-reader").isDisplayed(), true);
+});
+
+test("settings show the library, the device that was detected and the model", async () => {
+  await browser.keys(["Alt", "6"]);
   await waitForText("#settings-library", new RegExp(process.env.MEMREADER_HOME));
   await waitForText("#settings-detected", /^Detected: /);
+  await waitForText("#settings-model", new RegExp(`^${process.env.MEMREADER_MODEL}: 2 layers`));
   assert.equal(await browser.$("#settings-device").getValue(), "auto");
   await screenshot("app-settings");
   await browser.keys(["Alt", "1"]);

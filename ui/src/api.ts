@@ -128,6 +128,143 @@ export interface SettingsView {
   detected: { device: string; notice: string | null; cuda_built: boolean };
 }
 
+/** The model in use (`model_info`); `error` says why there is none. */
+export interface ModelView {
+  dir: string;
+  error: string | null;
+  device: string | null;
+  weights_blake3: string | null;
+  layers: number | null;
+  d_model: number | null;
+  vocab_size: number | null;
+  pool_slots: number | null;
+}
+
+/** What is known about a document's memory (`memreader::memory::MemoryInfo`). */
+export interface MemoryInfo {
+  doc_id: string;
+  title: string;
+  tokens_read: number;
+  total_tokens: number;
+  target_tokens: number;
+  seconds: number;
+  updated_at: number;
+}
+
+/** What reading one document did (`memreader::memory::ReadReport`). */
+export interface ReadReport {
+  doc_id: string;
+  title: string;
+  tokens_read: number;
+  total_tokens: number;
+  resumed_from: number;
+  seconds: number;
+  tokens_per_second: number;
+  up_to_date: boolean;
+  cancelled: boolean;
+  restarted: string | null;
+  memory_bytes: number;
+}
+
+/** The `read` event: `started`, then per document `progress` and `document`, then
+ * `finished`. */
+export type ReadEvent =
+  | { kind: "started"; job: number; titles: string[] }
+  | {
+      kind: "progress";
+      job: number;
+      index: number;
+      count: number;
+      doc_id: string;
+      done: number;
+      target: number;
+      resumed_from: number;
+      seconds: number;
+    }
+  | {
+      kind: "document";
+      job: number;
+      index: number;
+      count: number;
+      doc_id: string;
+      title: string;
+      report: ReadReport | null;
+      error: string | null;
+    }
+  | { kind: "finished"; job: number; read: number; failed: number; cancelled: boolean };
+
+/** A cited sentence (`memreader::ask::Citation`). */
+export interface Citation {
+  doc_id: string;
+  title: string;
+  page: number | null;
+  chapter: number | null;
+  chapter_title: string | null;
+  /** The passage's char range, and the quoted sentence with its char range. */
+  passage: Range;
+  quote: string;
+  range: Range;
+  score: number;
+  bm25: number | null;
+  memory: number | null;
+  model: number | null;
+}
+
+/** `memreader::ask::Answer`. */
+export interface Answer {
+  question: string;
+  text: string;
+  kind: "generated" | "extracted" | "none";
+  generated: string | null;
+  confidence: number | null;
+  citations: Citation[];
+  notices: string[];
+}
+
+/** A question of the session's history. */
+export interface HistoryEntry {
+  asked_at: number;
+  docs: string[];
+  answer: Answer;
+}
+
+/** `memreader::notes::NotesReport`. */
+export interface NotesReport {
+  doc_id: string;
+  title: string;
+  tokens_read: number;
+  total_tokens: number;
+  layers: Array<{
+    layer: number;
+    slots: number;
+    notes: Array<{
+      position: number;
+      score: number;
+      char_offset: number;
+      passage: Range | null;
+      page: number | null;
+      chapter: number | null;
+      excerpt: string;
+    }>;
+  }>;
+  histogram: number[];
+  bin_tokens: number;
+}
+
+export interface ExportReport {
+  path: string;
+  bytes: number;
+  session: string;
+  documents: Array<{ id: string; title: string; tokens_read: number }>;
+  questions: number;
+}
+
+export interface ImportReport {
+  session: string;
+  documents: Array<{ id: string; title: string; tokens_read: number; in_library: boolean }>;
+  questions: number;
+}
+
 /** Stops listening. */
 export type Unlisten = () => void;
 
@@ -141,15 +278,29 @@ export interface Api {
   ingestPaths(paths: string[]): Promise<number>;
   /** Opens the native picker (files, or folders) and ingests the choice; null if cancelled. */
   pickAndIngest(folders: boolean): Promise<number | null>;
-  cancelIngest(): Promise<boolean>;
-  /** The id of the ingestion in progress, if any. */
-  runningIngest(): Promise<number | null>;
+  /** Stops the background job (an ingestion, a reading); false when none runs. */
+  cancelJob(): Promise<boolean>;
+  /** The id of the background job in progress, if any. */
+  runningJob(): Promise<number | null>;
   settings(): Promise<SettingsView>;
   setDevice(device: string): Promise<SettingsView>;
   /** Picks a library folder (or, with `useDefault`, goes back to the default); null if the
    * picker was cancelled. */
   chooseLibrary(useDefault: boolean): Promise<SettingsView | null>;
+  modelInfo(): Promise<ModelView>;
+  /** The memory of each document that has one, by id. */
+  memories(): Promise<Record<string, MemoryInfo>>;
+  /** Starts reading documents into memory; resolves with the job's id. */
+  readDocuments(ids: string[]): Promise<number>;
+  /** Answers a question from `docs` (all when empty); recorded in the session's history. */
+  ask(question: string, docs: string[]): Promise<Answer>;
+  history(): Promise<HistoryEntry[]>;
+  notes(id: string, bins: number): Promise<NotesReport>;
+  /** Open the save / open dialogs; null when cancelled. */
+  exportSnapshot(): Promise<ExportReport | null>;
+  importSnapshot(): Promise<ImportReport | null>;
   onIngest(listener: (event: IngestEvent) => void): Promise<Unlisten>;
+  onRead(listener: (event: ReadEvent) => void): Promise<Unlisten>;
   onDrag(listener: (event: DragEvent) => void): Promise<Unlisten>;
 }
 
@@ -162,13 +313,22 @@ export const tauriApi: Api = {
   removeDocument: (id) => invoke<DocumentRecord>("remove_document", { id }),
   ingestPaths: (paths) => invoke<number>("ingest_paths", { paths }),
   pickAndIngest: (folders) => invoke<number | null>("pick_and_ingest", { folders }),
-  cancelIngest: () => invoke<boolean>("cancel_ingest"),
-  runningIngest: () => invoke<number | null>("running_ingest"),
+  cancelJob: () => invoke<boolean>("cancel_job"),
+  runningJob: () => invoke<number | null>("running_job"),
   settings: () => invoke<SettingsView>("settings"),
   setDevice: (device) => invoke<SettingsView>("set_device", { device }),
   chooseLibrary: (useDefault) =>
     invoke<SettingsView | null>("choose_library", { default: useDefault }),
+  modelInfo: () => invoke<ModelView>("model_info"),
+  memories: () => invoke<Record<string, MemoryInfo>>("memories"),
+  readDocuments: (ids) => invoke<number>("read_documents", { ids }),
+  ask: (question, docs) => invoke<Answer>("ask", { question, docs }),
+  history: () => invoke<HistoryEntry[]>("history"),
+  notes: (id, bins) => invoke<NotesReport>("notes", { id, bins }),
+  exportSnapshot: () => invoke<ExportReport | null>("export_snapshot"),
+  importSnapshot: () => invoke<ImportReport | null>("import_snapshot"),
   onIngest: (listener) => listen<IngestEvent>("ingest", (event) => listener(event.payload)),
+  onRead: (listener) => listen<ReadEvent>("read", (event) => listener(event.payload)),
   onDrag: (listener) =>
     getCurrentWebview().onDragDropEvent((event) => {
       const p = event.payload;

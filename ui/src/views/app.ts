@@ -3,12 +3,14 @@
 import type { Api } from "../api";
 import { h } from "../dom";
 import { errorMessage } from "../format";
+import { mountAsk, type AskView } from "./ask";
 import { mountLibrary, type LibraryView } from "./library";
+import { mountMemory, type MemoryView } from "./memory";
 import { mountReader, type ReaderView } from "./reader";
 import { mountSearch, type SearchView } from "./search";
 import { mountSettings, type SettingsView } from "./settings";
 
-export type ViewName = "library" | "reader" | "search" | "settings";
+export type ViewName = "library" | "reader" | "search" | "ask" | "memory" | "settings";
 
 export interface App {
   /** Resolves once the header and the library are shown. */
@@ -17,6 +19,8 @@ export interface App {
   library: LibraryView;
   reader: ReaderView;
   search: SearchView;
+  ask: AskView;
+  memory: MemoryView;
   settings: SettingsView;
 }
 
@@ -24,6 +28,8 @@ const TABS: Array<[ViewName, string]> = [
   ["library", "Library"],
   ["reader", "Reader"],
   ["search", "Search"],
+  ["ask", "Ask"],
+  ["memory", "Memory"],
   ["settings", "Settings"],
 ];
 
@@ -34,6 +40,14 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
 
   let known = new Set<string>();
   const reader = mountReader(doc, api);
+  const ask = mountAsk(doc, api, (c) => {
+    show("reader");
+    void reader.open(c.doc_id, { range: c.passage, highlights: [c.range] });
+  });
+  const memory = mountMemory(doc, api, (id, passage, note) => {
+    show("reader");
+    void reader.open(id, { range: passage, highlights: [note] });
+  });
   const library = mountLibrary(doc, api, {
     open: (id) => {
       show("reader");
@@ -43,6 +57,8 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
       const now = new Set(documents.map((d) => d.id));
       for (const id of known) if (!now.has(id)) reader.forget(id);
       known = now;
+      ask.setDocuments(documents);
+      void memory.setDocuments(documents);
     },
   });
   const search = mountSearch(doc, api, (hit) => {
@@ -50,7 +66,14 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
     void reader.open(hit.doc_id, { range: hit.range, highlights: hit.snippet.highlights });
   });
   const settings = mountSettings(doc, api, () => void library.refresh());
-  const views: Record<ViewName, { element: HTMLElement; focus(): void }> = { library, reader, search, settings };
+  const views: Record<ViewName, { element: HTMLElement; focus(): void }> = {
+    library,
+    reader,
+    search,
+    ask,
+    memory,
+    settings,
+  };
 
   const tabs = TABS.map(([view, label], i) => {
     const tab = h(
@@ -112,7 +135,7 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
 
   doc.addEventListener("keydown", (event) => {
     const typing = event.target instanceof Element && event.target.closest("input, textarea, select, [contenteditable]");
-    if (event.altKey && !event.ctrlKey && !event.metaKey && /^[1-4]$/.test(event.key)) {
+    if (event.altKey && !event.ctrlKey && !event.metaKey && /^[1-6]$/.test(event.key)) {
       event.preventDefault();
       show(TABS[Number(event.key) - 1]![0], true);
     } else if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "o") {
@@ -142,7 +165,9 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
       },
     ),
     library.ready,
+    ask.ready,
+    memory.ready,
   ]).then(() => undefined);
 
-  return { ready, show, library, reader, search, settings };
+  return { ready, show, library, reader, search, ask, memory, settings };
 }

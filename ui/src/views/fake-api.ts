@@ -1,10 +1,11 @@
 // A fake `Api` for the views' tests: every command answers from the overrides given (else a
 // harmless default), calls are recorded, and the test fires `ingest` and drag events itself.
-import type { Api, DocumentRecord, DragEvent, IngestEvent } from "../api";
+import type { Api, DocumentRecord, DragEvent, IngestEvent, ReadEvent } from "../api";
 
 export type FakeApi = Api & {
   calls: Array<[string, unknown[]]>;
   fireIngest(event: IngestEvent): void;
+  fireRead(event: ReadEvent): void;
   fireDrag(event: DragEvent): void;
 };
 
@@ -30,6 +31,7 @@ export function record(over: Partial<DocumentRecord> & { id: string }): Document
 
 export function fakeApi(over: Partial<Api> = {}): FakeApi {
   const ingestListeners = new Set<(e: IngestEvent) => void>();
+  const readListeners = new Set<(e: ReadEvent) => void>();
   const dragListeners = new Set<(e: DragEvent) => void>();
   const calls: Array<[string, unknown[]]> = [];
   const base: Api = {
@@ -40,14 +42,26 @@ export function fakeApi(over: Partial<Api> = {}): FakeApi {
     removeDocument: (id) => Promise.resolve(record({ id })),
     ingestPaths: () => Promise.resolve(1),
     pickAndIngest: () => Promise.resolve(null),
-    cancelIngest: () => Promise.resolve(true),
-    runningIngest: () => Promise.resolve(null),
+    cancelJob: () => Promise.resolve(true),
+    runningJob: () => Promise.resolve(null),
+    modelInfo: () => Promise.reject("no model"),
+    memories: () => Promise.resolve({}),
+    readDocuments: () => Promise.resolve(1),
+    ask: () => Promise.reject("no answer"),
+    history: () => Promise.resolve([]),
+    notes: () => Promise.reject("no notes"),
+    exportSnapshot: () => Promise.resolve(null),
+    importSnapshot: () => Promise.resolve(null),
     settings: () => Promise.reject("no settings"),
     setDevice: () => Promise.reject("no settings"),
     chooseLibrary: () => Promise.resolve(null),
     onIngest: (listener) => {
       ingestListeners.add(listener);
       return Promise.resolve(() => ingestListeners.delete(listener));
+    },
+    onRead: (listener) => {
+      readListeners.add(listener);
+      return Promise.resolve(() => readListeners.delete(listener));
     },
     onDrag: (listener) => {
       dragListeners.add(listener);
@@ -64,6 +78,7 @@ export function fakeApi(over: Partial<Api> = {}): FakeApi {
   }
   api.calls = calls;
   api.fireIngest = (event) => ingestListeners.forEach((l) => l(event));
+  api.fireRead = (event) => readListeners.forEach((l) => l(event));
   api.fireDrag = (event) => dragListeners.forEach((l) => l(event));
   return api;
 }

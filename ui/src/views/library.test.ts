@@ -116,7 +116,7 @@ describe("library view", () => {
     api.fireIngest({ kind: "started", job: 1, paths: ["/a.pdf", "/b.pdf"] });
     expect($("#progress-title").textContent).toBe("Adding 2 items");
     $("#cancel-ingest").click();
-    expect(api.calls.at(-1)![0]).toBe("cancelIngest");
+    expect(api.calls.at(-1)![0]).toBe("cancelJob");
     expect(($("#cancel-ingest") as HTMLButtonElement).disabled).toBe(true);
     api.fireIngest({
       kind: "finished",
@@ -224,7 +224,7 @@ describe("library view", () => {
   });
 
   it("picks up an ingestion that was running when the window loaded", async () => {
-    const { view } = mount(fakeApi({ runningIngest: () => Promise.resolve(2) }));
+    const { view } = mount(fakeApi({ runningJob: () => Promise.resolve(2) }));
     await view.ready;
     expect($("#progress").hidden).toBe(false);
     expect($("#progress-title").textContent).toBe("Adding files");

@@ -348,7 +348,7 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
     cancel.disabled = true;
     counts.textContent = "Cancelling: the files already started finish first…";
     try {
-      await api.cancelIngest();
+      await api.cancelJob();
     } catch (err) {
       showError(errorMessage(err));
     }
@@ -369,7 +369,7 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
   const ready = (async () => {
     await listening;
     try {
-      const running = await api.runningIngest();
+      const running = await api.runningJob();
       if (running !== null && job === null) begin(running, "files");
     } catch (err) {
       showError(errorMessage(err));

@@ -40,7 +40,7 @@ describe("settings view", () => {
     select.value = "cpu";
     select.dispatchEvent(new Event("change"));
     await settle();
-    expect(api.calls.at(-1)).toEqual(["setDevice", ["cpu"]]);
+    expect(api.calls.find(([name]) => name === "setDevice")).toEqual(["setDevice", ["cpu"]]);
     expect(select.value).toBe("cpu");
     expect($("#settings-detected").textContent).toBe("Detected: GPU cuda:0.");
   });

@@ -26,6 +26,8 @@ export function mountSettings(doc: Document, api: Api, libraryMoved: () => void)
   const device = h(doc, "select", { id: "settings-device", "aria-describedby": "settings-detected" });
   const detected = h(doc, "p", { id: "settings-detected", class: "muted" });
   const error = h(doc, "p", { id: "settings-error", class: "error", role: "alert", hidden: true });
+  const model = h(doc, "p", { id: "settings-model" }, "…");
+  const modelError = h(doc, "p", { id: "settings-model-error", class: "error", hidden: true });
   const element = h(
     doc,
     "section",
@@ -50,6 +52,7 @@ export function mountSettings(doc: Document, api: Api, libraryMoved: () => void)
       device,
       detected,
     ),
+    h(doc, "fieldset", {}, h(doc, "legend", {}, "Model in use"), model, modelError),
   );
 
   function show(s: Settings): void {
@@ -98,11 +101,35 @@ export function mountSettings(doc: Document, api: Api, libraryMoved: () => void)
       return s;
     }),
   );
-  device.addEventListener("change", () => void run(() => api.setDevice(device.value)));
+  device.addEventListener("change", () =>
+    void run(() => api.setDevice(device.value)).then(loadModel),
+  );
+
+  async function loadModel(): Promise<void> {
+    model.textContent = "Loading the model…";
+    modelError.hidden = true;
+    try {
+      const m = await api.modelInfo();
+      if (m.error !== null) {
+        model.textContent = `No model in use (looked in ${m.dir}): questions are answered by search alone, and reading, notes and snapshots need one.`;
+        modelError.textContent = m.error;
+        modelError.hidden = false;
+      } else {
+        model.textContent = `${m.dir}: ${m.layers} layers, width ${m.d_model}, ${m.pool_slots} note slots per layer, vocabulary ${m.vocab_size}; weights ${m.weights_blake3?.slice(0, 12)}…; on ${m.device === "cpu" ? "the CPU" : "the GPU"}.`;
+      }
+    } catch (err) {
+      model.textContent = "The model could not be described.";
+      modelError.textContent = errorMessage(err);
+      modelError.hidden = false;
+    }
+  }
 
   return {
     element,
-    load: () => run(() => api.settings()),
+    load: async () => {
+      await run(() => api.settings());
+      await loadModel();
+    },
     focus: () => choose.focus(),
   };
 }

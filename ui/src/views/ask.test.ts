@@ -1,0 +1,119 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import type { Answer, Citation } from "../api";
+import { citationLocator, mountAsk } from "./ask";
+import { $, fakeApi, record } from "./fake-api";
+
+const citation: Citation = {
+  doc_id: "abc",
+  title: "Intentions",
+  page: null,
+  chapter: 1,
+  chapter_title: "THE DECAY OF LYING",
+  passage: { start: 100, end: 900 },
+  quote: "Life imitates Art far more than Art imitates Life.",
+  range: { start: 300, end: 351 },
+  score: 1.2,
+  bm25: 1,
+  memory: null,
+  model: null,
+};
+
+const answer: Answer = {
+  question: "Does Life imitate Art?",
+  text: "Life imitates Art far more than Art imitates Life.",
+  kind: "extracted",
+  generated: null,
+  confidence: null,
+  citations: [citation, { ...citation, chapter_title: null, chapter: null, page: 7, quote: "Second." }],
+  notices: ["No model is in use, so search alone answered: the model is missing"],
+};
+
+beforeEach(() => document.body.replaceChildren());
+
+describe("citationLocator", () => {
+  it("names the page and the chapter", () => {
+    expect(citationLocator(citation)).toBe("THE DECAY OF LYING");
+    expect(citationLocator({ ...citation, page: 3, chapter_title: null })).toBe("p. 3 · chapter 2");
+    expect(citationLocator({ ...citation, chapter: null, chapter_title: null })).toBe("");
+  });
+});
+
+describe("ask view", () => {
+  it("asks, shows the answer, its notices and its citations; a citation opens the reader", async () => {
+    const opened: Citation[] = [];
+    const api = fakeApi({ ask: () => Promise.resolve(answer) });
+    const view = mountAsk(document, api, (c) => opened.push(c));
+    document.body.append(view.element);
+    await view.ready;
+    view.setDocuments([record({ id: "abc", title: "Intentions" }), record({ id: "bad", status: "failed" })]);
+    expect([...document.querySelectorAll("#ask-scope option")].map((o) => o.textContent)).toEqual([
+      "the whole library",
+      "Intentions",
+    ]);
+    ($("#ask-scope") as HTMLSelectElement).value = "abc";
+    const box = $("#ask-question") as HTMLTextAreaElement;
+    box.value = "Does Life imitate Art?";
+    box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    await view.ask(""); // busy or empty: does nothing more
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(api.calls.filter(([name]) => name === "ask")).toEqual([["ask", ["Does Life imitate Art?", ["abc"]]]]);
+    expect($("#ask-answer .answer-text").textContent).toBe(answer.text);
+    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best");
+    expect($("#ask-answer .notices").textContent).toBe(answer.notices[0]);
+    const cards = [...document.querySelectorAll<HTMLButtonElement>("#ask-answer button.citation")];
+    expect(cards.map((c) => c.textContent)).toEqual([
+      "[1] Intentions · THE DECAY OF LYINGLife imitates Art far more than Art imitates Life.",
+      "[2] Intentions · p. 7Second.",
+    ]);
+    expect(document.activeElement).toBe(cards[0]);
+    cards[0]!.click();
+    expect(opened).toEqual([citation]);
+    expect([...document.querySelectorAll("#ask-history li")].map((li) => li.textContent)).toEqual([
+      "Does Life imitate Art? · Intentions",
+    ]);
+  });
+
+  it("shows the session's earlier questions, newest first, and their answers again", async () => {
+    const older = { ...answer, question: "Who is Vivian?", citations: [] };
+    const view = mountAsk(
+      document,
+      fakeApi({
+        history: () =>
+          Promise.resolve([
+            { asked_at: 1, docs: [], answer: older },
+            { asked_at: 2, docs: ["abc"], answer },
+          ]),
+      }),
+      () => {},
+    );
+    document.body.append(view.element);
+    await view.ready;
+    view.setDocuments([record({ id: "abc", title: "Intentions" })]);
+    const items = [...document.querySelectorAll<HTMLButtonElement>("#ask-history button")];
+    expect(items.map((b) => b.textContent)).toEqual(["Does Life imitate Art? · Intentions", "Who is Vivian? · the library"]);
+    items[1]!.click();
+    expect($("#ask-answer .asked").textContent).toBe("Who is Vivian?");
+    expect(document.querySelector("#ask-answer .citations")).toBeNull();
+  });
+
+  it("shows why a question could not be answered", async () => {
+    const view = mountAsk(
+      document,
+      fakeApi({ ask: () => Promise.reject("search index /lib/index: damaged") }),
+      () => {},
+    );
+    document.body.append(view.element);
+    await view.ask("Why?");
+    expect($("#ask-error").textContent).toBe("search index /lib/index: damaged");
+    expect($("#ask-status").textContent).toBe("The question could not be answered.");
+    await view.ask("   ");
+    expect($("#ask-status").textContent).toBe("Type a question first.");
+  });
+
+  it("shows why the history could not be read", async () => {
+    const view = mountAsk(document, fakeApi({ history: () => Promise.reject("sessions/default.json: bad") }), () => {});
+    document.body.append(view.element);
+    await view.ready;
+    expect($("#ask-error").textContent).toBe("The session's history could not be read: sessions/default.json: bad");
+  });
+});
