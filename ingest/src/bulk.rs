@@ -485,7 +485,22 @@ fn commit(
     writer.commit()?;
     library.catalog().mark_ready(pending)?;
     pending.clear();
+    release_free_memory();
     Ok(())
+}
+
+/// Hands memory that was freed back to the operating system. glibc keeps freed blocks in its
+/// heaps for reuse, and with documents of every size parsed on several threads and the
+/// writer's buffers freed at each commit, what it keeps grows with the number of files (in
+/// `bench_ingest 4000`, anonymous RSS grew from 69 MiB at 1,000 files to 147 MiB at 4,000,
+/// where with glibc's trim and mmap thresholds fixed it stayed at 27-41 MiB); trimming after
+/// each commit keeps it flat.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Deletes what an interrupted run left: passages and records of documents still `indexing`.
