@@ -106,3 +106,41 @@ describe("the app", () => {
     expect($("#reader-title").textContent).toBe("Reader");
   });
 });
+
+describe("the memory view's notes", () => {
+  it("open the reader with the note highlighted, even where it sits just before its passage", async () => {
+    const text = "NIGHT BIRDS\n\nOwls hoot at night.";
+    const docs = [record({ id: "abc", title: "Owls" })];
+    const app = mountApp(
+      root,
+      fakeApi({
+        documents: () => Promise.resolve(docs),
+        documentText: () =>
+          Promise.resolve({ record: docs[0]!, document: { title: "Owls", author: null, language: null, text, chapters: [], pages: [] } }),
+        memories: () =>
+          Promise.resolve({ abc: { doc_id: "abc", title: "Owls", tokens_read: 9, total_tokens: 9, target_tokens: 9, seconds: 1, updated_at: 0 } }),
+        notes: () =>
+          Promise.resolve({
+            doc_id: "abc",
+            title: "Owls",
+            tokens_read: 9,
+            total_tokens: 9,
+            bin_tokens: 1,
+            histogram: [],
+            layers: [
+              { layer: 0, slots: 4, notes: [{ position: 1, score: 1, char_offset: 6, passage: { start: 13, end: 32 }, page: null, chapter: null, excerpt: "BIRDS" }] },
+            ],
+          }),
+      }),
+      document,
+    );
+    await app.ready;
+    await settle();
+    await app.memory.inspect("abc");
+    ($("#notes-list button.note") as HTMLButtonElement).click();
+    expect(selected()).toBe("tab-reader");
+    await settle();
+    expect($("#reader-highlight").textContent).toBe("BIRDS\n\nOwls hoot at night.");
+    expect($("#reader-highlight mark.term").textContent).toBe("BIRDS");
+  });
+});

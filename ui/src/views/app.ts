@@ -46,7 +46,9 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
   });
   const memory = mountMemory(doc, api, (id, passage, note) => {
     show("reader");
-    void reader.open(id, { range: passage, highlights: [note] });
+    // A note's token can sit just outside its passage (in a heading): show both.
+    const range = { start: Math.min(passage.start, note.start), end: Math.max(passage.end, note.end) };
+    void reader.open(id, { range, highlights: [note] });
   });
   const library = mountLibrary(doc, api, {
     open: (id) => {
