@@ -27,6 +27,33 @@ const demo = resolve(import.meta.dirname, "../../assets/demo");
 
 /** @type {WebdriverIO.Browser} */
 let browser;
+
+/** A PDF with one page per entry of `pages` (each a list of lines), in Helvetica. */
+function pdf(pages) {
+  const objects = ["<< /Type /Catalog /Pages 2 0 R >>"];
+  const kids = pages.map((_, i) => `${4 + 2 * i} 0 R`).join(" ");
+  objects.push(`<< /Type /Pages /Kids [${kids}] /Count ${pages.length} >>`);
+  objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>");
+  pages.forEach((lines, i) => {
+    const text = lines.map((l, j) => `${j === 0 ? "72 720 Td" : "0 -16 Td"} (${l}) Tj`).join(" ");
+    const stream = `BT /F1 12 Tf ${text} ET`;
+    objects.push(
+      `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents ${5 + 2 * i} 0 R /Resources << /Font << /F1 3 0 R >> >> >>`,
+    );
+    objects.push(`<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`);
+  });
+  let out = "%PDF-1.4\n";
+  const offsets = objects.map((body, i) => {
+    const at = out.length;
+    out += `${i + 1} 0 obj\n${body}\nendobj\n`;
+    return at;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  out += offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("");
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return out;
+}
 const books = mkdtempSync(join(tmpdir(), "memreader-e2e-books-"));
 
 before(async () => {
@@ -42,6 +69,10 @@ before(async () => {
       `the barn owl answers from the hayloft.\n\n${emoji}\n`,
   );
   writeFileSync(join(books, "broken.pdf"), "%PDF-1.7\nthis is not really a PDF\n");
+  // A real PDF: extracted by the app's own executable started as a PDF worker process.
+  const lines = (topic) =>
+    Array.from({ length: 12 }, (_, i) => `Line ${i + 1} of the field notes on the ${topic} by the river bank.`);
+  writeFileSync(join(books, "field-notes.pdf"), pdf([lines("kingfisher"), lines("grey heron")]));
   browser = await remote({
     hostname: "127.0.0.1",
     port,
@@ -127,13 +158,13 @@ test("adding a book shows its progress, then the book in the list", async () => 
   assert.equal(await browser.$("#add-files").isEnabled(), true);
 });
 
-test("a folder with a broken PDF: the PDF fails with its error, the rest goes in", async () => {
+test("a folder with a PDF and a broken PDF: the PDF goes in through a worker process, the broken one fails with its error", async () => {
   await invoke("ingest_paths", { paths: [books] });
   await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
-  assert.match(await text("#progress-counts"), /^1 added, 1 already there, 1 failed\.$/);
+  assert.match(await text("#progress-counts"), /^2 added, 1 already there, 1 failed\.$/);
   const failures = await text("#progress-failures");
   assert.match(failures, /^broken\.pdf: \S/);
-  await browser.waitUntil(async () => (await documentRows()).length === 3);
+  await browser.waitUntil(async () => (await documentRows()).length === 4);
   const broken = (await documentRows()).find((r) => r.title === "broken.pdf");
   assert.equal(broken.status, "failed");
   assert.ok(broken.error && failures.includes(broken.error), `${broken.error} / ${failures}`);
@@ -237,6 +268,18 @@ test("reading a document into memory shows its progress, then the notes per laye
   assert.equal(await browser.$("#view-reader").isDisplayed(), true);
 });
 
+test("a hit in a PDF opens its page", async () => {
+  await browser.keys(["Alt", "3"]);
+  await browser.$("#search-input").setValue("grey heron");
+  await waitForText("#search-results li:first-child .snippet", /heron/i);
+  assert.match(await text("#search-results li:first-child .hit-title"), /· p\. 2$/);
+  await browser.$("#search-results button.hit").click();
+  await waitForText("#reader-highlight", /grey heron/);
+  assert.equal(await text("#reader-position"), "2 of 2");
+  assert.equal(await browser.$("#reader-part").getValue(), "1");
+  assert.match(await text("#reader-part option:checked"), /^Page 2/);
+});
+
 test("settings show the library, the device that was detected and the model", async () => {
   await browser.keys(["Alt", "6"]);
   await waitForText("#settings-library", new RegExp(process.env.MEMREADER_HOME));
@@ -250,7 +293,7 @@ test("settings show the library, the device that was detected and the model", as
 test("removing a document asks first, then takes it out of the list", async () => {
   await browser.$('#documents tr[data-status="failed"] button.remove').click();
   await browser.$("#documents button.confirm-remove").click();
-  await browser.waitUntil(async () => (await documentRows()).length === 2, {
+  await browser.waitUntil(async () => (await documentRows()).length === 3, {
     timeoutMsg: "the removed document stayed in the list",
   });
   assert.ok((await documentRows()).every((r) => r.status === "ready"));
