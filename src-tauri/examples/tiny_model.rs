@@ -11,9 +11,7 @@ use candle_nn::VarMap;
 use memmamba::{Config, MemMamba};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .ok_or("usage: tiny_model DIR")?;
+    let dir = std::env::args_os().nth(1).ok_or("usage: tiny_model DIR")?;
     let dir = std::path::Path::new(&dir);
     let config = Config {
         vocab_size: 16384,

@@ -322,6 +322,39 @@ test("the content security policy forbids eval and requests to other origins", a
   assert.deepEqual(outcome, { result: "TypeError", violations: ["connect-src"] });
 });
 
+/** The X window ids whose title is `title` (xdotool), or null without xdotool. */
+function windowsNamed(title) {
+  try {
+    return execFileSync("xdotool", ["search", "--onlyvisible", "--name", `^${title}$`], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean);
+  } catch (err) {
+    if (err.code === "ENOENT") return null;
+    return []; // xdotool exits 1 when no window matches
+  }
+}
+
+test("Add files opens the native picker from Rust; closing it adds nothing", async (t) => {
+  if (windowsNamed("MemReader") === null) return t.skip("xdotool is not installed");
+  await browser.keys(["Alt", "1"]);
+  const before = (await documentRows()).length;
+  await browser.$("#add-files").click();
+  let dialog = [];
+  await browser.waitUntil(async () => (dialog = windowsNamed("Add documents to the library")).length > 0, {
+    timeoutMsg: "the file picker never opened",
+  });
+  // No window manager under Xvfb: focus the dialog ourselves, then press Escape (XTEST).
+  execFileSync("xdotool", ["windowfocus", "--sync", dialog[0], "key", "Escape"]);
+  await browser.waitUntil(async () => windowsNamed("Add documents to the library").length === 0, {
+    timeoutMsg: "the file picker did not close",
+  });
+  // The command came back with nothing chosen: no job, no error, the same documents.
+  await browser.pause(300);
+  assert.equal(await browser.$("#library-error").isDisplayed(), false);
+  assert.equal(await invoke("running_job"), null);
+  assert.equal((await documentRows()).length, before);
+});
+
 test("the window has no dialog permission: the pickers open from Rust only", async () => {
   await assert.rejects(invoke("plugin:dialog|open", { options: {} }), /not allowed/);
 });

@@ -66,7 +66,7 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
     counts,
     speed,
     failures,
-    h(doc, "details", {}, h(doc, "summary", {}, "Files"), files),
+    h(doc, "details", { open: true }, h(doc, "summary", {}, "Files, newest first"), files),
   );
 
   const rows = h(doc, "tbody");
