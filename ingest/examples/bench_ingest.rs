@@ -8,7 +8,10 @@
 //! 3. search latency over the library that gives;
 //! 4. `pdftotext` (poppler) on the corpus's PDFs, if it is installed.
 //!
-//!     cargo run -p ingest --example bench_ingest [-- FILES]
+//!     cargo run -p ingest --example bench_ingest [-- FILES [REAL_FILE...]]
+//!
+//! REAL_FILEs (real PDFs and books) are timed first, each on its own: parsed in process on one
+//! thread, and PDFs also by `pdftotext`.
 //!
 //! FILES (default 2000) are generated in a temporary folder by `ingest::fixtures` from
 //! English-like text with a Zipf-like vocabulary (some words accented): plain text, Markdown,
@@ -248,6 +251,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(ingest::worker_main(Path::new(&path)));
     }
     let count: usize = first.map_or(Ok(2000), |s| s.parse())?;
+    let real: Vec<PathBuf> = args.map(PathBuf::from).collect();
+    if !real.is_empty() {
+        real_files(&real)?;
+    }
     let dir = tempfile::tempdir()?;
     let corpus = dir.path().join("corpus");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -355,6 +362,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|d| d.pages)
         .sum();
     pdftotext(&files, pdf_pages);
+    Ok(())
+}
+
+/// Each real file parsed in process on one thread (the best of three), and PDFs by
+/// `pdftotext` (the best of three) for comparison.
+fn real_files(paths: &[PathBuf]) -> Result<(), Box<dyn std::error::Error>> {
+    println!("Real files, each parsed in process on one thread (sniff + parse + passages), best of three:\n");
+    println!("| file | format | MB | pages | words | ms | pages/s | MB/s | pdftotext ms | pdftotext pages/s |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for path in paths {
+        let data = std::fs::read(path)?;
+        let format = sniff(&data, path)?;
+        let best = |run: &mut dyn FnMut() -> Result<(), Box<dyn std::error::Error>>| {
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    run().map(|()| started.elapsed().as_secs_f64())
+                })
+                .try_fold(f64::INFINITY, |best, t| t.map(|t| best.min(t)))
+        };
+        let mut doc = None;
+        let seconds = best(&mut || {
+            let parsed = parse(format, &data)?;
+            split_passages(&parsed, "bench");
+            doc = Some(parsed);
+            Ok(())
+        })?;
+        let doc = doc.ok_or("parsed")?;
+        let pages = doc.pages.len();
+        let per_page = |v: String| if pages > 0 { v } else { "-".to_owned() };
+        let poppler = if format == ingest::Format::Pdf {
+            let seconds = best(&mut || {
+                let out = Command::new("pdftotext").arg(path).arg("-").output()?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err("pdftotext failed".into())
+                }
+            })?;
+            format!("{:.0} | {:.0}", seconds * 1000.0, pages as f64 / seconds)
+        } else {
+            "- | -".to_owned()
+        };
+        println!(
+            "| {} | {} | {:.2} | {} | {} | {:.0} | {} | {:.1} | {poppler} |",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            format.name(),
+            data.len() as f64 / 1e6,
+            per_page(pages.to_string()),
+            doc.text.split_whitespace().count(),
+            seconds * 1000.0,
+            per_page(format!("{:.0}", pages as f64 / seconds)),
+            data.len() as f64 / 1e6 / seconds
+        );
+    }
+    println!();
     Ok(())
 }
 

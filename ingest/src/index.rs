@@ -189,14 +189,17 @@ impl Index {
         }
     }
 
-    /// BM25 search over passages, best first, at most `limit` hits, optionally only in the
-    /// documents `docs`. Query syntax is tantivy's (words, `"phrases"`, `+must`, `-not`);
-    /// what does not parse is read as plain words. Titles are left empty.
+    /// BM25 search over passages, best first, optionally only in the documents `docs`. Query
+    /// syntax is tantivy's (words, `"phrases"`, `+must`, `-not`); what does not parse is read
+    /// as plain words. `title` gives a hit's title from its document id, or `None` to leave
+    /// the hit out (no snippet is made for it): at most `limit` hits among the best
+    /// `limit + 8` passages.
     pub fn search(
         &self,
         query: &str,
         docs: &[String],
         limit: usize,
+        title: &mut dyn FnMut(&str) -> Option<String>,
     ) -> Result<Vec<Hit>, IndexError> {
         self.reader.reload().map_err(|e| self.err(e))?;
         let searcher = self.reader.searcher();
@@ -221,19 +224,23 @@ impl Index {
             ]))
         };
         let top = searcher
-            .search(&*query, &TopDocs::with_limit(limit.max(1)).order_by_score())
+            .search(&*query, &TopDocs::with_limit(limit + 8).order_by_score())
             .map_err(|e| self.err(e))?;
         let mut snippets = SnippetGenerator::create(&searcher, &*query, self.fields.text)
             .map_err(|e| self.err(e))?;
         snippets.set_max_num_chars(SNIPPET_CHARS);
         let f = self.fields;
-        let mut hits = Vec::with_capacity(top.len());
+        let mut hits = Vec::with_capacity(limit);
         for (score, address) in top {
             let stored: TantivyDocument = searcher.doc(address).map_err(|e| self.err(e))?;
             let text_of = |field| {
                 stored
                     .get_first(field)
                     .and_then(|v| v.as_str().map(str::to_owned))
+            };
+            let doc_id = text_of(f.doc_id).unwrap_or_default();
+            let Some(title) = title(&doc_id) else {
+                continue;
             };
             let number = |field| stored.get_first(field).and_then(|v| v.as_u64());
             let text = text_of(f.text).unwrap_or_default();
@@ -247,8 +254,8 @@ impl Index {
                 start + chars.char(bytes.start)..start + chars.char(bytes.end)
             };
             hits.push(Hit {
-                doc_id: text_of(f.doc_id).unwrap_or_default(),
-                title: String::new(),
+                doc_id,
+                title,
                 passage_id: text_of(f.passage_id).unwrap_or_default(),
                 score,
                 page: number(f.page).map(|p| p as usize + 1),
@@ -264,6 +271,9 @@ impl Index {
                         .collect(),
                 },
             });
+            if hits.len() == limit {
+                break;
+            }
         }
         Ok(hits)
     }

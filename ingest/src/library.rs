@@ -163,29 +163,32 @@ impl Library {
             .iter()
             .map(|id| self.resolve(id))
             .collect::<Result<Vec<_>, _>>()?;
-        let limit = options.limit.max(1);
-        let hits = self.index.search(query, &docs, limit + 8)?;
-        let mut records: HashMap<String, Option<DocumentRecord>> = HashMap::new();
         let catalog = self.catalog();
-        let mut out = Vec::with_capacity(limit);
-        for mut hit in hits {
-            if !records.contains_key(&hit.doc_id) {
-                records.insert(hit.doc_id.clone(), catalog.get(&hit.doc_id)?);
-            }
-            // Passages of a document that is not ready (an interrupted ingestion) stay hidden.
-            let Some(Some(record)) = records.get(&hit.doc_id) else {
-                continue;
-            };
-            if record.status != Status::Ready {
-                continue;
-            }
-            hit.title = record.display_title();
-            out.push(hit);
-            if out.len() == limit {
-                break;
-            }
+        let mut titles: HashMap<String, Option<String>> = HashMap::new();
+        let mut failure = None;
+        // Passages of a document that is not ready (an interrupted ingestion) stay hidden.
+        let hits = self
+            .index
+            .search(query, &docs, options.limit.max(1), &mut |id| {
+                if let Some(title) = titles.get(id) {
+                    return title.clone();
+                }
+                let title = match catalog.get(id) {
+                    Ok(record) => record
+                        .filter(|r| r.status == Status::Ready)
+                        .map(|r| r.display_title()),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        None
+                    }
+                };
+                titles.insert(id.to_owned(), title.clone());
+                title
+            })?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(hits),
         }
-        Ok(out)
     }
 
     /// Removes a document (id or unique id prefix): its passages, its record and its stored
