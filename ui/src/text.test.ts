@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CodePoints, partAt, parts } from "./text";
+import { CodePoints, partAt, parts, splitLong } from "./text";
 
 describe("CodePoints", () => {
   it("is the identity on text without astral characters, accents included", () => {
@@ -87,5 +87,29 @@ describe("parts", () => {
     expect(partAt(list, 51)).toBe(1);
     expect(partAt(list, 99)).toBe(2);
     expect(partAt(list, 100)).toBe(2);
+  });
+});
+
+describe("splitLong", () => {
+  it("cuts long parts after the first line break past each limit, counting code points", () => {
+    // 🦉 is one code point: the cuts fall after the newlines, whatever the UTF-16 length.
+    const text = "🦉🦉🦉\n🦉🦉\n🦉🦉🦉🦉\nend";
+    const points = new CodePoints(text);
+    const list = splitLong([{ title: "Owls", range: { start: 0, end: points.length } }], points, 4);
+    expect(list.map((p) => p.title)).toEqual(["Owls (1 of 3)", "Owls (2 of 3)", "Owls (3 of 3)"]);
+    expect(list.map((p) => points.slice(p.range))).toEqual(["🦉🦉🦉\n🦉🦉\n", "🦉🦉🦉🦉\n", "end"]);
+  });
+
+  it("cuts at the limit itself without line breaks, and leaves short parts alone", () => {
+    const points = new CodePoints("abcdefghij");
+    const short = { title: "A", range: { start: 0, end: 3 } };
+    const long = { title: "B", range: { start: 3, end: 10 } };
+    const list = splitLong([short, long], points, 3);
+    expect(list).toEqual([
+      short,
+      { title: "B (1 of 3)", range: { start: 3, end: 6 } },
+      { title: "B (2 of 3)", range: { start: 6, end: 9 } },
+      { title: "B (3 of 3)", range: { start: 9, end: 10 } },
+    ]);
   });
 });

@@ -116,6 +116,29 @@ export function parts(pages: Section[], chapters: Section[], length: number): Pa
   return out;
 }
 
+/** Splits every part longer than `max` code points at the first line break at or after each
+ * `max` code points (or at `max` exactly when there is none), so that the reader never lays out
+ * a whole long book at once: "Title (2 of 3)". */
+export function splitLong(list: Part[], points: CodePoints, max: number): Part[] {
+  return list.flatMap((part) => {
+    const cuts = [part.range.start];
+    for (let at = part.range.start + max; at < part.range.end; at += max) {
+      const from = points.utf16(Math.max(at, cuts[cuts.length - 1]! + 1));
+      const newline = points.text.indexOf("\n", from);
+      const cut = newline === -1 ? at : Math.min(points.codePoint(newline) + 1, part.range.end);
+      if (cut >= part.range.end) break;
+      cuts.push(cut);
+      at = cut;
+    }
+    if (cuts.length === 1) return [part];
+    cuts.push(part.range.end);
+    return cuts.slice(0, -1).map((start, i) => ({
+      title: `${part.title} (${i + 1} of ${cuts.length - 1})`,
+      range: { start, end: cuts[i + 1]! },
+    }));
+  });
+}
+
 /** The index of the part that holds code point `offset` (the last part for the text's end). */
 export function partAt(list: Part[], offset: number): number {
   const i = list.findIndex((p) => offset >= p.range.start && offset < p.range.end);

@@ -4,7 +4,10 @@
 import type { Api, DocumentText, Range } from "../api";
 import { h } from "../dom";
 import { errorMessage, fileName } from "../format";
-import { CodePoints, partAt, parts, type Part } from "../text";
+import { CodePoints, partAt, parts, splitLong, type Part } from "../text";
+
+/** The most code points the reader lays out at once. */
+const MAX_PART = 40_000;
 
 /** What to show highlighted: a passage (char range) and, inside it, the matched words. */
 export interface Target {
@@ -72,7 +75,10 @@ export function mountReader(doc: Document, api: Api): ReaderView {
         if (mine !== request) return;
       }
       const points = current?.text === text ? current.points : new CodePoints(text.document.text);
-      const list = current?.text === text ? current.parts : parts(text.document.pages, text.document.chapters, points.length);
+      const list =
+        current?.text === text
+          ? current.parts
+          : splitLong(parts(text.document.pages, text.document.chapters, points.length), points, MAX_PART);
       current = { text, points, parts: list, part: 0, target: target ?? null };
       title.textContent = text.record.title ?? text.document.title ?? fileName(text.record.path);
       byline.textContent = [text.record.author, text.record.path].filter(Boolean).join(" · ");
