@@ -1,6 +1,9 @@
 //! Plain text in: decoding, Project Gutenberg boilerplate, metadata and chapter headings.
 
+use std::borrow::Cow;
 use std::ops::Range;
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
 use crate::document::{Document, Section};
 
@@ -46,14 +49,49 @@ pub fn parse_text(bytes: &[u8]) -> Result<Document, TextError> {
     })
 }
 
-/// Decodes text bytes: UTF-8 (a BOM is stripped), else Windows-1252; line endings become `\n`.
+/// Decodes text bytes: by their byte order mark if they have one (UTF-8, UTF-16LE or
+/// UTF-16BE); else as UTF-8 if they are valid UTF-8; else in the encoding that the document
+/// declares in its first KiB, if it does (`<?xml ... encoding="..."?>`, `<meta charset=...>`
+/// or `<meta http-equiv=Content-Type content="...; charset=...">`, any label browsers know:
+/// Shift_JIS, GBK, KOI8-R, ISO-8859-2, ...); else as Windows-1252. Line endings become `\n`.
 pub(crate) fn decode(bytes: &[u8]) -> String {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let decoded = match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => bytes.iter().map(|&b| windows_1252(b)).collect(),
+    let decoded = match Encoding::for_bom(bytes) {
+        Some((encoding, bom)) => encoding.decode_without_bom_handling(&bytes[bom..]).0,
+        None => match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => {
+                declared_encoding(bytes)
+                    .unwrap_or(WINDOWS_1252)
+                    .decode_without_bom_handling(bytes)
+                    .0
+            }
+        },
     };
     decoded.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// The encoding that markup declares in its first KiB, other than UTF-8 (which the bytes are
+/// not, when this is asked) and UTF-16 (which an ASCII-readable declaration cannot be).
+fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    let value_after = |text: &str, key: &str| -> Option<String> {
+        let rest = &text[text.find(key)? + key.len()..];
+        let rest = rest.trim_start_matches(['"', '\'', ' ']);
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+            .unwrap_or(rest.len());
+        Some(rest[..end].to_owned())
+    };
+    let label = if head.trim_start().starts_with("<?xml") {
+        let declaration = &head[..head.find("?>").unwrap_or(head.len())];
+        value_after(declaration, "encoding=")
+    } else {
+        None
+    }
+    .or_else(|| value_after(&head[head.find("<meta")?..], "charset="))?;
+    Encoding::for_label(label.as_bytes())
+        .map(Encoding::output_encoding)
+        .filter(|encoding| *encoding != UTF_8)
 }
 
 /// True for buffers with a NUL byte or where more than a tenth of the bytes are control
@@ -67,20 +105,6 @@ fn looks_binary(bytes: &[u8]) -> bool {
         .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c)) || b == 0x7f)
         .count();
     controls * 10 > bytes.len()
-}
-
-/// Maps one Windows-1252 byte to its char; the five undefined bytes map to the C1 controls
-/// of the same value, as in Latin-1.
-fn windows_1252(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
-        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
-        'ž', 'Ÿ',
-    ];
-    match b {
-        0x80..=0x9f => HIGH[usize::from(b - 0x80)],
-        _ => char::from(b),
-    }
 }
 
 /// Lines of `text` with their byte ranges, without the `\n`.

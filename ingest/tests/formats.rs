@@ -430,3 +430,55 @@ fn markup_chapters_are_char_ranges_in_text_with_accents_cjk_and_emoji() {
         }
     }
 }
+
+#[test]
+fn markup_that_is_not_utf8_is_read_in_the_encoding_it_declares() {
+    let page = |declaration: &str, words: &str, encoding: &'static encoding_rs::Encoding| {
+        let html = format!(
+            "<!DOCTYPE html><html><head>{declaration}<title>T</title></head><body>\
+             <h2>{words}</h2><p>{words}.</p><h2>Fin</h2><p>Fin.</p></body></html>"
+        );
+        encoding.encode(&html).0.into_owned()
+    };
+    let shift_jis = page(
+        r#"<meta charset="Shift_JIS">"#,
+        "東京の雨",
+        encoding_rs::SHIFT_JIS,
+    );
+    assert!(std::str::from_utf8(&shift_jis).is_err());
+    let doc = parse_html(&shift_jis).unwrap();
+    assert_eq!(doc.text, "東京の雨\n\n東京の雨.\n\nFin\n\nFin.");
+    assert_eq!(doc.chapters[0].title.as_deref(), Some("東京の雨"));
+    assert_eq!(doc.chapters[1].range.start, 13);
+
+    let latin2 = page(
+        r#"<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-2">"#,
+        "Łódź",
+        encoding_rs::ISO_8859_2,
+    );
+    assert!(parse_html(&latin2)
+        .unwrap()
+        .text
+        .starts_with("Łódź\n\nŁódź."));
+
+    let xhtml = encoding_rs::KOI8_R
+        .encode(
+            "<?xml version=\"1.0\" encoding=\"KOI8-R\"?>\n<html \
+             xmlns=\"http://www.w3.org/1999/xhtml\"><body><p>Война и мир.</p></body></html>",
+        )
+        .0;
+    assert_eq!(parse_html(&xhtml).unwrap().text, "Война и мир.");
+
+    // Valid UTF-8 is UTF-8 whatever the page says; undeclared, other bytes are Windows-1252.
+    let utf8 =
+        "<html><head><meta charset=\"iso-8859-1\"></head><body><p>Café crème.</p></body></html>";
+    assert_eq!(parse_html(utf8.as_bytes()).unwrap().text, "Café crème.");
+    let cp1252 = b"<html><body><p>Caf\xe9 \x93cr\xe8me\x94.</p></body></html>";
+    assert_eq!(parse_html(cp1252).unwrap().text, "Café “crème”.");
+    // A byte order mark decides over everything.
+    let utf16: Vec<u8> = "\u{feff}<html><body><p>Ça va? 🦀</p></body></html>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(parse_html(&utf16).unwrap().text, "Ça va? 🦀");
+}
