@@ -21,9 +21,11 @@ pub enum TextError {
 
 /// Parses plain text bytes into a [`Document`].
 ///
-/// UTF-8 is expected (a BOM is stripped); bytes that are not valid UTF-8 are read as
-/// Windows-1252. Line endings become `\n`. Project Gutenberg headers and footers are removed,
-/// and the header's `Title:`, `Author:` and `Language:` lines become the metadata. Chapters
+/// Text with NUL bytes or many control characters (a binary file, or UTF-16) is refused.
+/// Other bytes are decoded as UTF-8 (a byte order mark is stripped) if they are valid UTF-8,
+/// else as Windows-1252 (or the encoding an XML or `<meta charset>` declaration at the top
+/// names); line endings become `\n`. Project Gutenberg headers and footers are removed, and
+/// the header's `Title:`, `Author:` and `Language:` lines become the metadata. Chapters
 /// start at heading lines such as `CHAPTER I`, `Chapter 12.`, `BOOK II` or `PART ONE` that
 /// stand on a line of their own after a blank line; each runs to the next heading or the end.
 /// A heading directly followed by another (`VOLUME I`, then `CHAPTER I`) starts one chapter

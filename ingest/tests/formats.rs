@@ -482,3 +482,32 @@ fn markup_that_is_not_utf8_is_read_in_the_encoding_it_declares() {
         .collect();
     assert_eq!(parse_html(&utf16).unwrap().text, "Ça va? 🦀");
 }
+
+#[test]
+fn an_outline_that_loops_back_on_itself_is_read_once() {
+    let bytes = fixtures::pdf_with_outline(
+        &[PAGE_ONE, PAGE_TWO, PAGE_THREE],
+        &[(1, "One", 0), (1, "Two", 1), (1, "Three", 2)],
+    );
+    // The last entry's /Next and the first entry's /First lead back to the first entry.
+    let mut doc = lopdf::Document::load_mem(&bytes).unwrap();
+    let outlines = doc
+        .catalog()
+        .unwrap()
+        .get(b"Outlines")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let root = doc.get_dictionary(outlines).unwrap();
+    let first = root.get(b"First").unwrap().as_reference().unwrap();
+    let last = root.get(b"Last").unwrap().as_reference().unwrap();
+    doc.get_dictionary_mut(last).unwrap().set("Next", first);
+    doc.get_dictionary_mut(first).unwrap().set("First", first);
+    let mut looped = Vec::new();
+    doc.save_to(&mut looped).unwrap();
+
+    let pdf = extract_pdf(&looped).unwrap();
+    let titles: Vec<_> = pdf.outline.iter().map(|b| b.title.as_str()).collect();
+    assert_eq!(titles, ["One", "Two", "Three"]);
+    assert_eq!(pdf_document(pdf).unwrap().chapters.len(), 3);
+}
