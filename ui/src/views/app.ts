@@ -10,12 +10,11 @@ import { mountReader, type ReaderView } from "./reader";
 import { mountSearch, type SearchView } from "./search";
 import { mountSettings, type SettingsView } from "./settings";
 
-export type ViewName = "library" | "reader" | "search" | "ask" | "memory" | "settings";
+type ViewName = "library" | "reader" | "search" | "ask" | "memory" | "settings";
 
 export interface App {
   /** Resolves once the header and the library are shown. */
   ready: Promise<void>;
-  show(view: ViewName, focus?: boolean): void;
   library: LibraryView;
   reader: ReaderView;
   search: SearchView;
@@ -171,5 +170,5 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
     memory.ready,
   ]).then(() => undefined);
 
-  return { ready, show, library, reader, search, ask, memory, settings };
+  return { ready, library, reader, search, ask, memory, settings };
 }

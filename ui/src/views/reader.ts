@@ -19,8 +19,6 @@ export interface ReaderView {
   element: HTMLElement;
   /** Shows a document, at its target if given (else at its start). */
   open(id: string, target?: Target): Promise<void>;
-  /** Goes to a part of the open document. */
-  go(part: number): void;
   /** Forgets a document that was removed, if it is the one open. */
   forget(id: string): void;
   focus(): void;
@@ -131,7 +129,6 @@ export function mountReader(doc: Document, api: Api): ReaderView {
   return {
     element,
     open,
-    go: show,
     forget(id) {
       if (current?.text.record.id !== id) return;
       current = null;
