@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::looks_binary;
+
 /// A document format that MemReader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,8 +88,8 @@ const SIGNATURES: [(&[u8], &str); 12] = [
 ///   `META-INF/container.xml`: EPUB. Other zip files (DOCX, ...) are unsupported.
 /// - Text that starts (after a BOM and whitespace) with `<!DOCTYPE html`, `<html`, `<?xml`
 ///   followed by an `<html` element, or has `<body`/`<p>` markup near its start: HTML.
-/// - Other text: Markdown if the file name says so or the text has Markdown headings and
-///   links or emphasis, else plain text.
+/// - Other text: Markdown if the file name says so (and the bytes are not binary) or the text
+///   has Markdown headings and links or emphasis, else plain text.
 pub fn sniff(bytes: &[u8], path: &Path) -> Result<Format, SniffError> {
     let extension = path.extension().map(|e| e.to_string_lossy().to_lowercase());
     if bytes.is_empty() {
@@ -115,7 +117,9 @@ pub fn sniff(bytes: &[u8], path: &Path) -> Result<Format, SniffError> {
     if looks_like_html(text_head) {
         return Ok(Format::Html);
     }
-    let markdown_name = matches!(extension.as_deref(), Some("md" | "markdown" | "mdown"));
+    // Binary bytes named as Markdown go to the plain-text parser, which says what they are.
+    let markdown_name =
+        matches!(extension.as_deref(), Some("md" | "markdown" | "mdown")) && !looks_binary(bytes);
     if markdown_name || looks_like_markdown(&String::from_utf8_lossy(head)) {
         return Ok(Format::Markdown);
     }

@@ -98,7 +98,7 @@ fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
 
 /// True for buffers with a NUL byte or where more than a tenth of the bytes are control
 /// characters other than tab, line feed, form feed and carriage return.
-fn looks_binary(bytes: &[u8]) -> bool {
+pub(crate) fn looks_binary(bytes: &[u8]) -> bool {
     if bytes.contains(&0) {
         return true;
     }

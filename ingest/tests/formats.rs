@@ -136,6 +136,16 @@ fn sniffing_goes_by_content_not_name() {
         sniff(b"Plain words.", Path::new("notes.md.txt")),
         Ok(Format::Text)
     );
+    // Binary bytes named as Markdown are refused by the plain-text parser, as binary.
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    assert_eq!(sniff(&noise, Path::new("notes.md")), Ok(Format::Text));
+    let err = ingest::parse(Format::Text, &noise).unwrap_err();
+    assert!(
+        err.to_string().contains("does not look like plain text"),
+        "{err}"
+    );
     let docx = {
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         z.start_file(
