@@ -43,11 +43,14 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
     show("reader");
     void reader.open(c.doc_id, { range: c.passage, highlights: [c.range] });
   });
-  const memory = mountMemory(doc, api, (id, passage, note) => {
-    show("reader");
-    // A note's token can sit just outside its passage (in a heading): show both.
-    const range = { start: Math.min(passage.start, note.start), end: Math.max(passage.end, note.end) };
-    void reader.open(id, { range, highlights: [note] });
+  const memory = mountMemory(doc, api, {
+    open: (id, passage, note) => {
+      show("reader");
+      // A note's token can sit just outside its passage (in a heading): show both.
+      const range = { start: Math.min(passage.start, note.start), end: Math.max(passage.end, note.end) };
+      void reader.open(id, { range, highlights: [note] });
+    },
+    imported: () => void ask.reload(),
   });
   const library = mountLibrary(doc, api, {
     open: (id) => {

@@ -110,6 +110,17 @@ describe("ask view", () => {
     expect($("#ask-status").textContent).toBe("Type a question first.");
   });
 
+  it("reads the history again on request (after a snapshot import)", async () => {
+    let entries: Array<{ asked_at: number; docs: string[]; answer: Answer }> = [];
+    const view = mountAsk(document, fakeApi({ history: () => Promise.resolve(entries) }), () => {});
+    document.body.append(view.element);
+    await view.ready;
+    expect(document.querySelectorAll("#ask-history li")).toHaveLength(0);
+    entries = [{ asked_at: 1, docs: [], answer }];
+    await view.reload();
+    expect($("#ask-history").textContent).toBe("Does Life imitate Art? · the library");
+  });
+
   it("shows why the history could not be read", async () => {
     const view = mountAsk(document, fakeApi({ history: () => Promise.reject("sessions/default.json: bad") }), () => {});
     document.body.append(view.element);

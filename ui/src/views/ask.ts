@@ -8,6 +8,8 @@ export interface AskView {
   element: HTMLElement;
   /** Resolves once the session's history is shown (or why not). */
   ready: Promise<void>;
+  /** Reads the session's history again (after a snapshot was imported into it). */
+  reload(): Promise<void>;
   /** Asks `question` (what the button does with the box's text). */
   ask(question: string): Promise<void>;
   /** The documents the question can be limited to. */
@@ -160,20 +162,22 @@ export function mountAsk(doc: Document, api: Api, open: (citation: Citation) => 
     }
   });
 
-  const ready = api.history().then(
-    (entries) => {
-      history = entries;
-      renderHistory();
-    },
-    (err: unknown) => {
-      error.textContent = `The session's history could not be read: ${errorMessage(err)}`;
-      error.hidden = false;
-    },
-  );
+  const reload = () =>
+    api.history().then(
+      (entries) => {
+        history = entries;
+        renderHistory();
+      },
+      (err: unknown) => {
+        error.textContent = `The session's history could not be read: ${errorMessage(err)}`;
+        error.hidden = false;
+      },
+    );
 
   return {
     element,
-    ready,
+    ready: reload(),
+    reload,
     ask,
     setDocuments(documents) {
       titles = new Map(documents.map((d) => [d.id, d.title ?? fileName(d.path)]));

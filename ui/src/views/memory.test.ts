@@ -41,10 +41,14 @@ beforeEach(() => document.body.replaceChildren());
 
 function mount(over: Parameters<typeof fakeApi>[0] = {}) {
   const opened: Array<[string, Range, Range]> = [];
+  const imports: number[] = [];
   const api = fakeApi(over);
-  const view = mountMemory(document, api, (id, passage, note) => opened.push([id, passage, note]));
+  const view = mountMemory(document, api, {
+    open: (id, passage, note) => opened.push([id, passage, note]),
+    imported: () => imports.push(1),
+  });
   document.body.append(view.element);
-  return { api, view, opened };
+  return { api, view, opened, imports };
 }
 
 describe("density and level", () => {
@@ -167,7 +171,7 @@ describe("memory view", () => {
 
   it("exports and imports snapshots, with their errors shown plainly", async () => {
     let fail = false;
-    const { view } = mount({
+    const { view, imports } = mount({
       exportSnapshot: () =>
         Promise.resolve({ path: "/home/me/s.memrsnap", bytes: 4096, session: "default", documents: [{ id: "a", title: "A", tokens_read: 5 }], questions: 2 }),
       importSnapshot: () =>
@@ -192,6 +196,7 @@ describe("memory view", () => {
     expect($("#snapshot-result").textContent).toBe(
       "Imported 2 memories and 1 question. Not in this library yet (add their files to ask about them): Moby-Dick.",
     );
+    expect(imports).toHaveLength(1);
     fail = true;
     $("#import-snapshot").click();
     await settle();
@@ -200,5 +205,6 @@ describe("memory view", () => {
       "/home/me/s.memrsnap: the snapshot was made with different model weights (blake3 abc)",
     );
     expect($("#snapshot-result").textContent).toBe("");
+    expect(imports).toHaveLength(1);
   });
 });

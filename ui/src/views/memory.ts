@@ -34,7 +34,14 @@ export function level(n: number, max: number): number {
   return n === 0 || max === 0 ? 0 : Math.max(1, Math.ceil(((LEVELS - 1) * n) / max));
 }
 
-export function mountMemory(doc: Document, api: Api, open: (id: string, passage: Range, note: Range) => void): MemoryView {
+export interface MemoryOptions {
+  /** Opens a note's passage in the reader, the note highlighted. */
+  open(id: string, passage: Range, note: Range): void;
+  /** Told after a snapshot was imported into the session. */
+  imported(): void;
+}
+
+export function mountMemory(doc: Document, api: Api, options: MemoryOptions): MemoryView {
   const select = h(doc, "select", { id: "memory-doc", "aria-label": "Document" });
   const readButton = h(doc, "button", { type: "button", id: "read-doc" }, "Read into memory");
   const memoryStatus = h(doc, "p", { id: "memory-status", class: "muted", role: "status" });
@@ -200,7 +207,7 @@ export function mountMemory(doc: Document, api: Api, open: (id: string, passage:
           h(doc, "span", { class: "excerpt" }, `${n.excerpt}…`),
         );
         button.addEventListener("click", () => {
-          if (n.passage) open(report.doc_id, n.passage, { start: n.char_offset, end: n.char_offset + [...n.excerpt].length });
+          if (n.passage) options.open(report.doc_id, n.passage, { start: n.char_offset, end: n.char_offset + [...n.excerpt].length });
         });
         return h(doc, "li", {}, button);
       }),
@@ -302,6 +309,7 @@ export function mountMemory(doc: Document, api: Api, open: (id: string, passage:
     void snapshot(async () => {
       const r = await api.importSnapshot();
       if (!r) return null;
+      options.imported();
       await refreshMemories();
       const missing = r.documents.filter((d) => !d.in_library).map((d) => d.title);
       return (
