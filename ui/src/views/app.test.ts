@@ -59,6 +59,16 @@ describe("the app", () => {
     expect(selected()).toBe("tab-library");
   });
 
+  it("shows the library when files are dragged over the window", async () => {
+    const api = fakeApi();
+    const app = mountApp(root, api, document);
+    await app.ready;
+    key({ key: "3", altKey: true });
+    api.fireDrag({ type: "enter" });
+    expect(selected()).toBe("tab-library");
+    expect($("#drop-overlay").hidden).toBe(false);
+  });
+
   it("Ctrl+O opens the file picker, Ctrl+Shift+O the folder picker", async () => {
     const api = fakeApi();
     const app = mountApp(root, api, document);

@@ -154,6 +154,15 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
 
   show("library");
   library.focus();
+  // Files dragged over the window go to the library, whose panel shows their progress.
+  const dragging = api
+    .onDrag((event) => {
+      if (event.type === "enter") show("library");
+    })
+    .catch((err: unknown) => {
+      error.textContent = `Files dropped on the window cannot be heard: ${errorMessage(err)}`;
+      error.hidden = false;
+    });
 
   const ready = Promise.all([
     api.appInfo().then(
@@ -169,6 +178,7 @@ export function mountApp(root: HTMLElement, api: Api, doc: Document): App {
       },
     ),
     library.ready,
+    dragging,
     ask.ready,
     memory.ready,
   ]).then(() => undefined);
