@@ -6,9 +6,9 @@
 // Adding files: the native file picker cannot be driven through WebDriver, so the tests call
 // the `ingest_paths` command from the page, exactly as the window does when files are dropped
 // on it; everything after that (the background job, its events, the progress panel, the
-// document list) is the app's own path. The snapshot dialogs cannot be driven either, and no
-// command takes a snapshot's path from the page, so export and import are tested below the
-// window (src-tauri/src/reading.rs) and in the UI's unit tests.
+// document list) is the app's own path. Where xdotool is installed, the native dialogs are
+// driven through X itself: the file picker is opened and closed, and snapshots are exported and
+// imported by typing their paths into the save and open dialogs.
 // MEMREADER_SCREENSHOTS=DIR saves the main views.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -266,6 +266,47 @@ test("reading a document into memory shows its progress, then the notes per laye
   await note.click();
   await browser.$("#reader-highlight mark.term").waitForExist();
   assert.equal(await browser.$("#view-reader").isDisplayed(), true);
+});
+
+/** Waits for the native dialog titled `title`, types `path` into it and confirms. */
+async function answerDialog(title, path) {
+  let dialog = [];
+  await browser.waitUntil(async () => (dialog = windowsNamed(title)).length > 0, {
+    timeoutMsg: `the dialog "${title}" never opened`,
+  });
+  await browser.pause(500); // let GTK settle the dialog's focus
+  // No window manager under Xvfb: focus the dialog ourselves and type (XTEST). A path that
+  // starts with "/" opens the location field of an open dialog; a save dialog's name field
+  // takes a whole path.
+  execFileSync("xdotool", ["windowfocus", "--sync", dialog[0], "key", "ctrl+a"]);
+  execFileSync("xdotool", ["type", "--delay", "30", path]);
+  await browser.pause(300);
+  execFileSync("xdotool", ["key", "Return"]);
+  await browser.waitUntil(async () => windowsNamed(title).length === 0, {
+    timeoutMsg: `the dialog "${title}" did not close`,
+  });
+}
+
+test("the session exports to a snapshot file and imports again; a bad file says why", async (t) => {
+  if (windowsNamed("MemReader") === null) return t.skip("xdotool is not installed");
+  await browser.keys(["Alt", "5"]);
+  const file = join(books, "session.memrsnap");
+  await browser.$("#export-snapshot").click();
+  await answerDialog("Export the session", file);
+  await waitForText("#snapshot-result", /^Exported 1 memory and \d+ questions? to /, INGEST_TIMEOUT_MS);
+  assert.ok((await text("#snapshot-result")).includes(file));
+
+  const bad = join(books, "bad.memrsnap");
+  writeFileSync(bad, "this is not a snapshot");
+  await browser.$("#import-snapshot").click();
+  await answerDialog("Import a session", bad);
+  await browser.$("#snapshot-error").waitForDisplayed({ timeout: INGEST_TIMEOUT_MS });
+  assert.match(await text("#snapshot-error"), /bad\.memrsnap: not a MemReader snapshot/);
+
+  await browser.$("#import-snapshot").click();
+  await answerDialog("Import a session", file);
+  await waitForText("#snapshot-result", /^Imported 1 memory and \d+ questions?\.$/, INGEST_TIMEOUT_MS);
+  assert.equal(await browser.$("#snapshot-error").isDisplayed(), false);
 });
 
 test("a hit in a PDF opens its page", async () => {
