@@ -183,27 +183,34 @@ fn join_output(handle: std::thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
 /// The last panic's message and location, set by the worker's panic hook.
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 
-/// The worker's side: extracts the PDF at `path` in this process, catching panics, and writes
-/// the result (`{"Ok": PdfText}` or `{"Err": PdfError}`) as one line of JSON to stdout. Returns the
-/// process exit code: 0 when an answer was written, 2 when stdout failed.
-pub fn worker_main(path: &Path) -> i32 {
+/// Extracts a PDF in this process as the worker does, catching panics: a panic in the parser
+/// becomes [`PdfError::Panicked`] with its message and location. The panic hook is replaced
+/// for the call (a panic prints nothing) and put back after it.
+pub fn extract_catching(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    let previous = panic::take_hook();
     panic::set_hook(Box::new(|info| {
         let message = info.to_string().replace('\n', " ");
         if let Ok(mut slot) = PANIC.lock() {
             *slot = Some(message);
         }
     }));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| extract_pdf(bytes)));
+    panic::set_hook(previous);
+    result.unwrap_or_else(|_| {
+        let message = PANIC.lock().ok().and_then(|mut m| m.take());
+        Err(PdfError::Panicked(
+            message.unwrap_or_else(|| "a panic without a message".to_owned()),
+        ))
+    })
+}
+
+/// The worker's side: extracts the PDF at `path` in this process with [`extract_catching`],
+/// and writes the result (`{"Ok": PdfText}` or `{"Err": PdfError}`) as one line of JSON to
+/// stdout. Returns the process exit code: 0 when an answer was written, 2 when stdout failed.
+pub fn worker_main(path: &Path) -> i32 {
     let result = match std::fs::read(path) {
         Err(e) => Err(PdfError::Worker(format!("cannot read the file: {e}"))),
-        Ok(bytes) => match panic::catch_unwind(AssertUnwindSafe(|| extract_pdf(&bytes))) {
-            Ok(result) => result,
-            Err(_) => {
-                let message = PANIC.lock().ok().and_then(|mut m| m.take());
-                Err(PdfError::Panicked(
-                    message.unwrap_or_else(|| "a panic without a message".to_owned()),
-                ))
-            }
-        },
+        Ok(bytes) => extract_catching(&bytes),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -8,11 +8,19 @@ use scraper::{Html, Selector};
 use zip::ZipArchive;
 
 use crate::document::{Document, Section};
-use crate::formats::html::html_text;
+use crate::formats::html::{check_nesting, html_text, nesting_depth, HtmlError, Markup};
 use crate::text::decode;
 
-/// The most bytes read from one entry of an EPUB (a guard against zip bombs).
-const MAX_ENTRY_BYTES: u64 = 256 << 20;
+/// The most bytes inflated from one entry of an EPUB (a guard against zip bombs): a chapter's
+/// XHTML is rarely more than a few MiB, even when a whole book is one file.
+const MAX_ENTRY_BYTES: u64 = 32 << 20;
+
+/// The most bytes inflated from all the entries of one EPUB together (a spine may list one
+/// large entry many times).
+const MAX_TOTAL_BYTES: u64 = 256 << 20;
+
+/// The deepest element nesting read in the EPUB's XML (container, package document, NCX).
+const MAX_XML_NESTING: usize = 1024;
 
 /// Why an EPUB could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +39,12 @@ pub enum EpubError {
     MissingSpineItem { idref: String, href: String },
     #[error("the EPUB's spine refers to item {0:?}, which is not in its manifest")]
     UnknownSpineItem(String),
-    #[error("the EPUB's entry {path} is larger than {} MiB", MAX_ENTRY_BYTES >> 20)]
+    #[error("the EPUB's entry {path} is larger than {} MiB (a zip bomb?)", MAX_ENTRY_BYTES >> 20)]
     TooLarge { path: String },
+    #[error("the EPUB's documents inflate to more than {} MiB in all (a zip bomb?)", MAX_TOTAL_BYTES >> 20)]
+    TooLargeInTotal,
+    #[error("the EPUB's {path}: {source}")]
+    Html { path: String, source: HtmlError },
     #[error("the EPUB has no text in its spine's documents")]
     NoText,
 }
@@ -42,19 +54,27 @@ pub enum EpubError {
 /// continue the chapter before them. The text of each spine document is extracted as for
 /// HTML, and consecutive documents are separated by a blank line.
 pub fn parse_epub(bytes: &[u8]) -> Result<Document, EpubError> {
-    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| EpubError::Zip(e.to_string()))?;
-    for i in 0..zip.len() {
-        let entry = zip
+    let zip = ZipArchive::new(Cursor::new(bytes)).map_err(|e| EpubError::Zip(e.to_string()))?;
+    let mut archive = Archive {
+        zip,
+        left: MAX_TOTAL_BYTES,
+    };
+    for i in 0..archive.zip.len() {
+        let entry = archive
+            .zip
             .by_index_raw(i)
             .map_err(|e| EpubError::Zip(e.to_string()))?;
-        if entry.enclosed_name().is_none() {
+        // `..` past the top, or an absolute path (which the OCF container never has).
+        let absolute = entry.name_raw().starts_with(b"/") || entry.name_raw().starts_with(b"\\");
+        if absolute || entry.enclosed_name().is_none() {
             return Err(EpubError::UnsafePath(
                 String::from_utf8_lossy(entry.name_raw()).into_owned(),
             ));
         }
     }
     let container_path = "META-INF/container.xml";
-    let container = read_entry(&mut zip, container_path)?
+    let container = archive
+        .read(container_path)?
         .ok_or_else(|| EpubError::MissingEntry(container_path.to_owned()))?;
     let opf_path = with_xml(container_path, &container, |doc| {
         doc.descendants()
@@ -63,7 +83,8 @@ pub fn parse_epub(bytes: &[u8]) -> Result<Document, EpubError> {
             .map(str::to_owned)
     })?
     .ok_or_else(|| EpubError::NoSpine(container_path.to_owned()))?;
-    let opf = read_entry(&mut zip, &opf_path)?
+    let opf = archive
+        .read(&opf_path)?
         .ok_or_else(|| EpubError::MissingEntry(format!("package document {opf_path}")))?;
     let package = with_xml(&opf_path, &opf, Package::from_xml)?;
     if package.spine.is_empty() {
@@ -74,14 +95,19 @@ pub fn parse_epub(bytes: &[u8]) -> Result<Document, EpubError> {
     let mut toc: HashMap<String, String> = HashMap::new();
     if let Some(nav_href) = &package.nav {
         let nav_path = resolve(opf_dir, nav_href);
-        if let Some(nav) = read_entry(&mut zip, &nav_path)? {
-            toc = nav_titles(&decode(&nav), parent(&nav_path));
+        if let Some(nav) = archive.read(&nav_path)? {
+            let nav = decode(&nav);
+            check_nesting(&nav).map_err(|source| EpubError::Html {
+                path: nav_path.clone(),
+                source,
+            })?;
+            toc = nav_titles(&nav, parent(&nav_path));
         }
     }
     if toc.is_empty() {
         if let Some(ncx_href) = &package.ncx {
             let ncx_path = resolve(opf_dir, ncx_href);
-            if let Some(ncx) = read_entry(&mut zip, &ncx_path)? {
+            if let Some(ncx) = archive.read(&ncx_path)? {
                 toc = with_xml(&ncx_path, &ncx, |doc| ncx_titles(doc, parent(&ncx_path)))?;
             }
         }
@@ -98,11 +124,16 @@ pub fn parse_epub(bytes: &[u8]) -> Result<Document, EpubError> {
             continue;
         }
         let path = resolve(opf_dir, &item.href);
-        let content = read_entry(&mut zip, &path)?.ok_or_else(|| EpubError::MissingSpineItem {
-            idref: idref.clone(),
-            href: path.clone(),
+        let content = archive
+            .read(&path)?
+            .ok_or_else(|| EpubError::MissingSpineItem {
+                idref: idref.clone(),
+                href: path.clone(),
+            })?;
+        let page = html_text(&decode(&content)).map_err(|source| EpubError::Html {
+            path: path.clone(),
+            source,
         })?;
-        let page = html_text(&decode(&content));
         if page.text.trim().is_empty() {
             continue;
         }
@@ -267,27 +298,45 @@ fn ncx_titles(doc: &roxmltree::Document, base: &str) -> HashMap<String, String> 
     titles
 }
 
-/// Reads one entry by name; `None` if there is no such entry.
-fn read_entry(
-    zip: &mut ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-) -> Result<Option<Vec<u8>>, EpubError> {
-    let entry = match zip.by_name(name) {
-        Ok(entry) => entry,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(EpubError::Zip(format!("{name}: {e}"))),
-    };
-    let mut bytes = Vec::new();
-    entry
-        .take(MAX_ENTRY_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| EpubError::Zip(format!("{name}: {e}")))?;
-    if bytes.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(EpubError::TooLarge {
+/// The EPUB's zip archive and how many more bytes may be inflated from it.
+struct Archive<'a> {
+    zip: ZipArchive<Cursor<&'a [u8]>>,
+    left: u64,
+}
+
+impl Archive<'_> {
+    /// Reads one entry by name; `None` if there is no such entry. An entry that declares or
+    /// inflates to more than [`MAX_ENTRY_BYTES`] is [`EpubError::TooLarge`], and reading past
+    /// [`MAX_TOTAL_BYTES`] in all is [`EpubError::TooLargeInTotal`]: at most that much is
+    /// ever inflated, whatever the archive declares.
+    fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>, EpubError> {
+        let entry = match self.zip.by_name(name) {
+            Ok(entry) => entry,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(EpubError::Zip(format!("{name}: {e}"))),
+        };
+        let too_large = || EpubError::TooLarge {
             path: name.to_owned(),
-        });
+        };
+        if entry.size() > MAX_ENTRY_BYTES {
+            return Err(too_large());
+        }
+        let limit = MAX_ENTRY_BYTES.min(self.left);
+        let mut bytes = Vec::new();
+        entry
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| EpubError::Zip(format!("{name}: {e}")))?;
+        let read = bytes.len() as u64;
+        if read > MAX_ENTRY_BYTES {
+            return Err(too_large());
+        }
+        if read > self.left {
+            return Err(EpubError::TooLargeInTotal);
+        }
+        self.left -= read;
+        Ok(Some(bytes))
     }
-    Ok(Some(bytes))
 }
 
 /// Parses `bytes` as XML and runs `f` on it; a parse error names `path`.
@@ -297,6 +346,13 @@ fn with_xml<T>(
     f: impl FnOnce(&roxmltree::Document) -> T,
 ) -> Result<T, EpubError> {
     let source = decode(bytes);
+    // roxmltree recurses over nested elements: 100 000 deep overflows the stack.
+    if nesting_depth(source.as_bytes(), Markup::Xml) > MAX_XML_NESTING {
+        return Err(EpubError::Xml {
+            path: path.to_owned(),
+            message: format!("elements nested more than {MAX_XML_NESTING} deep"),
+        });
+    }
     let options = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..roxmltree::ParsingOptions::default()

@@ -14,7 +14,17 @@ use crate::text::decode;
 pub enum HtmlError {
     #[error("the HTML page has no visible text")]
     NoText,
+    #[error(
+        "the HTML nests elements more than {MAX_NESTING} deep (the parser slows down \
+         quadratically with depth); refusing it"
+    )]
+    TooDeep,
 }
+
+/// The deepest element nesting read. html5ever scans its stack of open elements for most
+/// start tags, so time grows with the square of the depth (100 000 nested `<div>`s take
+/// minutes); real pages and books nest a few dozen deep.
+pub const MAX_NESTING: usize = 4096;
 
 /// The visible text of an HTML document and what it says about itself.
 #[derive(Debug, Default)]
@@ -31,7 +41,7 @@ pub(crate) struct HtmlText {
 /// `<style>` and other invisible elements dropped. The title is `<title>` (else the first
 /// `<h1>`), the author `<meta name="author">`, the language `<html lang>`.
 pub fn parse_html(bytes: &[u8]) -> Result<Document, HtmlError> {
-    let page = html_text(&decode(bytes));
+    let page = html_text(&decode(bytes))?;
     if page.text.trim().is_empty() {
         return Err(HtmlError::NoText);
     }
@@ -89,8 +99,10 @@ const BLOCKS: [&str; 30] = [
     "h6",
 ];
 
-/// Extracts the visible text, headings and metadata of an HTML (or XHTML) string.
-pub(crate) fn html_text(source: &str) -> HtmlText {
+/// Extracts the visible text, headings and metadata of an HTML (or XHTML) string; markup
+/// nested deeper than [`MAX_NESTING`] is refused before it is parsed.
+pub(crate) fn html_text(source: &str) -> Result<HtmlText, HtmlError> {
+    check_nesting(source)?;
     let html = Html::parse_document(source);
     let mut out = TextBuilder::default();
     let mut hidden_depth = 0usize;
@@ -140,7 +152,7 @@ pub(crate) fn html_text(source: &str) -> HtmlText {
         }
     }
     let (text, headings) = out.finish();
-    HtmlText {
+    Ok(HtmlText {
         text,
         headings,
         title: select_text(&html, "title"),
@@ -148,7 +160,92 @@ pub(crate) fn html_text(source: &str) -> HtmlText {
             .or_else(|| select_attr(&html, "meta[name='dc.creator' i]", "content")),
         language: select_attr(&html, "html", "lang")
             .or_else(|| select_attr(&html, "html", "xml:lang")),
+    })
+}
+
+/// Elements that never hold others: they add nothing to the nesting.
+const VOID: [&str; 14] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// Elements the parser closes when a sibling starts (`<p>`, `<li>`, table parts, ...): a run
+/// of them left unclosed does not nest.
+const SIBLINGS: [&str; 20] = [
+    "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "rb", "rt", "rp", "rtc",
+    "thead", "tbody", "tfoot", "colgroup", "caption", "head", "body",
+];
+
+/// Elements whose content is text, not markup, up to their end tag.
+const RAW_TEXT: [&str; 6] = ["script", "style", "textarea", "title", "xmp", "noembed"];
+
+/// Refuses markup nested deeper than [`MAX_NESTING`] (see [`nesting_depth`]).
+pub(crate) fn check_nesting(source: &str) -> Result<(), HtmlError> {
+    if nesting_depth(source.as_bytes(), Markup::Html) > MAX_NESTING {
+        return Err(HtmlError::TooDeep);
     }
+    Ok(())
+}
+
+/// How tags nest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Markup {
+    /// Every start tag not closed by `/>` nests.
+    Xml,
+    /// As XML, except void elements and those closed by their next sibling.
+    Html,
+}
+
+/// An estimate of the depth of a parser's stack of open elements, from a scan of the tags:
+/// start tags of elements that can hold others count one deeper, their end tags one
+/// shallower; in HTML, void elements, elements closed by their next sibling (`<p>`, `<li>`,
+/// ...) and raw text (scripts, styles) do not count. Comments and declarations are skipped.
+pub(crate) fn nesting_depth(source: &[u8], markup: Markup) -> usize {
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    let find = |from: usize, needle: &[u8]| {
+        source[from.min(source.len())..]
+            .windows(needle.len())
+            .position(|w| w.eq_ignore_ascii_case(needle))
+            .map(|i| from + i)
+    };
+    while let Some(open) = memchr(b'<', &source[at..]).map(|i| at + i) {
+        let rest = &source[open + 1..];
+        if rest.starts_with(b"!--") {
+            at = find(open + 4, b"-->").map_or(source.len(), |end| end + 3);
+            continue;
+        }
+        let end = memchr(b'>', rest).map_or(source.len(), |i| open + 1 + i);
+        at = (end + 1).min(source.len());
+        let closing = rest.first() == Some(&b'/');
+        let name_start = usize::from(closing);
+        let name_len = rest[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'_'))
+            .count();
+        if name_len == 0 || !rest[name_start].is_ascii_alphabetic() {
+            continue;
+        }
+        let name =
+            String::from_utf8_lossy(&rest[name_start..name_start + name_len]).to_ascii_lowercase();
+        let nests = markup == Markup::Xml
+            || (!VOID.contains(&name.as_str()) && !SIBLINGS.contains(&name.as_str()));
+        if closing {
+            if nests {
+                depth = depth.saturating_sub(1);
+            }
+        } else if markup == Markup::Html && RAW_TEXT.contains(&name.as_str()) {
+            let close = format!("</{name}");
+            at = find(at, close.as_bytes()).unwrap_or(source.len());
+        } else if nests && source.get(end.wrapping_sub(1)) != Some(&b'/') {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
 }
 
 impl TextBuilder {

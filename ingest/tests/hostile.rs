@@ -1,0 +1,853 @@
+//! Hostile and broken files, generated here: encrypted PDFs of every revision with and without
+//! a user password, truncated and damaged PDFs, PDF bombs, EPUB zip bombs (declared and
+//! actual), path-traversal entries, EPUBs without their container or package document,
+//! billion-laughs XML, deeply nested markup, huge single-line text, binary files named as
+//! books, NUL-filled files, invalid UTF-8 and UTF-16. Each must end in its specific error or a
+//! correct document: no panic, no hang past its time limit, no memory blow-up.
+//!
+//! The cases run one at a time (so that each one's peak memory can be measured) on a thread
+//! with a time limit. PDFs go through a real worker process with time and memory limits, as
+//! in the app: this test binary started again runs [`pdf_worker_entry`].
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ingest::fixtures::{self, EpubFlaws, EpubVersion};
+use ingest::{parse, sniff, Document, Format, IngestOptions, Library, PdfIsolation, PdfWorker};
+use lopdf::encryption::crypt_filters::{Aes128CryptFilter, Aes256CryptFilter, CryptFilter};
+use lopdf::{EncryptionState, EncryptionVersion, Object, Permissions, StringFormat};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+/// Set in the environment of this binary when it is started as a PDF worker.
+const WORKER_VARIABLE: &str = "INGEST_HOSTILE_PDF_WORKER";
+
+/// The worker's entry point, not a test: the PDF worker processes are this binary started
+/// with `pdf_worker_entry --exact --ignored FILE` and [`WORKER_VARIABLE`] set; it extracts
+/// FILE as `memreader __extract-pdf FILE` does and exits. Run directly, it does nothing.
+#[test]
+#[ignore = "the PDF worker's entry point; the hostile PDF cases start it"]
+fn pdf_worker_entry() {
+    if std::env::var_os(WORKER_VARIABLE).is_some() {
+        let path = std::env::args_os()
+            .last()
+            .expect("the file is the last argument");
+        std::process::exit(ingest::worker_main(Path::new(&path)));
+    }
+}
+
+fn worker() -> PdfWorker {
+    // The workers inherit it; this process never runs the (ignored) entry itself.
+    std::env::set_var(WORKER_VARIABLE, "1");
+    let mut worker = PdfWorker::new(
+        std::env::current_exe().expect("the test binary's path"),
+        ["pdf_worker_entry", "--exact", "--ignored", "--nocapture"]
+            .map(Into::into)
+            .to_vec(),
+    );
+    worker.timeout = Duration::from_secs(20);
+    worker.memory_limit_mib = 1024;
+    worker
+}
+
+/// One case at a time, so that peak memory is one case's.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A field of /proc/self/status in MiB (`VmRSS`, `VmHWM`).
+fn status_mib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb >> 10)
+        .expect("the field is there")
+}
+
+/// Runs `f` on a thread of its own and returns its result; fails the test if it panics, takes
+/// longer than `limit`, or raises the process's peak resident memory more than `memory_mib`
+/// above what it was when the case started.
+fn bounded<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    memory_mib: u64,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Resets the peak (VmHWM) to the current resident size (Linux 4.0+).
+    std::fs::write("/proc/self/clear_refs", "5").expect("the peak RSS can be reset");
+    let before = status_mib("VmRSS");
+    let started = Instant::now();
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    let result = match receive.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still running after {limit:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked"),
+    };
+    let grown = status_mib("VmHWM").saturating_sub(before);
+    assert!(
+        grown <= memory_mib,
+        "{what}: peak memory grew by {grown} MiB (limit {memory_mib} MiB)"
+    );
+    eprintln!("{what}: {:?}, peak +{grown} MiB", started.elapsed());
+    result
+}
+
+/// Reads a file as the library does: format by content, PDFs in a worker process.
+fn read(name: &str, bytes: Vec<u8>) -> Result<Document, String> {
+    let format = sniff(&bytes, Path::new(name)).map_err(|e| e.to_string())?;
+    if format != Format::Pdf {
+        return parse(format, &bytes).map_err(|e| e.to_string());
+    }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join(name);
+    std::fs::write(&path, &bytes).expect("the file is written");
+    worker()
+        .extract(&path)
+        .and_then(ingest::formats::pdf::pdf_document)
+        .map_err(|e| e.to_string())
+}
+
+/// [`read`] under [`bounded`] with `seconds` and `memory_mib`.
+fn read_bounded(
+    name: &str,
+    bytes: Vec<u8>,
+    seconds: u64,
+    memory_mib: u64,
+) -> Result<Document, String> {
+    let owned = name.to_owned();
+    bounded(name, Duration::from_secs(seconds), memory_mib, move || {
+        read(&owned, bytes)
+    })
+}
+
+/// Asserts that reading fails with a message containing `expected`.
+fn assert_error(name: &str, bytes: Vec<u8>, expected: &str) -> String {
+    match read_bounded(name, bytes, 30, 256) {
+        Ok(doc) => panic!(
+            "{name}: read {} bytes of text, expected {expected:?}",
+            doc.text.len()
+        ),
+        Err(message) => {
+            assert!(message.contains(expected), "{name}: {message}");
+            message
+        }
+    }
+}
+
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const PAGES: [&str; 2] = [
+    "The orchard was quiet in the early light.",
+    "Down in the quarry the stones were cold.",
+];
+
+// ---------------------------------------------------------------------------------------------
+// PDF
+
+/// The fixture PDF encrypted with `version`'s handler: 1 (RC4 40-bit), 2 (RC4 128-bit),
+/// 4 (AES-128) or 5 (AES-256, revision 6).
+fn encrypted(version: u8, user_password: &str) -> Vec<u8> {
+    let mut doc = lopdf::Document::load_mem(&fixtures::pdf(&PAGES)).expect("the fixture loads");
+    let id = Object::String(b"0123456789abcdef".to_vec(), StringFormat::Literal);
+    doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
+    let owner_password = "owner-secret";
+    let permissions = Permissions::all();
+    let filters = |filter: Arc<dyn CryptFilter>| BTreeMap::from([(b"StdCF".to_vec(), filter)]);
+    let key = [7u8; 32];
+    let state = EncryptionState::try_from(match version {
+        1 => EncryptionVersion::V1 {
+            document: &doc,
+            owner_password,
+            user_password,
+            permissions,
+        },
+        2 => EncryptionVersion::V2 {
+            document: &doc,
+            owner_password,
+            user_password,
+            key_length: 128,
+            permissions,
+        },
+        4 => EncryptionVersion::V4 {
+            document: &doc,
+            encrypt_metadata: true,
+            crypt_filters: filters(Arc::new(Aes128CryptFilter)),
+            stream_filter: b"StdCF".to_vec(),
+            string_filter: b"StdCF".to_vec(),
+            owner_password,
+            user_password,
+            permissions,
+        },
+        _ => EncryptionVersion::V5 {
+            encrypt_metadata: true,
+            crypt_filters: filters(Arc::new(Aes256CryptFilter)),
+            file_encryption_key: &key,
+            stream_filter: b"StdCF".to_vec(),
+            string_filter: b"StdCF".to_vec(),
+            owner_password,
+            user_password,
+            permissions,
+        },
+    })
+    .expect("valid encryption parameters");
+    doc.encrypt(&state).expect("the document encrypts");
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("the document saves");
+    out
+}
+
+#[test]
+fn encrypted_pdfs_of_every_revision_open_with_an_empty_user_password() {
+    for version in [1, 2, 4, 5] {
+        let name = format!("encrypted-v{version}-empty.pdf");
+        let doc = read_bounded(&name, encrypted(version, ""), 30, 256)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(words(&doc.text).contains(PAGES[1]), "{name}: {}", doc.text);
+    }
+}
+
+#[test]
+fn encrypted_pdfs_of_every_revision_with_a_password_are_refused_as_encrypted() {
+    for version in [1, 2, 4, 5] {
+        let name = format!("encrypted-v{version}-secret.pdf");
+        let message = assert_error(&name, encrypted(version, "secret"), "encrypted");
+        assert!(message.contains("needs a password"), "{name}: {message}");
+    }
+}
+
+#[test]
+fn truncated_pdfs_are_reported_as_truncated() {
+    let bytes = fixtures::pdf(&PAGES);
+    for percent in [1, 10, 30, 50, 70, 90] {
+        let cut = bytes[..bytes.len() * percent / 100].to_vec();
+        assert_error(&format!("cut-{percent}.pdf"), cut, "the PDF is truncated");
+    }
+}
+
+#[test]
+fn pdfs_with_damaged_structure_are_malformed() {
+    let mut garbage = b"%PDF-1.7\n".to_vec();
+    garbage.extend(std::iter::repeat_n(b"\xde\xad\xbe\xef".as_slice(), 500).flatten());
+    garbage.extend_from_slice(b"\n%%EOF\n");
+    assert_error("garbage.pdf", garbage, "damaged or malformed");
+
+    // Every "obj" keyword broken: the cross-reference table points at nothing.
+    let text = String::from_utf8_lossy(&fixtures::pdf(&PAGES)).replace(" obj", " jbo");
+    assert_error("no-objects.pdf", text.into_bytes(), "damaged or malformed");
+}
+
+/// A minimal PDF, its objects given in order (numbered from 1, the first is the catalog), with
+/// a correct cross-reference table.
+fn raw_pdf(objects: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// One page whose content stream is `content` (with `filter`, if any), in Helvetica.
+fn one_page_pdf(content: &[u8], filter: Option<&str>) -> Vec<u8> {
+    let filter = filter.map_or(String::new(), |f| format!(" /Filter /{f}"));
+    let mut stream = format!("<< /Length {}{filter} >>\nstream\n", content.len()).into_bytes();
+    stream.extend_from_slice(content);
+    stream.extend_from_slice(b"\nendstream");
+    raw_pdf(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+           /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_vec(),
+        stream,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_vec(),
+    ])
+}
+
+#[test]
+fn a_page_tree_that_loops_back_on_itself_ends() {
+    let pdf = raw_pdf(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>".to_vec(),
+    ]);
+    assert_error("cycle.pdf", pdf, "the PDF has no pages");
+}
+
+#[test]
+fn a_huge_page_is_read_within_the_limits() {
+    let mut content = b"BT /F1 10 Tf 72 700 Td\n".to_vec();
+    for i in 0..40_000 {
+        content
+            .extend_from_slice(format!("(Line {i} of a very long page.) Tj 0 -1 Td\n").as_bytes());
+    }
+    content.extend_from_slice(b"ET");
+    let doc = read_bounded("huge-page.pdf", one_page_pdf(&content, None), 60, 256).unwrap();
+    assert!(doc.text.contains("Line 39999 of a very long page."));
+}
+
+#[test]
+fn a_deflate_bomb_in_a_pdf_stays_in_its_worker() {
+    // 2 GiB of zeros in a 2 MiB stream: the worker's memory limit stops it.
+    let stream = zlib_zeros(2 << 30);
+    let message = assert_error(
+        "bomb.pdf",
+        one_page_pdf(&stream, Some("FlateDecode")),
+        "ran out of memory (limit 1024 MiB)",
+    );
+    assert!(message.contains("stopped it"), "{message}");
+}
+
+/// A zip archive with one deflated entry `name` holding `len` zero bytes (written in pieces,
+/// so never held whole), plus `more` entries as given.
+fn zip_with_zeros(name: &str, len: u64, more: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_filled(name, len, 0, more)
+}
+
+/// [`zip_with_zeros`] with `fill` bytes instead of zeros.
+fn zip_filled(name: &str, len: u64, fill: u8, more: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let deflated = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .large_file(len >= u64::from(u32::MAX));
+    for (entry, body) in more {
+        zip.start_file(*entry, deflated).unwrap();
+        zip.write_all(body).unwrap();
+    }
+    zip.start_file(name, deflated).unwrap();
+    let piece = vec![fill; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(piece.len() as u64) as usize;
+        zip.write_all(&piece[..n]).unwrap();
+        left -= n as u64;
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A zlib stream (what a PDF's /FlateDecode holds) of `len` zeros: the deflate data of a zip
+/// entry between a zlib header and the Adler-32 of the zeros.
+fn zlib_zeros(len: u64) -> Vec<u8> {
+    let archive = zip_with_zeros("zeros", len, &[]);
+    let mut zip = zip::ZipArchive::new(Cursor::new(archive)).unwrap();
+    let mut raw = zip.by_index_raw(0).unwrap();
+    let mut out = vec![0x78, 0x9c];
+    std::io::copy(&mut raw, &mut out).unwrap();
+    // Adler-32 of n zeros: a = 1, b = n mod 65521.
+    let adler = (((len % 65521) as u32) << 16) | 1;
+    out.extend_from_slice(&adler.to_be_bytes());
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// EPUB
+
+const CONTAINER: &str = r#"<?xml version="1.0"?>
+<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
+  <rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles>
+</container>"#;
+
+/// A package document whose spine lists `spine` (manifest ids `c0`, `c1`, ... for each href).
+fn opf(spine: &[&str]) -> String {
+    let mut manifest = String::new();
+    let mut refs = String::new();
+    for (i, href) in spine.iter().enumerate() {
+        manifest.push_str(&format!(
+            r#"<item id="c{i}" href="{href}" media-type="application/xhtml+xml"/>"#
+        ));
+        refs.push_str(&format!(r#"<itemref idref="c{i}"/>"#));
+    }
+    format!(
+        r#"<?xml version="1.0"?>
+<package xmlns="http://www.idpf.org/2007/opf" version="3.0">
+<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Hostile</dc:title></metadata>
+<manifest>{manifest}</manifest><spine>{refs}</spine></package>"#
+    )
+}
+
+/// An EPUB of the given entries after `mimetype`, all deflated.
+fn epub(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+    let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/epub+zip").unwrap();
+    for (name, body) in entries {
+        zip.start_file(*name, deflated).unwrap();
+        zip.write_all(body).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const CHAPTER: &[u8] = b"<html><body><h1>One</h1><p>A quiet chapter.</p></body></html>";
+
+#[test]
+fn an_epub_entry_that_inflates_past_the_cap_is_refused_without_reading_it_all() {
+    // 1 GiB of zeros as a chapter: about 1 MiB on disk.
+    let opf = opf(&["bomb.xhtml"]);
+    let bytes = zip_with_zeros(
+        "OEBPS/bomb.xhtml",
+        1 << 30,
+        &[
+            ("META-INF/container.xml", CONTAINER.as_bytes()),
+            ("OEBPS/content.opf", opf.as_bytes()),
+        ],
+    );
+    assert!(bytes.len() < 4 << 20);
+    let message = assert_error("bomb.epub", bytes, "is larger than 32 MiB");
+    assert!(message.contains("OEBPS/bomb.xhtml"), "{message}");
+}
+
+/// Sets the uncompressed size that the central directory declares for every entry.
+fn declare_size(archive: &mut [u8], size: u32) {
+    let mut at = 0;
+    while let Some(found) = archive[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+        let header = at + found;
+        archive[header + 24..header + 28].copy_from_slice(&size.to_le_bytes());
+        at = header + 4;
+    }
+}
+
+#[test]
+fn an_epub_entry_that_declares_a_huge_size_is_refused_before_inflating() {
+    let opf = opf(&["ch.xhtml"]);
+    let mut bytes = epub(&[
+        ("META-INF/container.xml", CONTAINER.as_bytes()),
+        ("OEBPS/content.opf", opf.as_bytes()),
+        ("OEBPS/ch.xhtml", CHAPTER),
+    ]);
+    declare_size(&mut bytes, u32::MAX - 1);
+    assert_error("declared.epub", bytes, "is larger than 32 MiB");
+}
+
+#[test]
+fn an_epub_entry_that_inflates_past_its_declared_size_is_cut_at_the_cap() {
+    // Declares 100 bytes, inflates to 64 MiB.
+    let opf = opf(&["bomb.xhtml"]);
+    let mut bytes = zip_with_zeros(
+        "OEBPS/bomb.xhtml",
+        64 << 20,
+        &[
+            ("META-INF/container.xml", CONTAINER.as_bytes()),
+            ("OEBPS/content.opf", opf.as_bytes()),
+        ],
+    );
+    declare_size(&mut bytes, 100);
+    let message = match read_bounded("liar.epub", bytes, 30, 256) {
+        Ok(_) => panic!("liar.epub was read"),
+        Err(message) => message,
+    };
+    assert!(
+        message.contains("is larger than 32 MiB") || message.contains("not a readable zip"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_epub_whose_spine_repeats_a_large_entry_stops_at_the_total_cap() {
+    // A 30 MiB chapter of spaces (under the per-entry cap) listed 100 times: 3 GiB to inflate.
+    let spine = vec!["big.xhtml"; 100];
+    let opf = opf(&spine);
+    let bytes = zip_filled(
+        "OEBPS/big.xhtml",
+        30 << 20,
+        b' ',
+        &[
+            ("META-INF/container.xml", CONTAINER.as_bytes()),
+            ("OEBPS/content.opf", opf.as_bytes()),
+        ],
+    );
+    assert_error(
+        "repeated.epub",
+        bytes,
+        "inflate to more than 256 MiB in all",
+    );
+}
+
+#[test]
+fn epub_entries_with_unsafe_paths_are_refused() {
+    for name in ["../../evil.txt", "/etc/passwd", "OEBPS/../../evil.xhtml"] {
+        let bytes = epub(&[
+            ("META-INF/container.xml", CONTAINER.as_bytes()),
+            (name, b"pwned"),
+        ]);
+        let message = assert_error(&format!("{name}.epub"), bytes, "unsafe path");
+        assert!(message.contains(name), "{message}");
+    }
+    let bytes = fixtures::epub(
+        EpubVersion::Three,
+        "T",
+        "A",
+        &[("One", "Text.")],
+        EpubFlaws {
+            path_traversal: true,
+            ..EpubFlaws::default()
+        },
+    );
+    assert_error("traversal.epub", bytes, "../../evil.txt");
+}
+
+#[test]
+fn epubs_missing_their_container_or_package_document_name_what_is_missing() {
+    let no_container = epub(&[("OEBPS/content.opf", opf(&["ch.xhtml"]).as_bytes())]);
+    // Without container.xml the zip is not recognised as an EPUB unless `mimetype` says so.
+    assert_error(
+        "no-container.epub",
+        no_container,
+        "has no META-INF/container.xml",
+    );
+
+    let no_opf = epub(&[("META-INF/container.xml", CONTAINER.as_bytes())]);
+    assert_error(
+        "no-opf.epub",
+        no_opf,
+        "has no package document OEBPS/content.opf",
+    );
+
+    let no_rootfile = epub(&[("META-INF/container.xml", b"<container/>")]);
+    assert_error("no-rootfile.epub", no_rootfile, "names no root file");
+
+    let broken_opf = epub(&[
+        ("META-INF/container.xml", CONTAINER.as_bytes()),
+        ("OEBPS/content.opf", b"<package><manifest>"),
+    ]);
+    assert_error(
+        "broken-opf.epub",
+        broken_opf,
+        "content.opf is not well-formed XML",
+    );
+
+    let missing = fixtures::epub(
+        EpubVersion::Two,
+        "T",
+        "A",
+        &[("One", "Text.")],
+        EpubFlaws {
+            missing_spine_item: true,
+            ..EpubFlaws::default()
+        },
+    );
+    assert_error("missing-item.epub", missing, "missing from the archive");
+}
+
+#[test]
+fn billion_laughs_in_an_epubs_xml_is_refused() {
+    let mut entities = String::from(r#"<!ENTITY lol0 "lollollollollollollollollollol">"#);
+    for i in 1..10 {
+        let refs = format!("&lol{};", i - 1).repeat(10);
+        entities.push_str(&format!(r#"<!ENTITY lol{i} "{refs}">"#));
+    }
+    let container = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE container [{entities}]>
+<container xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>
+<rootfile full-path="&lol9;"/></rootfiles></container>"#
+    );
+    let bytes = epub(&[("META-INF/container.xml", container.as_bytes())]);
+    assert_error(
+        "laughs.epub",
+        bytes,
+        "META-INF/container.xml is not well-formed XML",
+    );
+}
+
+#[test]
+fn deeply_nested_xhtml_and_ncx_are_refused_or_read_within_the_limits() {
+    let nested = |depth: usize| {
+        let chapter = format!(
+            "<html><body>{}<p>Deep inside the nest.</p>{}</body></html>",
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        epub(&[
+            ("META-INF/container.xml", CONTAINER.as_bytes()),
+            ("OEBPS/content.opf", opf(&["deep.xhtml"]).as_bytes()),
+            ("OEBPS/deep.xhtml", chapter.as_bytes()),
+        ])
+    };
+    // html5ever's time grows with the square of the depth: 100 000 took minutes.
+    assert_error(
+        "deep.epub",
+        nested(100_000),
+        "the EPUB's OEBPS/deep.xhtml: the HTML nests elements more than 4096 deep",
+    );
+    let doc = read_bounded("less-deep.epub", nested(3000), 30, 256).unwrap();
+    assert_eq!(doc.text.trim(), "Deep inside the nest.");
+    let depth = 100_000;
+
+    // An NCX of 100 000 nested navPoints.
+    let mut ncx = String::from(r#"<?xml version="1.0"?><ncx><navMap>"#);
+    ncx.push_str(
+        &r#"<navPoint><navLabel><text>x</text></navLabel><content src="ch.xhtml"/>"#.repeat(depth),
+    );
+    ncx.push_str(&"</navPoint>".repeat(depth));
+    ncx.push_str("</navMap></ncx>");
+    let opf = r#"<?xml version="1.0"?><package><manifest>
+<item id="c0" href="ch.xhtml" media-type="application/xhtml+xml"/>
+<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>
+</manifest><spine toc="ncx"><itemref idref="c0"/></spine></package>"#;
+    let bytes = epub(&[
+        ("META-INF/container.xml", CONTAINER.as_bytes()),
+        ("OEBPS/content.opf", opf.as_bytes()),
+        ("OEBPS/ch.xhtml", CHAPTER),
+        ("OEBPS/toc.ncx", ncx.as_bytes()),
+    ]);
+    // roxmltree overflowed the stack on it, which no catch_unwind survives.
+    assert_error(
+        "deep-ncx.epub",
+        bytes,
+        "toc.ncx is not well-formed XML: elements nested more than 1024 deep",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text, HTML, Markdown and files that are none of them
+
+#[test]
+fn binary_files_named_as_books_are_refused_for_what_they_are() {
+    let jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01".repeat(100);
+    assert_error(
+        "photo.pdf",
+        jpeg,
+        "a JPEG image although its name ends in .pdf",
+    );
+    assert_error(
+        "image.epub",
+        fixtures::png(),
+        "a PNG image although its name ends in .epub",
+    );
+    let elf = [b"\x7fELF\x02\x01\x01".as_slice(), &[0u8; 500]].concat();
+    assert_error(
+        "program.txt",
+        elf,
+        "an executable (ELF) although its name ends in .txt",
+    );
+    let docx = zip_with_zeros("word/document.xml", 100, &[]);
+    assert_error("book.epub", docx, "a zip archive (not an EPUB)");
+    // Random bytes: not text.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..65536)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    for name in [
+        "noise.txt",
+        "noise.epub",
+        "noise.pdf",
+        "noise.md",
+        "noise.html",
+    ] {
+        assert_error(name, noise.clone(), "does not look like plain text");
+    }
+}
+
+#[test]
+fn empty_and_nul_filled_files_are_refused() {
+    assert_error("empty.txt", Vec::new(), "the file is empty (0 bytes)");
+    assert_error("nul.txt", vec![0; 1 << 20], "does not look like plain text");
+    assert_error("nul.epub", vec![0; 4096], "does not look like plain text");
+    assert_error("blank.txt", b" \n\t\r\n ".repeat(1000), "contains no text");
+}
+
+#[test]
+fn invalid_utf8_is_read_as_windows_1252_and_utf16_is_refused_by_name() {
+    let bytes = b"Caf\xe9 \x93quoted\x94 \xff\xfe broken \xc3\x28 sequence.".to_vec();
+    let doc = read_bounded("latin.txt", bytes, 10, 64).unwrap();
+    assert_eq!(doc.text, "Café “quoted” ÿþ broken Ã( sequence.");
+
+    let utf16: Vec<u8> = "\u{feff}Plain text in UTF-16.\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_error(
+        "utf16.txt",
+        utf16.clone(),
+        "is it a binary file or a UTF-16 text?",
+    );
+    // Cut in the middle of a code unit, with an unpaired surrogate.
+    let mut broken = utf16;
+    broken.extend_from_slice(&[0x00, 0xd8, 0x41]);
+    assert_error(
+        "utf16-broken.txt",
+        broken,
+        "is it a binary file or a UTF-16 text?",
+    );
+}
+
+#[test]
+fn huge_single_line_text_is_read_within_the_limits() {
+    // 16 MiB on one line: words without a sentence end, then one 4 MiB "word".
+    let mut line = "word ".repeat((12 << 20) / 5);
+    line.push_str(&"x".repeat(4 << 20));
+    let len = line.len();
+    let doc = read_bounded("line.txt", line.into_bytes(), 60, 512).unwrap();
+    assert_eq!(doc.text.len(), len);
+    let passages = bounded(
+        "line.txt passages",
+        Duration::from_secs(60),
+        512,
+        move || ingest::split_passages(&doc, "line"),
+    );
+    assert!(passages.len() > 1000, "{} passages", passages.len());
+}
+
+#[test]
+fn deeply_nested_and_misnested_markup_is_refused_or_read_within_the_limits() {
+    let nested = |open: &str, close: &str, depth: usize| {
+        format!(
+            "<!DOCTYPE html><html><body>{}<p>Found it.</p>{}</body></html>",
+            open.repeat(depth),
+            close.repeat(depth)
+        )
+        .into_bytes()
+    };
+    let too_deep = "the HTML nests elements more than 4096 deep";
+    assert_error("deep.html", nested("<div>", "</div>", 100_000), too_deep);
+    // Closed paragraphs between the divs do not hide the depth; unknown elements count too.
+    assert_error(
+        "deep-p.html",
+        nested("<div><p></p>", "</div>", 100_000),
+        too_deep,
+    );
+    assert_error(
+        "deep-custom.html",
+        nested("<x-a class='>'>", "</x-a>", 10_000),
+        too_deep,
+    );
+    let doc = read_bounded("less-deep.html", nested("<div>", "</div>", 4000), 30, 256).unwrap();
+    assert_eq!(doc.text, "Found it.");
+    // 100 000 paragraphs and list items left open do not nest: read.
+    let flat = nested("<p>x<li>y", "", 100_000);
+    let doc = read_bounded("flat.html", flat, 60, 512).unwrap();
+    assert!(doc.text.ends_with("Found it."));
+
+    // Formatting elements closed out of order make html5ever's adoption agency work hard.
+    let misnested = format!(
+        "<!DOCTYPE html><html><body><p>{}Tangled.</p></body></html>",
+        "<b><i></b></i>".repeat(20_000)
+    );
+    let doc = read_bounded("misnested.html", misnested.into_bytes(), 60, 512).unwrap();
+    assert!(doc.text.contains("Tangled."));
+
+    let quotes = format!(
+        "# Deep\n\n{}Deep quote. **Bold** [link](x)\n",
+        "> ".repeat(50_000)
+    );
+    let doc = read_bounded("deep.md", quotes.into_bytes(), 60, 512).unwrap();
+    assert!(
+        doc.text.contains("Deep quote."),
+        "{}",
+        &doc.text[..200.min(doc.text.len())]
+    );
+
+    let brackets = format!(
+        "# Brackets\n\n{}text{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    let doc = read_bounded("brackets.md", brackets.into_bytes(), 60, 512).unwrap();
+    assert!(doc.text.contains("text"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The library
+
+#[test]
+fn a_library_ingests_the_good_files_among_hostile_ones_and_names_each_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("locked.pdf", encrypted(4, "secret"), "encrypted"),
+        (
+            "cut.pdf",
+            fixtures::pdf(&PAGES)[..400].to_vec(),
+            "truncated",
+        ),
+        ("photo.pdf", fixtures::png(), "PNG image"),
+        ("nul.txt", vec![0; 4096], "does not look like plain text"),
+        ("empty.md", Vec::new(), "empty"),
+        (
+            "traversal.epub",
+            epub(&[
+                ("META-INF/container.xml", CONTAINER.as_bytes()),
+                ("../x", b"x"),
+            ]),
+            "unsafe path",
+        ),
+    ];
+    let good: Vec<(&str, Vec<u8>)> = vec![
+        ("open.pdf", encrypted(5, "")),
+        ("latin.txt", b"Caf\xe9 society met at dawn.".to_vec()),
+        (
+            "book.epub",
+            fixtures::epub(
+                EpubVersion::Three,
+                "Book",
+                "Author",
+                &[("One", "The lighthouse keeper slept.")],
+                EpubFlaws::default(),
+            ),
+        ),
+    ];
+    for (name, bytes, _) in &bad {
+        std::fs::write(files.join(name), bytes).unwrap();
+    }
+    for (name, bytes) in &good {
+        std::fs::write(files.join(name), bytes).unwrap();
+    }
+    let library = Library::open(&dir.path().join("library")).unwrap();
+    let mut options = IngestOptions::new(PdfIsolation::Worker(worker()));
+    options.jobs = 2;
+    let files_dir: PathBuf = files.clone();
+    let report = bounded("library", Duration::from_secs(120), 512, move || {
+        library
+            .ingest(&[files_dir], &options, &mut |_| {})
+            .map(|report| (report, library))
+    });
+    let (report, library) = report.unwrap();
+    assert_eq!(report.ingested.len(), good.len(), "{:#?}", report);
+    assert_eq!(report.failed.len(), bad.len(), "{:#?}", report.failed);
+    for (name, _, expected) in &bad {
+        let failure = report
+            .failed
+            .iter()
+            .find(|f| f.path.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} is not among the failures"));
+        assert!(failure.error.contains(expected), "{failure}");
+    }
+    for query in ["dawn", "lighthouse", "quarry"] {
+        let hits = library.search(query, &Default::default()).unwrap();
+        assert_eq!(hits.len(), 1, "{query}");
+    }
+}
