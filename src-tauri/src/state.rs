@@ -85,7 +85,8 @@ impl AppState {
     }
 
     /// Changes the settings with `change`, saves them and, if the library directory changed,
-    /// opens the new library. A move is refused while a background job runs.
+    /// opens the new library (a move is refused while a background job runs); if the device
+    /// changed, the model is loaded again on it when next needed.
     pub fn update(&self, change: impl FnOnce(&mut Settings)) -> Result<(), String> {
         let mut inner = self.lock();
         let mut settings = inner.settings.clone();
@@ -99,12 +100,15 @@ impl AppState {
             inner.dir = dir;
             inner.library = library;
         }
-        if settings.device != inner.settings.device {
+        let device_changed = settings.device != inner.settings.device;
+        inner.settings = settings;
+        inner.settings_error = None;
+        // `model()` takes the model's lock before this one: release this one first.
+        drop(inner);
+        if device_changed {
             // Loaded again, on the new device, when next needed.
             *self.model.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        inner.settings = settings;
-        inner.settings_error = None;
         Ok(())
     }
 
@@ -287,5 +291,23 @@ mod tests {
         state.end_job(job);
         assert_eq!(state.running_job(), None);
         assert!(state.begin_job(Arc::default(), "Reading").unwrap() > job);
+    }
+
+    #[test]
+    fn the_model_loads_once_again_after_a_device_change_and_a_failure_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_in(dir.path());
+        let model_dir = dir.path().join("model");
+        // The only test that reads MEMREADER_MODEL, so setting it races with nothing.
+        std::env::set_var(memreader::model::MODEL_VARIABLE, &model_dir);
+        let err = state.model().unwrap_err();
+        assert!(err.contains("model"), "{err}");
+        crate::jobs::tests::tiny_model(&model_dir);
+        let first = state.model().unwrap();
+        assert!(Arc::ptr_eq(&first, &state.model().unwrap()));
+        state.update(|s| s.device = Some("cpu".into())).unwrap();
+        let second = state.model().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.dir(), model_dir);
     }
 }
