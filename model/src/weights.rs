@@ -1,10 +1,12 @@
 //! Weights files: safetensors with the VarBuilder names of [`MemMamba`] and the model's
-//! [`Config`] as JSON in the metadata under [`CONFIG_KEY`].
+//! [`Config`] as JSON in the metadata under [`CONFIG_KEY`]. Tensors may be f32, f16 or bf16, or,
+//! for matrices, 8-bit quantised per row ([`MemMamba::quantized_weights_to_bytes`]): the shipped
+//! model is stored that way, at a quarter of its f32 size.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use safetensors::SafeTensors;
 
@@ -14,6 +16,33 @@ use crate::model::MemMamba;
 
 /// Metadata key of the configuration JSON in a weights file.
 pub const CONFIG_KEY: &str = "memmamba.config";
+
+/// Suffix of the tensor that holds the per-row scales of an 8-bit quantised matrix `name`:
+/// the matrix is stored as u8 `q` and its rows are `(q - 128) * scale[row]`.
+pub const QUANT_SCALE_SUFFIX: &str = ".q8_scale";
+
+/// A matrix (rows, cols) as u8 codes and per-row f32 scales: `w ~ (q - 128) * scale`, with
+/// `scale = max|w_row| / 127`, so every row keeps its largest weight exactly.
+fn quantize_rows(w: &Tensor) -> Result<(Tensor, Tensor)> {
+    let scale = (w.abs()?.max_keepdim(1)? / 127.0)?.clamp(f32::MIN_POSITIVE, f32::MAX)?;
+    let q = (w.broadcast_div(&scale)?.round()? + 128.0)?.to_dtype(DType::U8)?;
+    Ok((q, scale.squeeze(1)?))
+}
+
+/// The matrix `name` from its codes `q` (rows, cols) of u8 and `scale` (rows).
+fn dequantize_rows(name: &str, q: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    let rows = q.dims().first().copied().unwrap_or(0);
+    if q.dtype() != DType::U8 || q.rank() != 2 || scale.dims() != [rows] {
+        return Err(invalid(format!(
+            "quantised tensor `{name}` must be u8 (rows, cols) with {rows} scales; found {:?} {:?} with scales {:?}",
+            q.dtype(),
+            q.dims(),
+            scale.dims()
+        )));
+    }
+    let scale = scale.to_dtype(DType::F32)?.unsqueeze(1)?;
+    Ok((q.to_dtype(DType::F32)? - 128.0)?.broadcast_mul(&scale)?)
+}
 
 fn io_error(path: &Path, source: std::io::Error) -> ModelError {
     ModelError::Io {
@@ -42,6 +71,31 @@ impl MemMamba {
                 .map(|(name, var)| Ok((name.clone(), var.as_tensor().contiguous()?)))
                 .collect::<Result<_>>()?
         };
+        let metadata = HashMap::from([(CONFIG_KEY.to_string(), self.config().to_json_string())]);
+        Ok(safetensors::serialize(tensors, Some(metadata))?)
+    }
+
+    /// [`MemMamba::weights_to_bytes`] with every matrix 8-bit quantised per row (see
+    /// [`QUANT_SCALE_SUFFIX`]); vectors (norms, biases, `D`) stay f32. Loading dequantises.
+    pub fn quantized_weights_to_bytes(&self) -> Result<Vec<u8>> {
+        let mut tensors: Vec<(String, Tensor)> = Vec::new();
+        {
+            let data = self
+                .varmap()
+                .data()
+                .lock()
+                .map_err(|_| invalid("the variable map's lock is poisoned"))?;
+            for (name, var) in data.iter() {
+                let w = var.as_tensor().to_dtype(DType::F32)?.contiguous()?;
+                if w.rank() == 2 {
+                    let (q, scale) = quantize_rows(&w)?;
+                    tensors.push((name.clone(), q));
+                    tensors.push((format!("{name}{QUANT_SCALE_SUFFIX}"), scale));
+                } else {
+                    tensors.push((name.clone(), w));
+                }
+            }
+        }
         let metadata = HashMap::from([(CONFIG_KEY.to_string(), self.config().to_json_string())]);
         Ok(safetensors::serialize(tensors, Some(metadata))?)
     }
@@ -75,9 +129,13 @@ impl MemMamba {
             .lock()
             .map_err(|_| invalid("the variable map's lock is poisoned"))?;
         for (name, var) in data.iter() {
-            let tensor = loaded
+            let stored = loaded
                 .get(name)
                 .ok_or_else(|| invalid(format!("missing tensor `{name}`")))?;
+            let tensor = match loaded.get(&format!("{name}{QUANT_SCALE_SUFFIX}")) {
+                Some(scale) => dequantize_rows(name, stored, scale)?,
+                None => stored.clone(),
+            };
             if tensor.dims() != var.dims() {
                 return Err(invalid(format!(
                     "tensor `{name}` has shape {:?}, the model needs {:?}",

@@ -242,3 +242,57 @@ fn weights_save_and_load_give_the_same_model() {
     let missing = MemMamba::load(&cfg, "/nonexistent/weights.safetensors", &Device::Cpu);
     assert!(matches!(missing, Err(ModelError::Io { .. })));
 }
+
+#[test]
+fn quantized_weights_keep_each_matrix_within_half_a_step_in_under_half_the_bytes() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let original = model(&cfg);
+    let full = original.weights_to_bytes().unwrap();
+    let packed = original.quantized_weights_to_bytes().unwrap();
+    // A quarter for the matrices; the tiny model's vectors and file header weigh the rest.
+    assert!(
+        packed.len() * 2 < full.len(),
+        "{} quantised bytes vs {} f32 bytes",
+        packed.len(),
+        full.len()
+    );
+    let loaded = MemMamba::weights_from_bytes(&cfg, &packed, &Device::Cpu).unwrap();
+    let vars = original.varmap().data().lock().unwrap();
+    let back = loaded.varmap().data().lock().unwrap();
+    for (name, var) in vars.iter() {
+        let (w, q) = (var.as_tensor(), back[name].as_tensor());
+        if w.rank() != 2 {
+            assert_eq!(
+                max_abs_diff(w, q),
+                0.0,
+                "{name} is not a matrix: kept exactly"
+            );
+            continue;
+        }
+        // Each row's error is at most half its quantisation step, max|row| / 127 / 2.
+        let step = (w.abs().unwrap().max_keepdim(1).unwrap() / 127.0).unwrap();
+        let err = (w - q).unwrap().abs().unwrap().max_keepdim(1).unwrap();
+        let ratio = (err / step)
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(ratio <= 0.5 + 1e-3, "{name}: error {ratio} steps");
+    }
+    drop((vars, back));
+
+    // Codes without their scales' shape are refused, naming the tensor.
+    let mut tensors = candle_core::safetensors::load_buffer(&packed, &Device::Cpu).unwrap();
+    let name = "backbone.embeddings.weight.q8_scale";
+    tensors.insert(
+        name.into(),
+        Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
+    );
+    let bad = safetensors::serialize(tensors, None).unwrap();
+    let err = MemMamba::weights_from_bytes(&cfg, &bad, &Device::Cpu).unwrap_err();
+    assert!(
+        err.to_string().contains("backbone.embeddings.weight"),
+        "{err}"
+    );
+}

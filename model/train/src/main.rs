@@ -7,7 +7,7 @@
 //! ```
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -105,6 +105,16 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Writes a trained run's weights 8-bit quantised per matrix row (the shipped form:
+    /// assets/model/) with its config.json.
+    Quantize {
+        /// A run directory written by `train` (config.json + model.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// The folder to write config.json and model.safetensors into.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Measures a trained model on held-out books: perplexity vs context length and the
     /// pass-key grid, printed as markdown tables.
     Eval {
@@ -142,6 +152,17 @@ fn open_device(spec: &str) -> Result<Device> {
         eprintln!("{notice}");
     }
     Ok(device)
+}
+
+/// The model of a run directory (config.json + model.safetensors) on `device`.
+fn load_run(run: &Path, device: &Device) -> Result<(Config, MemMamba)> {
+    let config_path = run.join("config.json");
+    let config = Config::from_json_str(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("{}", config_path.display()))?,
+    )?;
+    let model = MemMamba::load(&config, run.join("model.safetensors"), device)?;
+    Ok((config, model))
 }
 
 fn main() -> Result<()> {
@@ -287,6 +308,17 @@ fn main() -> Result<()> {
             trainer.varmap.save(&weights)?;
             eprintln!("wrote {}", weights.display());
         }
+        Command::Quantize { run, out } => {
+            let (config, model) = load_run(&run, &Device::Cpu)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+            let weights = out.join("model.safetensors");
+            std::fs::write(&weights, model.quantized_weights_to_bytes()?)
+                .with_context(|| format!("{}", weights.display()))?;
+            let config_path = out.join("config.json");
+            std::fs::write(&config_path, config.to_json_string())
+                .with_context(|| format!("{}", config_path.display()))?;
+            println!("wrote {} and {}", weights.display(), config_path.display());
+        }
         Command::Eval {
             run,
             tokens,
@@ -298,13 +330,7 @@ fn main() -> Result<()> {
             trials,
             device,
         } => {
-            let device = open_device(&device)?;
-            let config_path = run.join("config.json");
-            let config = Config::from_json_str(
-                &std::fs::read_to_string(&config_path)
-                    .with_context(|| format!("{}", config_path.display()))?,
-            )?;
-            let model = MemMamba::load(&config, run.join("model.safetensors"), &device)?;
+            let (_, model) = load_run(&run, &open_device(&device)?)?;
             let tokenizer = BookTokenizer::load(&tokenizer)?;
             let store = TokenStore::load(&tokens)?;
             println!(
