@@ -15,11 +15,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/env.sh"
 
 # Debian packages: the desktop app's build (Tauri 2 on WebKitGTK 4.1) and, on the second line,
-# running it in a real window under Xvfb with WebKitWebDriver (scripts/test-app.sh).
+# running it in a real window under Xvfb with WebKitWebDriver (scripts/test-app.sh; xdotool drives
+# the native file dialogs there).
 debs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libjavascriptcoregtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
   libxdo-dev patchelf
-  xvfb xauth webkit2gtk-driver imagemagick dbus-x11 at-spi2-core fonts-dejavu-core)
+  xvfb xauth webkit2gtk-driver imagemagick dbus-x11 at-spi2-core fonts-dejavu-core xdotool)
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${debs[@]}" 2>/dev/null || true)
 missing=()
 for deb in "${debs[@]}"; do
