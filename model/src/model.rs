@@ -16,9 +16,9 @@ use crate::block::{cross_reader, Layer};
 use crate::config::Config;
 use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
-use crate::parallel::{attend_chunks, ChunkedNotes};
-use crate::pool::{LayerPool, NoteSet, View};
-use crate::state::{LayerAttention, MemoryState, NoteWeight};
+use crate::parallel::{attend_chunks, BlockNotes, Grid};
+use crate::pool::NoteSet;
+use crate::state::{LayerAttention, MemoryState};
 
 /// [`MemMamba::read`] processes at most this many tokens at a time, so that its memory use does
 /// not grow with the length of what it reads.
@@ -91,52 +91,6 @@ impl std::fmt::Debug for MemMamba {
     }
 }
 
-/// `(offset, len)` of the segments of `len` tokens starting at absolute position `start`, cut at
-/// every multiple of `chunk`.
-fn segments(start: u64, len: usize, chunk: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off < len {
-        let phase = ((start + off as u64) % chunk as u64) as usize;
-        let n = (chunk - phase).min(len - off);
-        out.push((off, n));
-        off += n;
-    }
-    out
-}
-
-/// A segment of one layer's run: its normed input `u` and mixer output `o` (B, S, d).
-struct Segment {
-    u: Tensor,
-    o: Tensor,
-    /// Record what its last token attended to.
-    record: bool,
-    /// Use only differentiable ops.
-    differentiable: bool,
-}
-
-/// The notes a view's last token attended to, from attention weights (B, H, S, V).
-fn last_token_weights(view: &View, weights: &Tensor) -> Result<Vec<Vec<NoteWeight>>> {
-    let (batch, _, s, v) = weights.dims4()?;
-    let last = weights
-        .narrow(2, s - 1, 1)?
-        .mean(1)?
-        .squeeze(1)?
-        .to_vec2::<f32>()?;
-    Ok((0..batch)
-        .map(|b| {
-            (0..v)
-                .filter(|&j| view.mask[(b * s + s - 1) * v + j] > 0.0)
-                .map(|j| NoteWeight {
-                    layer: view.layers[j],
-                    position: view.positions[b][j],
-                    weight: last[b][j],
-                })
-                .collect()
-        })
-        .collect())
-}
-
 impl MemMamba {
     /// Creates a model with fresh weights in `varmap` (f32 on `device`): the official Mamba-1
     /// initialisation for the mixers (see [`crate::MambaMixer::init`]), N(0, 0.02) for the
@@ -197,9 +151,9 @@ impl MemMamba {
     /// [`MemMamba::forward`] with the given gating ([`Gating::Sparse`] computes exactly what
     /// streaming the same tokens through a fresh state computes).
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
-        let state = self.new_state(tokens.dim(0)?)?;
+        let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
         self.check(&state, tokens)?;
-        let r = self.run_parallel(&self.train, tokens, gating)?;
+        let r = self.run(&self.train, &mut state, tokens, false)?;
         Ok(self.logits(&self.train, &r)?)
     }
 
@@ -270,8 +224,9 @@ impl MemMamba {
     }
 
     /// Runs `tokens` (B, T) through every layer from `state`, advancing it; returns the
-    /// residual stream (B, T, d) after the last layer. With `trace`, records what the last
-    /// token attended to.
+    /// residual stream (B, T, d) after the last layer. Each layer runs its mixer over the block,
+    /// then reads its pool for all chunks at once ([`crate::parallel`]). With `trace`, records
+    /// what the last token attended to.
     fn run(
         &self,
         net: &Net,
@@ -280,10 +235,9 @@ impl MemMamba {
         trace: bool,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
-        let start = state.tokens_read;
-        let segs = segments(start, tokens.dim(1)?, cfg.chunk);
+        let grid = Grid::new(state.tokens_read, tokens.dim(1)?, cfg.chunk);
         let mut r = net.embedding.forward(tokens)?;
-        let mut views: Vec<Vec<View>> = Vec::with_capacity(cfg.n_layer);
+        let mut written: Vec<Option<BlockNotes>> = Vec::with_capacity(cfg.n_layer);
         for (l, layer) in net.layers.iter().enumerate() {
             let u = layer.norm.forward(&r)?;
             let ls = &mut state.layers[l];
@@ -291,76 +245,42 @@ impl MemMamba {
             ls.mixer = mixer;
             let o = (&r + m)?;
             let (Some(nl), Some(pool)) = (&layer.notes, ls.pool.as_mut()) else {
-                views.push(Vec::new());
-                r = o;
-                continue;
-            };
-            views.push(self.write_notes(net, l, &u, pool, start, &segs)?);
-            let mut outs = Vec::with_capacity(segs.len());
-            for (i, &(off, n)) in segs.iter().enumerate() {
-                let seg = Segment {
-                    u: u.narrow(1, off, n)?,
-                    o: o.narrow(1, off, n)?,
-                    record: trace && i + 1 == segs.len(),
-                    differentiable: net.differentiable,
-                };
-                let (read, token) =
-                    self.attend(state, (&nl.token_attn, &nl.token_gate), &seg, &views[l][i])?;
-                let mut r_s = (&seg.o + read)?;
-                let mut cross = Vec::new();
-                if let Some((attn, gate)) = &nl.cross {
-                    let window: Vec<&View> = (l + 1 - cfg.cross_layer_period..=l)
-                        .map(|j| &views[j][i])
-                        .collect();
-                    let view = View::cat(&window, 1)?;
-                    let (read, weights) = self.attend(state, (attn, gate), &seg, &view)?;
-                    r_s = (r_s + read)?;
-                    cross = weights;
-                }
-                if seg.record {
-                    state.attention[l] = LayerAttention { token, cross };
-                }
-                outs.push(r_s);
-            }
-            r = Tensor::cat(&outs, 1)?;
-        }
-        state.tokens_read += tokens.dim(1)? as u64;
-        Ok(r)
-    }
-
-    /// Runs `tokens` (B, L) through every layer from an empty memory, every chunk's note reads
-    /// at once (see [`crate::parallel`]); returns the residual stream (B, L, d).
-    fn run_parallel(&self, net: &Net, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
-        let cfg = &self.cfg;
-        let len = tokens.dim(1)?;
-        let padded = len.div_ceil(cfg.chunk) * cfg.chunk;
-        let mut r = net.embedding.forward(tokens)?;
-        let mut written: Vec<Option<ChunkedNotes>> = Vec::with_capacity(cfg.n_layer);
-        for (l, layer) in net.layers.iter().enumerate() {
-            let u = layer.norm.forward(&r)?;
-            let (m, _) = layer.mixer.forward(&u, None)?;
-            let o = (&r + m)?;
-            let Some(nl) = &layer.notes else {
                 written.push(None);
                 r = o;
                 continue;
             };
-            // Padding fills the last chunk; its notes are never visible to a real token.
-            let (b, _, d) = u.dims3()?;
-            let u = if padded > len {
-                let pad = Tensor::zeros((b, padded - len, d), u.dtype(), u.device())?;
-                Tensor::cat(&[&u, &pad], 1)?
-            } else {
-                u
-            };
             let w = nl.notes.write(&u)?;
-            let notes = ChunkedNotes::new(cfg, w.notes, w.log_scores, &w.scores.to_vec2()?, len)?;
-            let read = |attn: &NoteAttention, gate: &Gate, layers: &[&ChunkedNotes]| {
-                let c = attend_chunks(attn, &u, layers, net.differentiable)?.narrow(1, 0, len)?;
-                Ok::<_, ModelError>(gate.apply(&o, &c, gating, cfg.tau2)?.0)
+            let mut kv = vec![nl.token_attn.project(&w.notes)?];
+            if let Some(reader) = cross_reader(cfg, l) {
+                let cross = net.layers[reader]
+                    .notes
+                    .as_ref()
+                    .and_then(|n| n.cross.as_ref());
+                if let Some((attn, _)) = cross {
+                    kv.push(attn.project(&w.notes)?);
+                }
+            }
+            let new = NoteSet {
+                log_scores: w.log_scores,
+                kv,
             };
-            let mut next = (&o + read(&nl.token_attn, &nl.token_gate, &[&notes])?)?;
+            let notes = BlockNotes::new(cfg, l, grid, pool, &new, &w.scores.to_vec2()?)?;
+            notes.commit(pool)?;
+            let u = grid.place(&u)?;
+            let mut gated = |attn: &NoteAttention, gate: &Gate, layers: &[&BlockNotes], reader| {
+                let read = attend_chunks(attn, &u, layers, reader, net.differentiable, trace)?;
+                let c = grid.block(&read.c)?;
+                let (g, skipped) = gate.apply(&o, &c, state.gating, cfg.tau2)?;
+                if state.gating == Gating::Sparse {
+                    state.gate_reads += (o.dim(0)? * o.dim(1)?) as u64;
+                    state.gate_skips += skipped;
+                }
+                Ok::<_, ModelError>((g, read.trace))
+            };
+            let (read, token) = gated(&nl.token_attn, &nl.token_gate, &[&notes], 0)?;
+            let mut next = (&o + read)?;
             written.push(Some(notes));
+            let mut cross = Vec::new();
             if let Some((attn, gate)) = &nl.cross {
                 let window = (l + 1 - cfg.cross_layer_period..=l)
                     .map(|j| written[j].as_ref())
@@ -368,96 +288,16 @@ impl MemMamba {
                     .ok_or_else(|| {
                         invalid_state("a cross-layer window holds a layer without notes")
                     })?;
-                next = (next + read(attn, gate, &window)?)?;
+                let (read, weights) = gated(attn, gate, &window, 1)?;
+                next = (next + read)?;
+                cross = weights;
+            }
+            if trace {
+                state.attention[l] = LayerAttention { token, cross };
             }
             r = next;
         }
+        state.tokens_read += tokens.dim(1)? as u64;
         Ok(r)
-    }
-
-    /// Layer `l`'s note block over the whole run `u` (B, T, d): scores and projects every token
-    /// once, then walks the segments, returning what each one sees and appending/committing
-    /// its notes to `pool`.
-    fn write_notes(
-        &self,
-        net: &Net,
-        l: usize,
-        u: &Tensor,
-        pool: &mut LayerPool,
-        start: u64,
-        segs: &[(usize, usize)],
-    ) -> Result<Vec<View>> {
-        let cfg = &self.cfg;
-        let Some(nl) = &net.layers[l].notes else {
-            return Ok(Vec::new());
-        };
-        let written = nl.notes.write(u)?;
-        let scores = written.scores.to_vec2::<f32>()?;
-        let mut kv = vec![nl.token_attn.project(&written.notes)?];
-        if let Some(reader) = cross_reader(cfg, l) {
-            let cross = net.layers[reader]
-                .notes
-                .as_ref()
-                .and_then(|n| n.cross.as_ref());
-            if let Some((attn, _)) = cross {
-                kv.push(attn.project(&written.notes)?);
-            }
-        }
-        let all = NoteSet {
-            log_scores: written.log_scores,
-            kv,
-        };
-        let chunk = cfg.chunk as u64;
-        segs.iter()
-            .map(|&(off, n)| {
-                let seg = all.narrow(off, n)?;
-                let seg_scores: Vec<Vec<f32>> = scores
-                    .iter()
-                    .map(|row| row[off..off + n].to_vec())
-                    .collect();
-                let pos = start + off as u64;
-                let view = pool.view(l, &seg, &seg_scores, pos, cfg.tau1)?;
-                pool.append(seg, seg_scores)?;
-                let end = pos + n as u64;
-                if end.is_multiple_of(chunk) {
-                    pool.commit(end - chunk, cfg.pool_policy, cfg.tau1)?;
-                }
-                Ok(view)
-            })
-            .collect()
-    }
-
-    /// One gated attention read of `seg` over `view`; counts sparse skips in `state` and, with
-    /// `seg.record`, returns what the last token attended to.
-    fn attend(
-        &self,
-        state: &mut MemoryState,
-        (attn, gate): (&NoteAttention, &Gate),
-        seg: &Segment,
-        view: &View,
-    ) -> Result<(Tensor, Vec<Vec<NoteWeight>>)> {
-        let (keys, values) = &view.notes.kv[0];
-        let (bias, seen) = view.mask_tensors(seg.u.device())?;
-        let (c, weights) = attn.forward(
-            &seg.u,
-            keys,
-            values,
-            &view.notes.log_scores,
-            &bias,
-            &seen,
-            seg.differentiable,
-        )?;
-        let (read, skipped) = gate.apply(&seg.o, &c, state.gating, self.cfg.tau2)?;
-        if state.gating == Gating::Sparse {
-            let (b, s, _) = seg.o.dims3()?;
-            state.gate_reads += (b * s) as u64;
-            state.gate_skips += skipped;
-        }
-        let trace = if seg.record {
-            last_token_weights(view, &weights)?
-        } else {
-            Vec::new()
-        };
-        Ok((read, trace))
     }
 }

@@ -1,80 +1,250 @@
-//! The training forward's note reads for all chunks of a sequence at once.
+//! The note reads of a block of tokens, all of its chunks at once.
 //!
-//! Reading from an empty memory, what a token at position t of chunk i sees is fixed by the
-//! importance scores alone: the pool as committed after chunk i - 1 (a function of the scores of
-//! the tokens before chunk i, under the admission policy) and the noted tokens of chunk i before
-//! t. So the pool's evolution is replayed on the host from the scores, once per layer, and each
-//! chunk's queries attend over K + C gathered notes: its pool slots, then its own tokens. That is
-//! a fixed number of batched ops per layer, where the streaming path ([`crate::MemMamba::read`])
-//! issues dozens of small ops per chunk and layer. Both compute the same function (the
-//! streaming tests check it).
+//! What a token at position t sees is fixed by the importance scores alone: the pool as
+//! committed at the start of t's chunk (a function of the state's slots and the scores of the
+//! tokens before the chunk, under the admission policy) and the noted tokens of its chunk before
+//! t. So each layer's pool is replayed on the host over the block, and every chunk's queries
+//! attend over K + C notes gathered from one table: the state's committed pool, its pending notes
+//! (the start of the first chunk), the block's notes and padding to whole chunks. That is a fixed
+//! number of batched ops per layer, for training (from an empty state) and for streaming alike.
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, IndexOp, Tensor, D};
 
 use crate::attention::{NoteAttention, MASKED};
 use crate::config::Config;
 use crate::error::Result;
-use crate::pool::{admit, is_noted, Slot};
+use crate::pool::{admit, is_noted, LayerPool, NoteSet, Slot};
+use crate::state::NoteWeight;
 
-/// One layer's notes over a padded sequence of `nc` chunks, and what each chunk's queries see.
+/// Where a block sits in the chunk grid.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    /// Tokens of the first chunk read before the block (the state's pending notes).
+    pub pending: usize,
+    /// Tokens in the block.
+    pub len: usize,
+    /// Chunk length C.
+    pub chunk: usize,
+    /// Absolute position of the first chunk's first token.
+    pub first: u64,
+}
+
+impl Grid {
+    /// The grid of `len` tokens read after `tokens_read` tokens, with chunks of `chunk`.
+    pub(crate) fn new(tokens_read: u64, len: usize, chunk: usize) -> Self {
+        let pending = (tokens_read % chunk as u64) as usize;
+        Self {
+            pending,
+            len,
+            chunk,
+            first: tokens_read - pending as u64,
+        }
+    }
+
+    /// Pending and block tokens together.
+    fn total(&self) -> usize {
+        self.pending + self.len
+    }
+
+    /// Number of chunks the pending and block tokens touch.
+    pub(crate) fn chunks(&self) -> usize {
+        self.total().div_ceil(self.chunk)
+    }
+
+    /// Tokens of whole chunks.
+    pub(crate) fn padded(&self) -> usize {
+        self.chunks() * self.chunk
+    }
+
+    /// Tokens in chunks that end inside the block (and are committed by it).
+    fn committed(&self) -> usize {
+        self.total() / self.chunk * self.chunk
+    }
+
+    /// `x` (B, len, d) placed at the block's rows of the padded grid (B, padded, d), zeros
+    /// elsewhere.
+    pub(crate) fn place(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, d) = x.dims3()?;
+        let zeros = |n: usize| Tensor::zeros((b, n, d), x.dtype(), x.device());
+        let mut parts = Vec::with_capacity(3);
+        if self.pending > 0 {
+            parts.push(zeros(self.pending)?);
+        }
+        parts.push(x.clone());
+        if self.padded() > self.total() {
+            parts.push(zeros(self.padded() - self.total())?);
+        }
+        Ok(Tensor::cat(&parts, 1)?)
+    }
+
+    /// The block's rows (B, len, d) of `x` (B, padded, d).
+    pub(crate) fn block(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.narrow(1, self.pending, self.len)?)
+    }
+}
+
+/// One layer's notes over a block, as its readers see them, and the pool replayed over it.
 #[derive(Debug, Clone)]
-pub(crate) struct ChunkedNotes {
-    /// `W_n u` for every (padded) token: (B, nc * C, d_note).
-    pub notes: Tensor,
-    /// `ln s` for every (padded) token: (B, nc * C).
-    pub log_scores: Tensor,
-    /// Per batch row, chunk and pool slot, the (padded) token whose note the slot holds when
-    /// the chunk is read; an empty slot points at token 0 (the mask hides it). (B, nc * K), u32.
+pub(crate) struct BlockNotes {
+    layer: usize,
+    grid: Grid,
+    tau1: f64,
+    /// Per reader: keys, values and log-score side by side, (B, K + padded, 2 d_note + 1): the
+    /// committed pool's K slots, then the grid's tokens (pending, block, zero padding).
+    tables: Vec<Tensor>,
+    /// Importance scores of the grid's tokens, per batch row (padding reads 0).
+    scores: Vec<Vec<f32>>,
+    /// Per batch row, chunk and slot, the table row that the slot holds while the chunk is
+    /// read (an empty slot points at row 0; the mask hides it): (B, nc * K), u32.
     slot_source: Tensor,
     /// 1 where the chunk's pool slot holds a note: (B * nc, 1, K).
     slot_valid: Tensor,
     /// 1 where the chunk's token writes a note (padding never does): (B * nc, 1, C).
     noted: Tensor,
+    /// The slots as the last chunk sees them, per batch row (for tracing).
+    last_slots: Vec<Vec<Slot>>,
+    /// The slots after the block's commits and their table rows, per batch row.
+    final_slots: Vec<Vec<(Slot, u32)>>,
 }
 
-impl ChunkedNotes {
-    /// Replays the pool of one layer over a sequence of `len` real tokens whose padded notes,
-    /// log-scores and importance `scores` (per batch row, at least `len` each) are given.
+impl BlockNotes {
+    /// Lays out layer `layer`'s notes for a block on `grid`: `pool` is the layer's memory
+    /// before the block, `new` the block's notes (log-scores and one key/value pair per reader,
+    /// in `pool`'s reader order) and `scores` their importance per batch row.
     pub(crate) fn new(
         cfg: &Config,
-        notes: Tensor,
-        log_scores: Tensor,
+        layer: usize,
+        grid: Grid,
+        pool: &LayerPool,
+        new: &NoteSet,
         scores: &[Vec<f32>],
-        len: usize,
     ) -> Result<Self> {
         let (k, c) = (cfg.pool_slots, cfg.chunk);
-        let (batch, padded) = log_scores.dims2()?;
-        let nc = padded / c;
+        let (batch, _) = new.log_scores.dims2()?;
+        let parts: Vec<&NoteSet> = [Some(&pool.pool), pool.pending.as_ref(), Some(new)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let notes = NoteSet::cat(&parts)?;
+        let pad = grid.padded() - grid.total();
+        let tables = notes
+            .kv
+            .iter()
+            .map(|(keys, values)| {
+                let table = Tensor::cat(&[keys, values, &notes.log_scores.unsqueeze(2)?], 2)?;
+                Ok(if pad > 0 {
+                    let d = table.dim(2)?;
+                    let zeros = Tensor::zeros((batch, pad, d), DType::F32, table.device())?;
+                    Tensor::cat(&[&table, &zeros], 1)?
+                } else {
+                    table
+                })
+            })
+            .collect::<Result<_>>()?;
+        let scores: Vec<Vec<f32>> = pool
+            .pending_scores
+            .iter()
+            .zip(scores)
+            .map(|(pending, new)| {
+                let mut row = pending.clone();
+                row.extend_from_slice(new);
+                row.resize(grid.padded(), 0.0);
+                row
+            })
+            .collect();
+        let nc = grid.chunks();
         let mut slot_source = Vec::with_capacity(batch * nc * k);
         let mut slot_valid = Vec::with_capacity(batch * nc * k);
         let mut noted = Vec::with_capacity(batch * nc * c);
-        for row in scores {
-            let mut slots = vec![Slot::EMPTY; k];
+        let mut last_slots = Vec::with_capacity(batch);
+        let mut final_slots = Vec::with_capacity(batch);
+        for (row, start_slots) in scores.iter().zip(&pool.slots) {
+            let mut slots: Vec<(Slot, u32)> =
+                start_slots.iter().zip(0..).map(|(&s, i)| (s, i)).collect();
             for i in 0..nc {
-                slot_source.extend(slots.iter().map(|s| s.position as u32));
-                slot_valid.extend(slots.iter().map(|s| f32::from(u8::from(s.valid))));
+                slot_source.extend(slots.iter().map(|&(_, source)| source));
+                slot_valid.extend(slots.iter().map(|(s, _)| f32::from(u8::from(s.valid))));
+                if i + 1 == nc {
+                    last_slots.push(slots.iter().map(|&(s, _)| s).collect());
+                }
                 let chunk = i * c..(i + 1) * c;
-                let real = |t: usize| t < len && is_noted(row[t], cfg.tau1);
+                let real = |t: usize| t < grid.total() && is_noted(row[t], cfg.tau1);
                 noted.extend(chunk.clone().map(|t| f32::from(u8::from(real(t)))));
-                // Commit chunk i: its noted tokens in position order, as the streaming pool does.
+                if chunk.end > grid.committed() {
+                    continue;
+                }
+                // Commit chunk i: its noted tokens in position order, as MODEL.md says.
+                let mut table: Vec<Slot> = slots.iter().map(|&(s, _)| s).collect();
                 for t in chunk.filter(|&t| real(t)) {
-                    admit(&mut slots, row[t], t as u64, cfg.pool_policy);
+                    if let Some(slot) =
+                        admit(&mut table, row[t], grid.first + t as u64, cfg.pool_policy)
+                    {
+                        slots[slot] = (table[slot], (k + t) as u32);
+                    }
                 }
             }
+            final_slots.push(slots);
         }
-        let device = notes.device();
+        let device = new.log_scores.device();
         Ok(Self {
+            layer,
+            grid,
+            tau1: cfg.tau1,
+            tables,
+            scores,
             slot_source: Tensor::from_vec(slot_source, (batch, nc * k), device)?,
             slot_valid: Tensor::from_vec(slot_valid, (batch * nc, 1, k), device)?,
             noted: Tensor::from_vec(noted, (batch * nc, 1, c), device)?,
-            notes,
-            log_scores,
+            last_slots,
+            final_slots,
         })
     }
 
-    /// Number of chunks per sequence.
-    fn chunks(&self) -> Result<usize> {
-        Ok(self.noted.dim(0)? / self.log_scores.dim(0)?)
+    /// The layer's memory after the block: the committed slots gathered from the table, and
+    /// the notes of the last chunk if the block ends inside it.
+    pub(crate) fn commit(&self, pool: &mut LayerPool) -> Result<()> {
+        let (batch, rows, _) = self.tables[0].dims3()?;
+        let k = pool.slots[0].len();
+        let index: Vec<u32> = self
+            .final_slots
+            .iter()
+            .enumerate()
+            .flat_map(|(b, slots)| slots.iter().map(move |&(_, s)| (b * rows) as u32 + s))
+            .collect();
+        let index = Tensor::from_vec(index, batch * k, self.tables[0].device())?;
+        let gathered: Vec<Tensor> = self
+            .tables
+            .iter()
+            .map(|t| {
+                let d = t.dim(2)?;
+                Ok(t.reshape((batch * rows, d))?
+                    .index_select(&index, 0)?
+                    .reshape((batch, k, d))?)
+            })
+            .collect::<Result<_>>()?;
+        pool.pool = split(&gathered)?;
+        let (from, to) = (self.grid.committed(), self.grid.total());
+        pool.pending = if to > from {
+            let tail: Vec<Tensor> = self
+                .tables
+                .iter()
+                .map(|t| t.narrow(1, k + from, to - from))
+                .collect::<candle_core::Result<_>>()?;
+            Some(split(&tail)?)
+        } else {
+            None
+        };
+        pool.pending_scores = self
+            .scores
+            .iter()
+            .map(|row| row[from..to].to_vec())
+            .collect();
+        pool.slots = self
+            .final_slots
+            .iter()
+            .map(|slots| slots.iter().map(|&(s, _)| s).collect())
+            .collect();
+        Ok(())
     }
 
     /// Which of its K + C notes each of a chunk's C tokens may read: (B * nc, C, K + C), 0 or 1.
@@ -86,41 +256,92 @@ impl ChunkedNotes {
         Ok(Tensor::cat(&[&pool, &own], 2)?)
     }
 
-    /// This layer's notes as `attn` reads them, gathered per chunk (its K pool slots, then its
-    /// C tokens): keys and values (B * nc, K + C, d_note) and log-scores (B * nc, K + C).
+    /// Reader `reader`'s notes gathered per chunk (its K pool slots, then its C tokens): keys
+    /// and values (B * nc, K + C, d_note) and log-scores (B * nc, K + C).
     ///
-    /// The pool slots are gathered by multiplying with a one-hot selection matrix rather than
-    /// by `index_select`: the backward pass of the latter is
+    /// With `differentiable`, the pool slots are gathered by multiplying with a one-hot
+    /// selection matrix rather than by `index_select`: the backward pass of the latter is
     /// candle's `index_add`, whose CUDA kernel loops over all indices in one thread per output
     /// column and took most of a training step.
-    fn gathered(&self, attn: &NoteAttention) -> Result<(Tensor, Tensor, Tensor)> {
-        let (_, padded, d) = self.notes.dims3()?;
-        let (rows, _, c) = self.noted.dims3()?;
+    fn gathered(&self, reader: usize, differentiable: bool) -> Result<(Tensor, Tensor, Tensor)> {
+        let table = &self.tables[reader];
+        let (batch, rows, width) = table.dims3()?;
+        let (chunks, _, c) = self.noted.dims3()?;
         let k = self.slot_valid.dim(2)?;
-        let (keys, values) = attn.project(&self.notes)?;
-        // Keys, values and log-score side by side, so that one gather moves all three.
-        let notes = Tensor::cat(&[&keys, &values, &self.log_scores.unsqueeze(2)?], 2)?;
-        let width = 2 * d + 1;
-        let tokens = Tensor::arange(0u32, padded as u32, notes.device())?;
-        let select = self
-            .slot_source
-            .unsqueeze(2)?
-            .broadcast_eq(&tokens.reshape((1, 1, padded))?)?
-            .to_dtype(DType::F32)?;
-        let pool = select.matmul(&notes)?;
-        let all = Tensor::cat(
-            &[
-                &pool.reshape((rows, k, width))?,
-                &notes.reshape((rows, c, width))?,
-            ],
-            1,
-        )?;
+        let pool = if differentiable {
+            let all = Tensor::arange(0u32, rows as u32, table.device())?;
+            self.slot_source
+                .unsqueeze(2)?
+                .broadcast_eq(&all.reshape((1, 1, rows))?)?
+                .to_dtype(DType::F32)?
+                .matmul(table)?
+        } else {
+            let offsets = (0..batch as u32)
+                .map(|b| b * rows as u32)
+                .collect::<Vec<_>>();
+            let offsets = Tensor::from_vec(offsets, (batch, 1), table.device())?;
+            let index = self.slot_source.broadcast_add(&offsets)?.flatten_all()?;
+            table
+                .reshape((batch * rows, width))?
+                .index_select(&index, 0)?
+        };
+        let own = table.narrow(1, k, rows - k)?.reshape((chunks, c, width))?;
+        let all = Tensor::cat(&[&pool.reshape((chunks, k, width))?, &own], 1)?;
+        let d = (width - 1) / 2;
         Ok((
             all.narrow(2, 0, d)?.contiguous()?,
             all.narrow(2, d, d)?.contiguous()?,
             all.narrow(2, 2 * d, 1)?.squeeze(2)?.contiguous()?,
         ))
     }
+
+    /// The notes the block's last token could see, with their attention weights `weights`
+    /// (B, K + C) from its row: per batch row, only the visible ones.
+    fn last_token(&self, weights: &[Vec<f32>]) -> Vec<Vec<NoteWeight>> {
+        let c = self.grid.chunk;
+        let last = self.grid.total() - 1;
+        let chunk_start = last / c * c;
+        weights
+            .iter()
+            .zip(&self.last_slots)
+            .zip(&self.scores)
+            .map(|((w, slots), scores)| {
+                let pool = slots
+                    .iter()
+                    .zip(w)
+                    .filter(|(s, _)| s.valid)
+                    .map(|(s, &w)| (s.position, w));
+                let own = (chunk_start..last)
+                    .filter(|&t| is_noted(scores[t], self.tau1))
+                    .map(|t| (self.grid.first + t as u64, w[slots.len() + t - chunk_start]));
+                pool.chain(own)
+                    .map(|(position, weight)| NoteWeight {
+                        layer: self.layer,
+                        position,
+                        weight,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Keys, values and log-scores side by side (B, V, 2 d + 1), per reader, as a [`NoteSet`].
+fn split(tables: &[Tensor]) -> Result<NoteSet> {
+    let d = (tables[0].dim(2)? - 1) / 2;
+    let kv = tables
+        .iter()
+        .map(|t| {
+            Ok((
+                t.narrow(2, 0, d)?.contiguous()?,
+                t.narrow(2, d, d)?.contiguous()?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(NoteSet {
+        log_scores: tables[0].narrow(2, 2 * d, 1)?.squeeze(2)?.contiguous()?,
+        kv,
+    })
 }
 
 /// `1` where chunk token s may read chunk token j (j < s): (1, C, C).
@@ -131,25 +352,35 @@ fn strictly_causal(c: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(mask, (1, c, c), device)?)
 }
 
-/// Reads of every chunk of `u` (B, nc * C, d) through `attn` over the notes of `layers` (one
-/// layer for cross-token attention, the window's layers for cross-layer attention), each chunk
-/// seeing what the streaming path would show it. Returns (B, nc * C, d).
+/// What one attention module read over a block.
+pub(crate) struct Read {
+    /// The read `c` for every grid row: (B, padded, d).
+    pub c: Tensor,
+    /// With tracing, what the block's last token attended to, per batch row.
+    pub trace: Vec<Vec<NoteWeight>>,
+}
+
+/// Reads of every chunk of `u` (B, padded, d, the block placed on its grid) through `attn` over
+/// reader `reader` of the notes of `layers` (one layer for cross-token attention, the window's
+/// layers for cross-layer attention), each chunk seeing what MODEL.md shows it.
 pub(crate) fn attend_chunks(
     attn: &NoteAttention,
     u: &Tensor,
-    layers: &[&ChunkedNotes],
+    layers: &[&BlockNotes],
+    reader: usize,
     differentiable: bool,
-) -> Result<Tensor> {
+    trace: bool,
+) -> Result<Read> {
     let (batch, padded, d) = u.dims3()?;
-    let nc = layers[0].chunks()?;
-    let c = padded / nc;
+    let grid = layers[0].grid;
+    let (nc, c) = (grid.chunks(), grid.chunk);
     let causal = strictly_causal(c, u.device())?;
     let mut keys = Vec::with_capacity(layers.len());
     let mut values = Vec::with_capacity(layers.len());
     let mut logs = Vec::with_capacity(layers.len());
     let mut visible = Vec::with_capacity(layers.len());
     for layer in layers {
-        let (k, v, l) = layer.gathered(attn)?;
+        let (k, v, l) = layer.gathered(reader, differentiable)?;
         keys.push(k);
         values.push(v);
         logs.push(l);
@@ -158,14 +389,40 @@ pub(crate) fn attend_chunks(
     let visible = Tensor::cat(&visible, 2)?;
     let bias = ((&visible - 1.0)? * f64::from(-MASKED))?;
     let seen = visible.max(D::Minus1)?;
-    let (read, _) = attn.forward(
+    let (read, weights) = attn.forward(
         &u.reshape((batch * nc, c, d))?,
         &Tensor::cat(&keys, 1)?,
         &Tensor::cat(&values, 1)?,
         &Tensor::cat(&logs, 1)?,
-        &bias.to_dtype(DType::F32)?,
+        &bias,
         &seen,
         differentiable,
     )?;
-    Ok(read.reshape((batch, padded, d))?)
+    let trace = if trace {
+        // The last token's row, mean over heads: (B, sum of the layers' K + C).
+        let last = grid.total() - 1;
+        let (h, width) = (weights.dim(1)?, weights.dim(3)?);
+        let row = weights
+            .reshape((batch, nc, h, c, width))?
+            .i((.., last / c, .., last % c))?
+            .mean(1)?
+            .to_vec2::<f32>()?;
+        let mut per_row = vec![Vec::new(); batch];
+        let mut offset = 0;
+        for layer in layers {
+            let w = layer.slot_valid.dim(2)? + c;
+            let part: Vec<Vec<f32>> = row.iter().map(|r| r[offset..offset + w].to_vec()).collect();
+            for (all, notes) in per_row.iter_mut().zip(layer.last_token(&part)) {
+                all.extend(notes);
+            }
+            offset += w;
+        }
+        per_row
+    } else {
+        Vec::new()
+    };
+    Ok(Read {
+        c: read.reshape((batch, padded, d))?,
+        trace,
+    })
 }

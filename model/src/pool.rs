@@ -10,7 +10,6 @@
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::attention::MASKED;
 use crate::config::PoolPolicy;
 
 /// One slot of a summary pool as seen on the host.
@@ -106,18 +105,6 @@ impl NoteSet {
         self.len() == 0
     }
 
-    /// The notes `start..start + len`.
-    pub fn narrow(&self, start: usize, len: usize) -> Result<Self> {
-        Ok(Self {
-            log_scores: self.log_scores.narrow(1, start, len)?,
-            kv: self
-                .kv
-                .iter()
-                .map(|(k, v)| Ok((k.narrow(1, start, len)?, v.narrow(1, start, len)?)))
-                .collect::<Result<_>>()?,
-        })
-    }
-
     /// The sets one after the other along the note axis.
     pub fn cat(sets: &[&NoteSet]) -> Result<Self> {
         let logs: Vec<&Tensor> = sets.iter().map(|s| &s.log_scores).collect();
@@ -134,29 +121,6 @@ impl NoteSet {
             kv,
         })
     }
-
-    /// For batch row b and output note j, note `index[b * len + j] - b * V` of this set.
-    fn gather(&self, index: &Tensor, len: usize) -> Result<Self> {
-        let (batch, v) = self.log_scores.dims2()?;
-        let rows = |t: &Tensor| -> Result<Tensor> {
-            let d = t.dim(2)?;
-            t.reshape((batch * v, d))?
-                .index_select(index, 0)?
-                .reshape((batch, len, d))
-        };
-        Ok(Self {
-            log_scores: self
-                .log_scores
-                .reshape(batch * v)?
-                .index_select(index, 0)?
-                .reshape((batch, len))?,
-            kv: self
-                .kv
-                .iter()
-                .map(|(k, v)| Ok((rows(k)?, rows(v)?)))
-                .collect::<Result<_>>()?,
-        })
-    }
 }
 
 /// One layer's memory: the committed pool and the notes written since the last commit.
@@ -170,79 +134,6 @@ pub struct LayerPool {
     pub pending: Option<NoteSet>,
     /// Importance scores of the pending tokens, per batch row.
     pub pending_scores: Vec<Vec<f32>>,
-}
-
-/// The notes one segment (a run of tokens inside one chunk) of a layer can see, with its mask.
-#[derive(Debug, Clone)]
-pub struct View {
-    /// Committed pool, then pending notes, then the segment's own notes.
-    pub notes: NoteSet,
-    /// Per batch row, segment token s and note v: 1 if s may read v, else 0; (B, S, V) flat.
-    pub mask: Vec<f32>,
-    /// Per batch row, the source position of every note (meaningful where visible).
-    pub positions: Vec<Vec<u64>>,
-    /// The layer whose notes these are, repeated per note.
-    pub layers: Vec<usize>,
-    /// Segment length S.
-    pub len: usize,
-}
-
-impl View {
-    /// The views one after the other along the note axis (for cross-layer attention), keeping
-    /// only the keys and values of reader `reader`, which become the result's reader 0.
-    pub fn cat(views: &[&View], reader: usize) -> Result<View> {
-        let batch = views[0].positions.len();
-        let len = views[0].len;
-        let widths: Vec<usize> = views.iter().map(|v| v.notes.len()).collect();
-        let total: usize = widths.iter().sum();
-        let mut mask = Vec::with_capacity(batch * len * total);
-        for b in 0..batch {
-            for s in 0..len {
-                for (view, &w) in views.iter().zip(&widths) {
-                    let row = (b * len + s) * w;
-                    mask.extend_from_slice(&view.mask[row..row + w]);
-                }
-            }
-        }
-        let sets: Vec<NoteSet> = views
-            .iter()
-            .map(|v| NoteSet {
-                log_scores: v.notes.log_scores.clone(),
-                kv: vec![v.notes.kv[reader].clone()],
-            })
-            .collect();
-        let sets: Vec<&NoteSet> = sets.iter().collect();
-        Ok(View {
-            notes: NoteSet::cat(&sets)?,
-            mask,
-            positions: (0..batch)
-                .map(|b| views.iter().flat_map(|v| v.positions[b].clone()).collect())
-                .collect(),
-            layers: views.iter().flat_map(|v| v.layers.clone()).collect(),
-            len,
-        })
-    }
-
-    /// The mask as attention inputs: the additive bias (B, S, V), 0 where visible and
-    /// [`MASKED`] elsewhere, and per token whether it sees any note (B, S) as 1 or 0.
-    pub fn mask_tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
-        let batch = self.positions.len();
-        let width = self.notes.len();
-        let bias = self
-            .mask
-            .iter()
-            .map(|&m| if m > 0.0 { 0.0 } else { MASKED })
-            .collect();
-        let seen = self
-            .mask
-            .chunks(width)
-            .map(|row| f32::from(u8::from(row.iter().any(|&m| m > 0.0))))
-            .collect();
-        Ok((
-            Tensor::from_vec(bias, (batch, self.len, width), device)?,
-            Tensor::from_vec(seen, (batch, self.len), device)?,
-        ))
-    }
 }
 
 impl LayerPool {
@@ -265,99 +156,5 @@ impl LayerPool {
     /// Number of pending (uncommitted) tokens.
     pub fn pending_len(&self) -> usize {
         self.pending.as_ref().map_or(0, NoteSet::len)
-    }
-
-    /// What a segment of `seg.len()` tokens starting at absolute position `start` sees: the
-    /// committed pool's valid slots, the pending noted tokens and, causally, its own noted
-    /// tokens before each one (`scores` per batch row decide which are noted).
-    pub fn view(
-        &self,
-        layer: usize,
-        seg: &NoteSet,
-        scores: &[Vec<f32>],
-        start: u64,
-        tau1: f64,
-    ) -> Result<View> {
-        let parts: Vec<&NoteSet> = [Some(&self.pool), self.pending.as_ref(), Some(seg)]
-            .into_iter()
-            .flatten()
-            .collect();
-        let notes = NoteSet::cat(&parts)?;
-        let (k, p, len) = (self.slots[0].len(), self.pending_len(), seg.len());
-        let width = k + p + len;
-        let pending_start = start - p as u64;
-        let batch = self.slots.len();
-        let mut mask = Vec::with_capacity(batch * len * width);
-        let mut positions = Vec::with_capacity(batch);
-        for (b, row_scores) in scores.iter().enumerate().take(batch) {
-            let fixed: Vec<f32> = self.slots[b]
-                .iter()
-                .map(|s| f32::from(u8::from(s.valid)))
-                .chain(
-                    self.pending_scores[b]
-                        .iter()
-                        .map(|&s| f32::from(u8::from(is_noted(s, tau1)))),
-                )
-                .collect();
-            for s in 0..len {
-                mask.extend_from_slice(&fixed);
-                mask.extend(
-                    (0..len).map(|j| f32::from(u8::from(j < s && is_noted(row_scores[j], tau1)))),
-                );
-            }
-            positions.push(
-                self.slots[b]
-                    .iter()
-                    .map(|s| s.position)
-                    .chain((0..(p + len) as u64).map(|i| pending_start + i))
-                    .collect(),
-            );
-        }
-        Ok(View {
-            notes,
-            mask,
-            positions,
-            layers: vec![layer; width],
-            len,
-        })
-    }
-
-    /// Appends a segment's notes and scores to the pending notes.
-    pub fn append(&mut self, seg: NoteSet, scores: Vec<Vec<f32>>) -> Result<()> {
-        self.pending = Some(match self.pending.take() {
-            None => seg,
-            Some(p) => NoteSet::cat(&[&p, &seg])?,
-        });
-        for (row, new) in self.pending_scores.iter_mut().zip(scores) {
-            row.extend(new);
-        }
-        Ok(())
-    }
-
-    /// Ends a chunk whose first token is at `chunk_start`: offers its noted tokens to the pool
-    /// in position order under `policy`, then clears the pending notes.
-    pub fn commit(&mut self, chunk_start: u64, policy: PoolPolicy, tau1: f64) -> Result<()> {
-        let Some(pending) = self.pending.take() else {
-            return Ok(());
-        };
-        let (k, p) = (self.pool.len(), pending.len());
-        let mut index = Vec::with_capacity(self.slots.len() * k);
-        for (b, (slots, scores)) in self.slots.iter_mut().zip(&self.pending_scores).enumerate() {
-            let mut source: Vec<usize> = (0..k).collect();
-            for (i, &score) in scores.iter().enumerate() {
-                if is_noted(score, tau1) {
-                    if let Some(slot) = admit(slots, score, chunk_start + i as u64, policy) {
-                        source[slot] = k + i;
-                    }
-                }
-            }
-            index.extend(source.iter().map(|&s| (b * (k + p) + s) as u32));
-        }
-        let index = Tensor::new(index, self.pool.log_scores.device())?;
-        self.pool = NoteSet::cat(&[&self.pool, &pending])?.gather(&index, k)?;
-        for row in &mut self.pending_scores {
-            row.clear();
-        }
-        Ok(())
     }
 }
