@@ -1,25 +1,31 @@
-//! CPU streaming benchmark: tokens/s and peak RSS of `MemMamba::read` over 1k to 1M tokens,
-//! with notes on and off, each run in a fresh child process so that its peak RSS is its own.
+//! Streaming benchmark: tokens/s and peak memory of `MemMamba::read` over 1k to 1M tokens, with
+//! notes on and off, each run in a fresh child process so that its peak memory is its own: the
+//! peak RSS on the CPU; on a GPU (`--device cuda`, a build with `--features cuda`) also the peak
+//! GPU memory in use, polled from nvidia-smi every 50 ms (the GPU must be otherwise idle).
 //!
 //! ```text
-//! cargo run --release -p memmamba --example bench -- [--preset small]
-//!     [--lengths 1000,16000,256000,1000000] [--notes on,off]
+//! cargo run --release -p memmamba --example bench -- [--preset small] [--device cpu|cuda[:N]]
+//!     [--batch 1] [--lengths 1000,16000,256000,1000000] [--notes on,off]
 //! ```
 //! Prints the machine's candle f32 matmul GFLOP/s, the FLOP floor per token and a markdown table.
 
 use std::process::Command;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use memmamba::{Config, MemMamba};
 
-/// Tokens handed to one `read` call.
-const FEED: usize = 4096;
+/// Tokens handed to one `read` call (which reads them in blocks of its own).
+const FEED: usize = 16384;
 
 struct Args {
     preset: String,
+    device: String,
+    batch: usize,
     lengths: Vec<u64>,
     notes: Vec<bool>,
     child: bool,
@@ -28,6 +34,8 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         preset: "small".into(),
+        device: "cpu".into(),
+        batch: 1,
         lengths: vec![1_000, 16_000, 256_000, 1_000_000],
         notes: vec![true, false],
         child: false,
@@ -57,6 +65,8 @@ fn parse_args() -> Result<Args> {
                     })
                     .collect::<Result<_>>()?
             }
+            "--device" => args.device = value()?,
+            "--batch" => args.batch = value()?.parse().context("--batch: a number")?,
             "--child" => args.child = true,
             _ => bail!("unknown argument {flag}"),
         }
@@ -74,29 +84,100 @@ fn peak_rss_kib() -> Result<u64> {
         .context("no VmHWM in /proc/self/status")
 }
 
+/// GPU memory in use on `device` (an index) in MiB, from nvidia-smi.
+fn gpu_used_mib(device: usize) -> Result<u64> {
+    let out = Command::new("nvidia-smi")
+        .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits"])
+        .arg(format!("--id={device}"))
+        .output()
+        .context("nvidia-smi")?;
+    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+}
+
+/// Polls [`gpu_used_mib`] every 50 ms until dropped; `peak()` is the highest reading.
+struct GpuMemoryPeak {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl GpuMemoryPeak {
+    fn start(device: usize) -> Self {
+        let (peak, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(used) = gpu_used_mib(device) {
+                    p.fetch_max(used, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self { peak, stop }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for GpuMemoryPeak {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Best-of-5 f32 matmul throughput of a layer-shaped product (1024 x d) x (d x 4d), in GFLOP/s.
-fn matmul_gflops(d: usize) -> Result<f64> {
-    let a = Tensor::randn(0f32, 1.0, (1024, d), &Device::Cpu)?;
-    let b = Tensor::randn(0f32, 1.0, (d, 4 * d), &Device::Cpu)?;
+fn matmul_gflops(d: usize, device: &Device) -> Result<f64> {
+    let a = Tensor::randn(0f32, 1.0, (1024, d), device)?;
+    let b = Tensor::randn(0f32, 1.0, (d, 4 * d), device)?;
     a.matmul(&b)?;
+    device.synchronize()?;
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = Instant::now();
         a.matmul(&b)?;
+        device.synchronize()?;
         best = best.min(t.elapsed().as_secs_f64());
     }
     Ok(2.0 * 1024.0 * d as f64 * 4.0 * d as f64 / best / 1e9)
 }
 
-/// One run (in the child): reads `len` pseudo-random tokens; prints `tokens_per_s peak_kib`.
-fn child(cfg: &Config, len: u64) -> Result<()> {
-    let model = MemMamba::init(cfg, &VarMap::new(), &Device::Cpu)?;
-    let mut state = model.new_state(1)?;
+/// The device of a `--device` spec.
+fn open_device(spec: &str) -> Result<(Device, Option<usize>)> {
+    let choice = memmamba::device::parse_device(spec)?;
+    let (device, notice) = memmamba::device::select(choice)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    let index = match &device {
+        Device::Cuda(_) => Some(spec.split_once(':').map_or(Ok(0), |(_, n)| n.parse())?),
+        _ => None,
+    };
+    Ok((device, index))
+}
+
+/// One run (in the child): reads `len` pseudo-random tokens into `batch` rows; prints
+/// `tokens_per_s peak_rss_kib peak_gpu_mib` (tokens of all rows; 0 MiB on the CPU).
+fn child(cfg: &Config, len: u64, batch: usize, spec: &str) -> Result<()> {
+    let (device, gpu) = open_device(spec)?;
+    let model = MemMamba::init(cfg, &VarMap::new(), &device)?;
+    // Warm-up on a throwaway state: the first ops load and compile the GPU kernels, which in a
+    // fresh process otherwise dominates the short runs.
+    model.read(
+        &mut model.new_state(batch)?,
+        &Tensor::zeros((batch, 2 * cfg.chunk), DType::U32, &device)?,
+    )?;
+    device.synchronize()?;
+    let mut state = model.new_state(batch)?;
+    let memory = gpu.map(GpuMemoryPeak::start);
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let start = Instant::now();
     while state.tokens_read() < len {
         let n = FEED.min((len - state.tokens_read()) as usize);
-        let ids: Vec<u32> = (0..n)
+        let ids: Vec<u32> = (0..batch * n)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -104,10 +185,16 @@ fn child(cfg: &Config, len: u64) -> Result<()> {
                 (x % cfg.vocab_size as u64) as u32
             })
             .collect();
-        model.read(&mut state, &Tensor::from_vec(ids, (1, n), &Device::Cpu)?)?;
+        model.read(&mut state, &Tensor::from_vec(ids, (batch, n), &device)?)?;
     }
+    device.synchronize()?;
     let secs = start.elapsed().as_secs_f64();
-    println!("{} {}", len as f64 / secs, peak_rss_kib()?);
+    let gpu_mib = memory.as_ref().map_or(0, GpuMemoryPeak::peak);
+    println!(
+        "{} {} {gpu_mib}",
+        (batch as u64 * len) as f64 / secs,
+        peak_rss_kib()?
+    );
     Ok(())
 }
 
@@ -119,13 +206,15 @@ fn main() -> Result<()> {
             notes: args.notes[0],
             ..base
         };
-        return child(&cfg, args.lengths[0]);
+        return child(&cfg, args.lengths[0], args.batch, &args.device);
     }
-    let gflops = matmul_gflops(base.d_model)?;
-    println!("candle f32 matmul: {gflops:.1} GFLOP/s");
+    let gflops = matmul_gflops(base.d_model, &open_device(&args.device)?.0)?;
+    println!("candle f32 matmul on {}: {gflops:.1} GFLOP/s", args.device);
     let exe = std::env::current_exe()?;
-    println!("| preset | notes | tokens | tokens/s | floor tokens/s | peak RSS (MiB) |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| preset | notes | batch | tokens | tokens/s | floor tokens/s | peak RSS (MiB) | peak GPU memory (MiB) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for &notes in &args.notes {
         let cfg = Config {
             notes,
@@ -137,7 +226,14 @@ fn main() -> Result<()> {
         let floor = gflops * 1e9 / flops;
         for &len in &args.lengths {
             let out = Command::new(&exe)
-                .args(["--child", "--preset", &args.preset])
+                .args([
+                    "--child",
+                    "--preset",
+                    &args.preset,
+                    "--device",
+                    &args.device,
+                ])
+                .args(["--batch", &args.batch.to_string()])
                 .args(["--lengths", &len.to_string()])
                 .args(["--notes", if notes { "on" } else { "off" }])
                 .output()?;
@@ -148,11 +244,18 @@ fn main() -> Result<()> {
             let mut fields = text.split_whitespace();
             let tps: f64 = fields.next().context("no tokens/s")?.parse()?;
             let kib: f64 = fields.next().context("no peak RSS")?.parse()?;
+            let gpu_mib: u64 = fields.next().context("no peak GPU memory")?.parse()?;
             println!(
-                "| {} | {} | {len} | {tps:.0} | {floor:.0} | {:.1} |",
+                "| {} | {} | {} | {len} | {tps:.0} | {floor:.0} | {:.1} | {} |",
                 args.preset,
                 if notes { "on" } else { "off" },
-                kib / 1024.0
+                args.batch,
+                kib / 1024.0,
+                if gpu_mib > 0 {
+                    gpu_mib.to_string()
+                } else {
+                    "-".into()
+                }
             );
         }
     }

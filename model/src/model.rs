@@ -20,9 +20,12 @@ use crate::parallel::{attend_chunks, BlockNotes, Grid};
 use crate::pool::NoteSet;
 use crate::state::{LayerAttention, MemoryState};
 
-/// [`MemMamba::read`] processes at most this many tokens at a time, so that its memory use does
-/// not grow with the length of what it reads.
+/// On the CPU, [`MemMamba::read`] processes at most this many tokens at a time, so that its
+/// memory use does not grow with the length of what it reads.
 pub const READ_BLOCK: usize = 1024;
+
+/// [`READ_BLOCK`] on a GPU, where a block's ops cost their launches more than their work.
+pub const GPU_READ_BLOCK: usize = 8192;
 
 /// The MemMamba language model (MODEL.md). Weights are named as candle-transformers' Mamba:
 /// `backbone.embeddings.weight`, `backbone.layers.{l}.{norm,mixer,notes,token_attn,token_gate,
@@ -159,7 +162,7 @@ impl MemMamba {
 
     /// Streams `tokens` (B, S) of u32, S >= 1 and of any size, through `state`; returns the
     /// logits (B, vocab) after the last one. Records in the state what the last token attended
-    /// to (see [`MemoryState::attention`]). Reads in blocks of [`READ_BLOCK`] tokens on the
+    /// to (see [`MemoryState::attention`]). Reads in blocks of [`READ_BLOCK`] tokens ([`GPU_READ_BLOCK`] on a GPU) on the
     /// detached weights (no autograd graph; train with [`MemMamba::forward`]), so memory stays
     /// flat however much is read.
     pub fn read(&self, state: &mut MemoryState, tokens: &Tensor) -> Result<Tensor> {
@@ -168,7 +171,12 @@ impl MemMamba {
         let mut off = 0;
         let mut last = None;
         while off < len {
-            let n = READ_BLOCK.min(len - off);
+            let block = if self.device.is_cuda() {
+                GPU_READ_BLOCK
+            } else {
+                READ_BLOCK
+            };
+            let n = block.min(len - off);
             let r = self.run(
                 &self.infer,
                 state,
