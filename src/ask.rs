@@ -10,7 +10,9 @@
 //!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
 //! 3. **First-stage score** = BM25 / best BM25 of the question (in [0, 1]) + memory score.
 //! 4. **Reranking** ([`AskOptions::rerank`] best of the first stage): the model scores the
-//!    question prompt after the passage against the question prompt alone; the mean pointwise
+//!    question prompt after the passage's window (the sentence holding the most question words
+//!    with its neighbours, at most [`RERANK_TOKENS`] tokens: a third of the cost of the whole
+//!    passage on a CPU) against the question prompt alone; the mean pointwise
 //!    mutual information per token, `mean_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]`
 //!    in nats, is added to the first-stage score. It is zero for a model that has learnt
 //!    nothing, so it cannot scramble BM25's order, and positive where the passage makes the
@@ -41,7 +43,10 @@ use crate::model::Model;
 use crate::text::{content_words, sentences, CharMap};
 
 /// The extracted answer is the best sentence of this many of the best passages.
-pub const EXTRACT_FROM: usize = 3;
+pub const EXTRACT_FROM: usize = 5;
+
+/// The most tokens of a passage the model reranks on (see [`AskOptions::rerank`]).
+pub const RERANK_TOKENS: usize = 160;
 
 /// How to answer.
 #[derive(Debug, Clone)]
@@ -70,7 +75,7 @@ impl Default for AskOptions {
             docs: Vec::new(),
             bm25: 20,
             memory: 8,
-            rerank: 8,
+            rerank: 5,
             citations: 3,
             generate: true,
             max_answer_tokens: 32,
@@ -362,10 +367,13 @@ fn rank(
         let prompt = model.encode(&question_prompt(question))?;
         if prompt.len() >= 2 {
             let baseline = prompt_logprob(model, &[], &prompt)?;
+            let words = question_words(question);
             for (c, score) in scored.iter_mut().take(options.rerank) {
                 let text = doc_text(library, &mut docs, &c.doc_id)?;
-                let passage = model.encode(text.map.slice(&text.doc.text, &c.passage))?;
-                let pmi = prompt_logprob(model, &passage, &prompt)? - baseline;
+                let window = rerank_window(text, &c.passage, &words);
+                let mut context = model.encode(text.map.slice(&text.doc.text, &window))?;
+                context.drain(..context.len().saturating_sub(RERANK_TOKENS));
+                let pmi = prompt_logprob(model, &context, &prompt)? - baseline;
                 c.model = Some(pmi);
                 *score += pmi;
             }
@@ -380,6 +388,37 @@ fn rank(
         docs,
         notices,
     })
+}
+
+/// The part of a passage the model reranks on: the sentence holding the most question words
+/// (of equals the shortest) with the sentences before and after it.
+fn rerank_window(text: &DocText, passage: &Range<usize>, words: &[String]) -> Range<usize> {
+    let all = sentences(&text.map, &text.doc.text, passage);
+    let best = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let have: HashSet<String> = content_words(text.map.slice(&text.doc.text, s))
+                .into_iter()
+                .collect();
+            let n = words.iter().filter(|w| have.contains(*w)).count();
+            (i, n, s.end - s.start)
+        })
+        .fold(
+            None,
+            |best: Option<(usize, usize, usize)>, cur| match best {
+                Some(b) if b.1 > cur.1 || (b.1 == cur.1 && b.2 <= cur.2) => Some(b),
+                _ => Some(cur),
+            },
+        );
+    match best {
+        Some((i, _, _)) => {
+            let first = &all[i.saturating_sub(1)];
+            let last = &all[(i + 1).min(all.len() - 1)];
+            first.start..last.end
+        }
+        None => passage.clone(),
+    }
 }
 
 fn sort(scored: &mut [(Candidate, f32)]) {

@@ -84,7 +84,7 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         citations: usize,
         /// Candidates the model reranks (0: none).
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 5)]
         rerank: usize,
         /// Always extract the answer instead of generating it.
         #[arg(long)]
@@ -861,7 +861,7 @@ const DEMO_QUESTIONS: [(&str, &str); 4] = [
 ];
 
 /// Tokens of each book the demo reads on the CPU unless told otherwise (a GPU reads them whole).
-const DEMO_CPU_TOKENS: u64 = 8192;
+const DEMO_CPU_TOKENS: u64 = 4096;
 
 fn demo(dir: PathBuf, models: &Models, max_tokens: Option<u64>) -> Result<()> {
     println!(
