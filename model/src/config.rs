@@ -9,6 +9,16 @@ use thiserror::Error;
 /// Names accepted by [`Config::preset`].
 pub const PRESET_NAMES: [&str; 3] = ["tiny", "small", "base"];
 
+/// Upper bounds that [`Config::validate`] enforces, so that every size and the parameter count
+/// are computable without overflow and a configuration read from a file cannot ask for an
+/// absurd model: widths (d_model, dt_rank, pool_slots, d_note, chunk) at most 2^16, counts
+/// (layers, d_state, d_conv, expand, heads, cross_layer_period) at most 2^10, a vocabulary of
+/// at most 2^24, and at most 2^36 parameters in all.
+const MAX_WIDTH: usize = 1 << 16;
+const MAX_COUNT: usize = 1 << 10;
+const MAX_VOCAB: usize = 1 << 24;
+const MAX_PARAMETERS: usize = 1 << 36;
+
 /// Errors from building, parsing or validating a [`Config`].
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -191,6 +201,33 @@ impl Config {
                 return bad(field, "must be positive");
             }
         }
+        for (field, value, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("d_model", self.d_model, MAX_WIDTH),
+            ("n_layer", self.n_layer, MAX_COUNT),
+            ("d_state", self.d_state, MAX_COUNT),
+            ("d_conv", self.d_conv, MAX_COUNT),
+            ("expand", self.expand, MAX_COUNT),
+            ("dt_rank", self.dt_rank, MAX_WIDTH),
+            ("pool_slots", self.pool_slots, MAX_WIDTH),
+            ("d_note", self.d_note, MAX_WIDTH),
+            ("heads", self.heads, MAX_COUNT),
+            ("chunk", self.chunk, MAX_WIDTH),
+            ("cross_layer_period", self.cross_layer_period, MAX_COUNT),
+        ] {
+            if value > max {
+                return bad(field, format!("{value} is over the limit of {max}"));
+            }
+        }
+        if self.parameter_count() > MAX_PARAMETERS {
+            return bad(
+                "d_model",
+                format!(
+                    "the model would have {} parameters, over the limit of {MAX_PARAMETERS}",
+                    self.parameter_count()
+                ),
+            );
+        }
         if !self.d_note.is_multiple_of(self.heads) {
             return bad(
                 "d_note",
@@ -282,10 +319,34 @@ impl Config {
         self.vocab_size * d + per_layer + d
     }
 
-    /// Parses and validates a JSON configuration.
+    /// Parses and validates a JSON configuration. A value that does not read back the same
+    /// from the configuration's own JSON is refused (serde_json may parse a decimal written
+    /// with more digits than an f64 holds, or a subnormal one, a unit in the last place off),
+    /// so that a configuration read here keeps its fingerprint when it is saved and read again.
     pub fn from_json_str(s: &str) -> Result<Self, ConfigError> {
         let config: Self = serde_json::from_str(s)?;
         config.validate()?;
+        let again: Self = serde_json::from_str(&config.to_json_string())?;
+        let floats = |c: &Self| {
+            [
+                ("dt_min", c.dt_min),
+                ("dt_max", c.dt_max),
+                ("dt_init_floor", c.dt_init_floor),
+                ("rms_norm_eps", c.rms_norm_eps),
+                ("tau1", c.tau1),
+                ("tau2", c.tau2),
+            ]
+        };
+        let unstable = floats(&config)
+            .into_iter()
+            .zip(floats(&again))
+            .find(|((_, a), (_, b))| a.to_bits() != b.to_bits());
+        if let Some(((field, value), _)) = unstable {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: format!("{value:e} does not read back the same from JSON; round it"),
+            });
+        }
         Ok(config)
     }
 

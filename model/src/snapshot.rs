@@ -114,18 +114,6 @@ impl MemoryState {
                 found: header.config_fingerprint,
             });
         }
-        // check the batch against a tensor before allocating a state of that size
-        let conv_batch = metadata
-            .tensors()
-            .get("layers.0.conv")
-            .and_then(|info| info.shape.first().copied());
-        if conv_batch != Some(header.batch) {
-            return Err(invalid_state(format!(
-                "the header says batch {}, the tensors {conv_batch:?}",
-                header.batch
-            )));
-        }
-        let mut state = MemoryState::new(cfg, header.batch, device)?;
         if header.layers.len() != cfg.n_layer {
             return Err(invalid_state(format!(
                 "{} layers in the header, the config has {}",
@@ -133,6 +121,20 @@ impl MemoryState {
                 cfg.n_layer
             )));
         }
+        // Before allocating a state of the header's batch: the file must hold its first SSM
+        // state, `batch x d_inner x d_state` f32 values (never empty), so the state allocated
+        // is at most a fixed multiple of the file's size.
+        let ssm_dims = metadata
+            .tensors()
+            .get("layers.0.ssm")
+            .map(|info| info.shape.clone());
+        if ssm_dims != Some(vec![header.batch, cfg.d_inner(), cfg.d_state]) {
+            return Err(invalid_state(format!(
+                "the header says batch {}, the tensor `layers.0.ssm` is {ssm_dims:?}",
+                header.batch
+            )));
+        }
+        let mut state = MemoryState::new(cfg, header.batch, device)?;
         let pending = (header.tokens_read % cfg.chunk as u64) as usize;
         for (l, (layer, lh)) in state.layers.iter_mut().zip(header.layers).enumerate() {
             let Some(pool) = &mut layer.pool else {
