@@ -851,3 +851,22 @@ fn a_library_ingests_the_good_files_among_hostile_ones_and_names_each_bad_one() 
         assert_eq!(hits.len(), 1, "{query}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fuzzing findings (scripts/fuzz.sh), each input as the fuzzer found it
+
+#[test]
+fn a_cross_reference_stream_with_absurd_field_widths_is_malformed_not_an_abort() {
+    // `/W [1 66666666666666664 2]`: lopdf allocated 66 666 666 666 666 664 bytes and the
+    // process aborted; in the app the worker died of it.
+    let bytes = include_bytes!("fuzz/pdf-crash-e2a2d6c7").to_vec();
+    let message = assert_error(
+        "widths.pdf",
+        bytes.clone(),
+        "the PDF is damaged or malformed",
+    );
+    assert!(message.contains("/W [1 66666666666666664 2]"), "{message}");
+    // In this process too: the check comes before lopdf.
+    let err = ingest::formats::pdf::extract_pdf(&bytes).unwrap_err();
+    assert!(err.to_string().contains("field widths"), "{err}");
+}

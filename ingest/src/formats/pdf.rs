@@ -69,6 +69,7 @@ pub enum PdfError {
 /// its user password is empty (as viewers do) and refused otherwise. Pages whose content
 /// cannot be interpreted give empty text; if every page fails, the first error is returned.
 pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    check_xref_widths(bytes)?;
     let doc = lopdf::Document::load_mem(bytes).map_err(|e| {
         if is_truncated(bytes) {
             PdfError::Truncated(e.to_string())
@@ -242,6 +243,60 @@ fn dict_at<'a>(
 ) -> Option<&'a Dictionary> {
     let (_, value) = doc.dereference(dict.get(key).ok()?).ok()?;
     value.as_dict().ok()
+}
+
+/// The most bytes a field of a cross-reference stream may take (`/W [1 4 2]`): 8 holds any
+/// offset.
+const MAX_XREF_FIELD_BYTES: u64 = 8;
+
+/// Refuses a cross-reference stream whose `/W` field widths are over
+/// [`MAX_XREF_FIELD_BYTES`]: lopdf allocates a buffer of each width before it can fail, and an
+/// allocation of 66 666 666 666 666 664 bytes aborts the process (a fuzzing finding).
+fn check_xref_widths(bytes: &[u8]) -> Result<(), PdfError> {
+    let find = |from: usize, needle: &[u8]| {
+        bytes
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| from + i)
+    };
+    let mut at = 0;
+    while let Some(xref) = find(at, b"/XRef") {
+        at = xref + 5;
+        // The stream's dictionary: from the `<<` before the type to the `stream` after it.
+        let start = bytes[..xref]
+            .windows(2)
+            .rposition(|w| w == b"<<")
+            .unwrap_or(0);
+        let end = find(xref, b"stream").unwrap_or(bytes.len());
+        let dict = &bytes[start..end];
+        let Some(w) = dict.windows(2).position(|w| w == b"/W") else {
+            continue;
+        };
+        let rest = &dict[w + 2..];
+        let rest = &rest[rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+        let Some(array) = rest.strip_prefix(b"[") else {
+            continue;
+        };
+        let array = &array[..array.iter().position(|&b| b == b']').unwrap_or(array.len())];
+        let too_wide = array
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|n| !n.is_empty())
+            .any(|n| {
+                std::str::from_utf8(n)
+                    .ok()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_none_or(|n| n > MAX_XREF_FIELD_BYTES)
+            });
+        if too_wide {
+            return Err(PdfError::Malformed(format!(
+                "its cross-reference stream has field widths /W [{}], over {MAX_XREF_FIELD_BYTES} \
+                 bytes",
+                String::from_utf8_lossy(array).trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A PDF whose last kilobyte has no `%%EOF` was cut short.
