@@ -870,3 +870,12 @@ fn a_cross_reference_stream_with_absurd_field_widths_is_malformed_not_an_abort()
     let err = ingest::formats::pdf::extract_pdf(&bytes).unwrap_err();
     assert!(err.to_string().contains("field widths"), "{err}");
 }
+
+#[test]
+fn a_page_whose_parent_chain_loops_is_not_followed_forever() {
+    // pdf-extract walked the page's /Parent chain for inherited attributes without end; the
+    // worker's time limit was all that stopped it.
+    let bytes = include_bytes!("fuzz/pdf-timeout-1532d0c4").to_vec();
+    let message = assert_error("loop.pdf", bytes, "the PDF is damaged or malformed");
+    assert!(message.contains("its /Parent chain loops"), "{message}");
+}

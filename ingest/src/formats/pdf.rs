@@ -92,6 +92,14 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     let mut pages = Vec::with_capacity(numbers.len());
     let mut first_error = None;
     for number in numbers {
+        if page_ids
+            .get(&number)
+            .is_some_and(|&id| parent_chain_loops(&doc, id))
+        {
+            first_error.get_or_insert_with(|| format!("page {number}: its /Parent chain loops"));
+            pages.push(String::new());
+            continue;
+        }
         let mut text = String::new();
         let result = {
             let mut output = pdf_extract::PlainTextOutput::new(&mut text);
@@ -243,6 +251,24 @@ fn dict_at<'a>(
 ) -> Option<&'a Dictionary> {
     let (_, value) = doc.dereference(dict.get(key).ok()?).ok()?;
     value.as_dict().ok()
+}
+
+/// True when following `/Parent` from a page comes back to where it was: pdf-extract walks
+/// that chain for inherited attributes and loops forever on it (a fuzzing finding).
+fn parent_chain_loops(doc: &lopdf::Document, page: ObjectId) -> bool {
+    let mut seen = HashSet::new();
+    let mut current = page;
+    while seen.insert(current) {
+        let parent = doc
+            .get_dictionary(current)
+            .and_then(|node| node.get(b"Parent"))
+            .and_then(Object::as_reference);
+        match parent {
+            Ok(parent) => current = parent,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// The most bytes a field of a cross-reference stream may take (`/W [1 4 2]`): 8 holds any
