@@ -110,20 +110,7 @@ pub struct Citation {
 impl Citation {
     /// "p. 3", "chapter 2: Title", both, or "no page or chapter".
     pub fn locator(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(page) = self.page {
-            parts.push(format!("p. {page}"));
-        }
-        match (&self.chapter_title, self.chapter) {
-            (Some(title), _) => parts.push(format!("chapter {title:?}")),
-            (None, Some(n)) => parts.push(format!("chapter {}", n + 1)),
-            _ => {}
-        }
-        if parts.is_empty() {
-            "no page or chapter".to_owned()
-        } else {
-            parts.join(", ")
-        }
+        locator(self.page, self.chapter, self.chapter_title.as_deref())
     }
 }
 
@@ -733,4 +720,23 @@ fn generate(
         total / out.len() as f32
     };
     Ok((text, mean))
+}
+
+/// Where a passage is, for people: "p. 3", "chapter \"Title\"" (or "chapter 2" without a
+/// title), both, or "no page or chapter". `chapter` counts from 0.
+pub fn locator(page: Option<usize>, chapter: Option<usize>, chapter_title: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(page) = page {
+        parts.push(format!("p. {page}"));
+    }
+    match (chapter_title, chapter) {
+        (Some(title), _) => parts.push(format!("chapter {title:?}")),
+        (None, Some(n)) => parts.push(format!("chapter {}", n + 1)),
+        _ => {}
+    }
+    if parts.is_empty() {
+        "no page or chapter".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }

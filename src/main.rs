@@ -818,31 +818,13 @@ fn print_hits(hits: &[Hit]) {
             "{}. {} — {} [chars {}..{}] score {:.2}  ({})",
             i + 1,
             hit.title,
-            locator(hit),
+            memreader::ask::locator(hit.page, hit.chapter, hit.chapter_title.as_deref()),
             hit.range.start,
             hit.range.end,
             hit.score,
             short(&hit.doc_id)
         );
         println!("   {}", hit.snippet.marked(open, close).replace('\n', " "));
-    }
-}
-
-/// "p. 3", "chapter 2: Title", or both.
-fn locator(hit: &Hit) -> String {
-    let mut parts = Vec::new();
-    if let Some(page) = hit.page {
-        parts.push(format!("p. {page}"));
-    }
-    match (&hit.chapter_title, hit.chapter) {
-        (Some(title), _) => parts.push(format!("chapter {title:?}")),
-        (None, Some(n)) => parts.push(format!("chapter {}", n + 1)),
-        _ => {}
-    }
-    if parts.is_empty() {
-        "no page or chapter".to_owned()
-    } else {
-        parts.join(", ")
     }
 }
 
