@@ -68,6 +68,10 @@ enum Command {
         /// Start over even when a memory or a half-read one exists.
         #[arg(long)]
         restart: bool,
+        /// Save the memory every N tokens, so that a reading stopped by a crash resumes there.
+        #[arg(long, value_name = "N", default_value_t = ReadOptions::default().checkpoint_tokens,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_tokens: u64,
         /// The session the documents join.
         #[arg(long, default_value = DEFAULT_SESSION)]
         session: String,
@@ -215,6 +219,7 @@ fn main() -> Result<()> {
             ids,
             max_tokens,
             restart,
+            checkpoint_tokens,
             session,
             json,
         } => {
@@ -241,10 +246,10 @@ fn main() -> Result<()> {
             let model = models.load()?;
             let options = ReadOptions {
                 max_tokens,
+                checkpoint_tokens,
                 restart,
                 session,
                 cancel: install_cancel()?,
-                ..ReadOptions::default()
             };
             let reports = read_all(&library, &model, &ids, &options)?;
             print_reads(&reports, json)?;
