@@ -91,6 +91,9 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     }
     let mut pages = Vec::with_capacity(numbers.len());
     let mut first_error = None;
+    // One extractor for the whole document: it builds each font once (vendor/pdf-extract).
+    let no_resources = lopdf::Dictionary::new();
+    let mut extractor = pdf_extract::PageExtractor::new(&doc, &no_resources);
     for number in numbers {
         if page_ids
             .get(&number)
@@ -103,7 +106,7 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
         let mut text = String::new();
         let result = {
             let mut output = pdf_extract::PlainTextOutput::new(&mut text);
-            pdf_extract::output_doc_page(&doc, &mut output, number)
+            extractor.output_page(number, &mut output)
         };
         if let Err(e) = result {
             first_error.get_or_insert_with(|| format!("page {number}: {e}"));
