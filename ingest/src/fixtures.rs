@@ -164,6 +164,52 @@ pub fn image_only_pdf(pages: usize) -> Vec<u8> {
     save(&mut doc)
 }
 
+/// A PDF of two pages that both write `text` in a font named `/F1`, but different fonts:
+/// page 1's is Helvetica in WinAnsiEncoding, page 2's the same with code 65 ("A") redrawn as
+/// the glyph "Z" by a `/Differences` array. An extractor that caches fonts by resource name
+/// across pages reads page 2 with page 1's font.
+pub fn pdf_reusing_a_font_name(text: &str) -> Vec<u8> {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let plain = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let a_as_z = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => dictionary! {
+            "Type" => "Encoding",
+            "BaseEncoding" => "WinAnsiEncoding",
+            "Differences" => vec![65.into(), Object::Name(b"Z".to_vec())],
+        },
+    });
+    let kids = [plain, a_as_z]
+        .into_iter()
+        .map(|font_id| {
+            let content = Content {
+                operations: vec![
+                    Operation::new("BT", vec![]),
+                    Operation::new("Tf", vec!["F1".into(), 11.into()]),
+                    Operation::new("Td", vec![56.into(), 780.into()]),
+                    Operation::new(
+                        "Tj",
+                        vec![Object::String(latin1(text), StringFormat::Literal)],
+                    ),
+                    Operation::new("ET", vec![]),
+                ],
+            };
+            let resources = dictionary! { "Font" => dictionary! { "F1" => font_id } };
+            add_page(&mut doc, pages_id, content, resources)
+        })
+        .collect();
+    finish(&mut doc, pages_id, kids, None);
+    save(&mut doc)
+}
+
 fn pdf_document(pages: &[&str], info: Option<(&str, &str)>, encoding: &str) -> Document {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();

@@ -521,3 +521,12 @@ fn an_outline_that_loops_back_on_itself_is_read_once() {
     assert_eq!(titles, ["One", "Two", "Three"]);
     assert_eq!(pdf_document(pdf).unwrap().chapters.len(), 3);
 }
+
+#[test]
+fn pdf_fonts_of_the_same_name_on_different_pages_are_told_apart() {
+    // Fonts are cached across pages (vendor/pdf-extract): by font dictionary, not by name.
+    let text = extract_pdf(&fixtures::pdf_reusing_a_font_name("A cat sat")).unwrap();
+    assert_eq!(text.pages.len(), 2);
+    assert!(text.pages[0].contains("A cat sat"), "{:?}", text.pages);
+    assert!(text.pages[1].contains("Z cat sat"), "{:?}", text.pages);
+}
