@@ -217,31 +217,17 @@ fn exporting_a_session_without_memories_says_so() {
     let model = common::tiny_model(&tmp.path().join("model"));
     let lib = tmp.path().join("library");
     let file = tmp.path().join("s.memsnap");
-    let err = fails(cli(
-        &lib,
-        &model,
-        &[
-            "snapshot",
-            "export",
-            "--session",
-            "empty",
-            "-o",
-            &file.display().to_string(),
-        ],
-    ));
+    let file_arg = file.display().to_string();
+    let export = |session: &str| {
+        fails(cli(
+            &lib,
+            &model,
+            &["snapshot", "export", "--session", session, "-o", &file_arg],
+        ))
+    };
+    let err = export("empty");
     assert!(err.contains("has no documents read into memory"), "{err}");
-    let err = fails(cli(
-        &lib,
-        &model,
-        &[
-            "snapshot",
-            "export",
-            "--session",
-            "../x",
-            "-o",
-            &file.display().to_string(),
-        ],
-    ));
+    let err = export("../x");
     assert!(err.contains("invalid session name"), "{err}");
     assert!(!file.exists());
 }
