@@ -301,6 +301,27 @@ mod tests {
     use crate::jobs::tests::tiny_model;
     use memreader::library::{IngestOptions, PdfIsolation};
 
+    /// Runs reading job `job` over `docs` to its end: its last event and all the others.
+    fn read_job(
+        job: u64,
+        library: &Library,
+        model: &Model,
+        docs: &[(String, String)],
+    ) -> (ReadEvent, Vec<ReadEvent>) {
+        let mut events = Vec::new();
+        let cancel = std::sync::Arc::default();
+        let finished = jobs::read(
+            job,
+            library,
+            model,
+            docs,
+            &cancel,
+            Duration::ZERO,
+            &mut |e| events.push(e),
+        );
+        (finished, events)
+    }
+
     /// A library with one short book, and a tiny random model.
     fn setup(dir: &std::path::Path) -> (Library, Model, String) {
         let book = dir.join("owls.txt");
@@ -386,18 +407,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (library, model, id) = setup(dir.path());
         assert!(memories_of(&library).unwrap().is_empty());
-        let cancel = std::sync::Arc::default();
-        let mut events = Vec::new();
         let docs = [(id.clone(), "Night birds".to_owned())];
-        let finished = jobs::read(
-            3,
-            &library,
-            &model,
-            &docs,
-            &cancel,
-            Duration::ZERO,
-            &mut |e| events.push(e),
-        );
+        let (finished, events) = read_job(3, &library, &model, &docs);
         assert!(matches!(
             finished,
             ReadEvent::Finished {
@@ -445,21 +456,11 @@ mod tests {
     fn a_document_that_cannot_be_read_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (library, model, id) = setup(dir.path());
-        let cancel = std::sync::Arc::default();
         let docs = [
             ("ffff".repeat(16), "Gone".to_owned()),
             (id.clone(), "Night birds".to_owned()),
         ];
-        let mut events = Vec::new();
-        let finished = jobs::read(
-            1,
-            &library,
-            &model,
-            &docs,
-            &cancel,
-            Duration::ZERO,
-            &mut |e| events.push(e),
-        );
+        let (finished, events) = read_job(1, &library, &model, &docs);
         assert!(matches!(
             finished,
             ReadEvent::Finished {
