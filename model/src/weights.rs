@@ -59,45 +59,43 @@ fn invalid(reason: impl Into<String>) -> ModelError {
 }
 
 impl MemMamba {
-    /// The weights as safetensors bytes, with the configuration in the metadata.
-    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
-        let tensors: Vec<(String, Tensor)> = {
-            let data = self
-                .varmap()
-                .data()
-                .lock()
-                .map_err(|_| invalid("the variable map's lock is poisoned"))?;
-            data.iter()
-                .map(|(name, var)| Ok((name.clone(), var.as_tensor().contiguous()?)))
-                .collect::<Result<_>>()?
-        };
+    /// Every variable by its VarBuilder name, contiguous.
+    fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let data = self
+            .varmap()
+            .data()
+            .lock()
+            .map_err(|_| invalid("the variable map's lock is poisoned"))?;
+        data.iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().contiguous()?)))
+            .collect()
+    }
+
+    /// `tensors` as safetensors bytes, with the configuration in the metadata.
+    fn serialize(&self, tensors: Vec<(String, Tensor)>) -> Result<Vec<u8>> {
         let metadata = HashMap::from([(CONFIG_KEY.to_string(), self.config().to_json_string())]);
         Ok(safetensors::serialize(tensors, Some(metadata))?)
+    }
+
+    /// The weights as safetensors bytes, with the configuration in the metadata.
+    pub fn weights_to_bytes(&self) -> Result<Vec<u8>> {
+        self.serialize(self.named_weights()?)
     }
 
     /// [`MemMamba::weights_to_bytes`] with every matrix 8-bit quantised per row (see
     /// [`QUANT_SCALE_SUFFIX`]); vectors (norms, biases, `D`) stay f32. Loading dequantises.
     pub fn quantized_weights_to_bytes(&self) -> Result<Vec<u8>> {
-        let mut tensors: Vec<(String, Tensor)> = Vec::new();
-        {
-            let data = self
-                .varmap()
-                .data()
-                .lock()
-                .map_err(|_| invalid("the variable map's lock is poisoned"))?;
-            for (name, var) in data.iter() {
-                let w = var.as_tensor().to_dtype(DType::F32)?.contiguous()?;
-                if w.rank() == 2 {
-                    let (q, scale) = quantize_rows(&w)?;
-                    tensors.push((name.clone(), q));
-                    tensors.push((format!("{name}{QUANT_SCALE_SUFFIX}"), scale));
-                } else {
-                    tensors.push((name.clone(), w));
-                }
+        let mut tensors = Vec::new();
+        for (name, w) in self.named_weights()? {
+            if w.rank() == 2 {
+                let (q, scale) = quantize_rows(&w.to_dtype(DType::F32)?)?;
+                tensors.push((format!("{name}{QUANT_SCALE_SUFFIX}"), scale));
+                tensors.push((name, q));
+            } else {
+                tensors.push((name, w));
             }
         }
-        let metadata = HashMap::from([(CONFIG_KEY.to_string(), self.config().to_json_string())]);
-        Ok(safetensors::serialize(tensors, Some(metadata))?)
+        self.serialize(tensors)
     }
 
     /// Writes the weights to `path` (see [`MemMamba::weights_to_bytes`]).
