@@ -99,6 +99,19 @@ enum Command {
         eval_batches: usize,
         #[arg(long, default_value_t = 100)]
         checkpoint_every: u64,
+        /// Share of pass-key samples in the mixture (the rest of the shares: plain text).
+        #[arg(long, default_value_t = TaskMix::default().passkey)]
+        passkey_share: f64,
+        /// Share of multi-key samples.
+        #[arg(long, default_value_t = TaskMix::default().multikey)]
+        multikey_share: f64,
+        /// Share of quote-recall samples.
+        #[arg(long, default_value_t = TaskMix::default().recall)]
+        recall_share: f64,
+        /// Start from these trained weights (e.g. assets/model/model.safetensors) with a fresh
+        /// optimizer, instead of the initialisation; ignored when --out holds a checkpoint.
+        #[arg(long)]
+        init: Option<PathBuf>,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -237,9 +250,17 @@ fn main() -> Result<()> {
             eval_every,
             eval_batches,
             checkpoint_every,
+            passkey_share,
+            multikey_share,
+            recall_share,
+            init,
             device,
             out,
         } => {
+            let shares = [passkey_share, multikey_share, recall_share];
+            if shares.iter().any(|s| !(0.0..=1.0).contains(s)) || shares.iter().sum::<f64>() > 1.0 {
+                bail!("the task shares must lie in 0..=1 and sum to at most 1; got {shares:?}");
+            }
             let mut model = Config::preset(&preset)?;
             let tokenizer = BookTokenizer::load(&tokenizer)?;
             model.vocab_size = tokenizer.vocab_size();
@@ -256,7 +277,12 @@ fn main() -> Result<()> {
                 min_lr,
                 clip,
                 seed,
-                mix: TaskMix::default(),
+                mix: TaskMix {
+                    passkey: passkey_share,
+                    multikey: multikey_share,
+                    recall: recall_share,
+                    ..TaskMix::default()
+                },
                 optimizer: AdamWConfig::default(),
                 eval_every,
                 eval_batches,
@@ -273,6 +299,9 @@ fn main() -> Result<()> {
                 let trainer = Trainer::resume(&out, config, &device)?;
                 eprintln!("resuming {} at step {}", out.display(), trainer.step());
                 trainer
+            } else if let Some(init) = init {
+                eprintln!("starting from the weights in {}", init.display());
+                Trainer::from_weights(&init, config, &device)?
             } else {
                 Trainer::new(config, &device)?
             };

@@ -71,6 +71,28 @@ impl Trainer {
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
         let varmap = VarMap::new();
         let model = MemMamba::init(&config.model, &varmap, device)?;
+        Self::with_model(config, model, device)
+    }
+
+    /// A run that starts from trained weights (a weights file as `MemMamba::load` reads it,
+    /// 8-bit quantised ones included) with a fresh optimizer: how the shipped model is trained
+    /// further in a later session, whose GPU host cannot receive the optimizer's moments. The
+    /// weights must have been made for `config.model`.
+    pub fn from_weights(
+        weights: &Path,
+        config: TrainConfig,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let model = MemMamba::load(&config.model, weights, device)?;
+        Self::with_model(config, model, device)
+    }
+
+    fn with_model(
+        config: TrainConfig,
+        model: MemMamba,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let varmap = model.varmap().clone();
         let optimizer = AdamW::new(
             varmap
                 .data()

@@ -1,5 +1,6 @@
 //! Training on the `tiny` preset: the loss falls on a fixed batch, and a run resumed from a
-//! checkpoint takes exactly the step the uninterrupted run takes.
+//! checkpoint takes exactly the step the uninterrupted run takes, and a run started from saved
+//! weights starts from them.
 
 mod common;
 
@@ -77,5 +78,54 @@ fn a_resumed_run_takes_the_same_next_step_as_the_uninterrupted_one() {
         .expect("refused")
         .to_string();
     assert!(err.contains("another training configuration"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_started_from_saved_weights_starts_where_they_are_and_trains_on() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let dir = std::env::temp_dir().join(format!("memmamba-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = config(tokenizer.vocab_size());
+
+    let mut trained = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    for step in 0..5 {
+        let batch = trained.batch(&store, tokenizer, step).unwrap();
+        trained.train_step(&batch).unwrap();
+    }
+    let full = dir.join("full.safetensors");
+    let quantized = dir.join("quantized.safetensors");
+    trained.model.save(&full).unwrap();
+    std::fs::write(
+        &quantized,
+        trained.model.quantized_weights_to_bytes().unwrap(),
+    )
+    .unwrap();
+    let batch = trained.batch(&store, tokenizer, 5).unwrap();
+    let loss_of = |t: &Trainer| t.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
+    let trained_loss = loss_of(&trained);
+
+    let mut continued = Trainer::from_weights(&full, config.clone(), &Device::Cpu).unwrap();
+    assert_eq!(continued.step(), 0, "a fresh schedule and optimizer");
+    assert_eq!(loss_of(&continued), trained_loss);
+    // The shipped weights are 8-bit: they start within a hair of the model they were made from.
+    let from_quantized = Trainer::from_weights(&quantized, config.clone(), &Device::Cpu).unwrap();
+    let gap = (loss_of(&from_quantized) - trained_loss).abs();
+    assert!(gap < 0.01 * trained_loss, "{trained_loss} vs {gap}");
+
+    let (before, _) = continued.train_step(&batch).unwrap();
+    for _ in 0..10 {
+        continued.train_step(&batch).unwrap();
+    }
+    assert!(loss_of(&continued) < before as f32);
+
+    let mut other = config;
+    other.model.notes = false;
+    let err = Trainer::from_weights(&full, other, &Device::Cpu)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("config"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
