@@ -211,6 +211,69 @@ fn bad_snapshots_are_refused_with_what_is_wrong() {
     ));
 }
 
+/// `good` with its manifest edited by `edit` (the container rebuilt around it: lengths and
+/// checksum recomputed, the states unchanged), so that only the edit is wrong.
+fn with_manifest(good: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let manifest_len = u64::from_le_bytes(good[24..32].try_into().unwrap()) as usize;
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&good[32..32 + manifest_len]).unwrap();
+    edit(&mut manifest);
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let states = &good[32 + manifest_len..good.len() - 32];
+    let total = (32 + manifest.len() + states.len() + 32) as u64;
+    let mut out = good[..16].to_vec();
+    out.extend_from_slice(&total.to_le_bytes());
+    out.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
+    out.extend_from_slice(&manifest);
+    out.extend_from_slice(states);
+    out.extend_from_slice(&[0; 32]);
+    reseal(&mut out);
+    out
+}
+
+/// Each memory in a snapshot is checked, hashed and written once: a manifest that lists one
+/// state many times (under one id or several) would make a small file cost import work and
+/// library writes many times its size, so it is refused.
+#[test]
+fn a_manifest_that_lists_one_memory_twice_is_refused() {
+    let ex = exported("1024");
+    let good = std::fs::read(&ex.file).unwrap();
+    // rebuilt unchanged, it imports
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("rebuilt.memsnap");
+    std::fs::write(&file, with_manifest(&good, |_| {})).unwrap();
+    ok(cli(
+        &tmp.path().join("library"),
+        &ex.model,
+        &["snapshot", "import", &file.display().to_string()],
+    ));
+
+    let twice = with_manifest(&good, |m| {
+        let first = m["documents"][0].clone();
+        m["documents"][1] = first;
+    });
+    let err = refused(&ex.model, &twice);
+    assert!(
+        err.contains("damaged") && err.contains("listed twice"),
+        "{err}"
+    );
+
+    let shared = with_manifest(&good, |m| {
+        for field in ["offset", "length", "blake3", "tokens_read"] {
+            m["documents"][1][field] = m["documents"][0][field].clone();
+        }
+    });
+    let err = refused(&ex.model, &shared);
+    assert!(err.contains("damaged") && err.contains("overlap"), "{err}");
+
+    let upper = with_manifest(&good, |m| {
+        let id = m["documents"][0]["id"].as_str().unwrap().to_uppercase();
+        m["documents"][0]["id"] = id.into();
+    });
+    let err = refused(&ex.model, &upper);
+    assert!(err.contains("is not a document id"), "{err}");
+}
+
 #[test]
 fn exporting_a_session_without_memories_says_so() {
     let tmp = tempfile::tempdir().unwrap();
