@@ -217,25 +217,68 @@ pub fn export(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    let total = (HEADER + manifest_json.len() + blobs.len() + CHECKSUM) as u64;
+    let out = container(&manifest_json, &blobs);
+    remove_stale_temporaries(path);
+    write_atomic(path, &out)?;
+    Ok(ExportReport {
+        path: path.to_owned(),
+        bytes: out.len() as u64,
+        session: session.name,
+        documents,
+        questions: manifest.history.len(),
+    })
+}
+
+/// Removes what exports to `path` that were killed before their rename left: the temporary
+/// files `.NAME.tmp-PID-N` (`write_atomic`'s) next to it whose process is gone, each a
+/// partial snapshot as large as a whole one. Only where a process's liveness is known
+/// (Linux's /proc); best effort: a file that cannot be removed stays.
+fn remove_stale_temporaries(path: &Path) {
+    let proc = Path::new("/proc/self");
+    let (Some(name), true) = (path.file_name(), proc.exists()) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('-') else {
+            continue;
+        };
+        let numbers = [pid, n]
+            .iter()
+            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if numbers && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A snapshot file of the current format around `manifest` (JSON) and `states` (the states
+/// region): header with their lengths, then the checksum. Nothing in them is checked (tests
+/// and fuzzing build damaged snapshots with it).
+pub fn container(manifest: &[u8], states: &[u8]) -> Vec<u8> {
+    let total = (HEADER + manifest.len() + states.len() + CHECKSUM) as u64;
     let mut out = Vec::with_capacity(total as usize);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&total.to_le_bytes());
-    out.extend_from_slice(&(manifest_json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&manifest_json);
-    out.extend_from_slice(&blobs);
+    out.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
+    out.extend_from_slice(manifest);
+    out.extend_from_slice(states);
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
-    write_atomic(path, &out)?;
-    Ok(ExportReport {
-        path: path.to_owned(),
-        bytes: total,
-        session: session.name,
-        documents,
-        questions: manifest.history.len(),
-    })
+    out
 }
 
 fn le_u32(b: &[u8]) -> u32 {
@@ -439,7 +482,19 @@ pub fn import(
     session_name: Option<&str>,
 ) -> Result<ImportReport> {
     let (manifest, bytes, manifest_end) = open(path, model)?;
-    let name = session_name.unwrap_or(&manifest.session).to_owned();
+    let name = match session_name {
+        Some(name) => name.to_owned(),
+        None => {
+            if session::check_name(&manifest.session).is_err() {
+                return Err(SnapshotError::Damaged {
+                    path: path.to_owned(),
+                    reason: format!("its session name {:?} is not valid", manifest.session),
+                }
+                .into());
+            }
+            manifest.session.clone()
+        }
+    };
     session::check_name(&name)?;
     let blobs = manifest_end..bytes.len() - CHECKSUM;
     check_documents(path, &manifest.documents)?;

@@ -6,11 +6,14 @@
 //! failed record, nothing is left half-indexed, and the index holds exactly each ready
 //! document's passages (no duplicates, none missing, no orphans).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{kill_when, Rng, Run};
 use ingest::fixtures::{self, EpubFlaws, EpubVersion};
 use ingest::index::Index;
 use ingest::{DocumentRecord, IngestReport, Library, SearchOptions, Status};
@@ -30,22 +33,6 @@ const EVERYWHERE: &str = "lantern";
 /// A query that finds every passage in the index: [`EVERYWHERE`], or the author's name that
 /// the EPUBs' title pages (a passage of their own) show.
 const EVERY_PASSAGE: &str = "lantern author";
-
-/// xorshift64*: the kill times, reproducible from [`SEED`].
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The unique word of file `n`: letters only, so that no tokenizer splits it, ending in `x`,
 /// so that the stemmer leaves it whole.
@@ -193,8 +180,8 @@ fn sigkilled_ingestion_restarts_and_leaves_catalog_and_index_consistent() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        loop {
-            if child.try_wait().unwrap().is_some() {
+        match kill_when(&mut child, || run_start.elapsed() >= delay) {
+            Run::Finished(_) => {
                 let out = child.wait_with_output().unwrap();
                 // A run that finished: 2 says some files failed (the broken ones).
                 assert_eq!(out.status.code(), Some(2), "seed {SEED:#x}: {}", out.status);
@@ -207,18 +194,13 @@ fn sigkilled_ingestion_restarts_and_leaves_catalog_and_index_consistent() {
                     move_batch(batches);
                     batches += 1;
                 }
-                break;
             }
-            if run_start.elapsed() >= delay {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
+            Run::Killed => {
                 kills += 1;
                 if batches == BATCHES {
                     last_batch_kills += 1;
                 }
-                break;
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

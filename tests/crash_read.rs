@@ -6,9 +6,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{cli, doc_id, ok};
+use common::{cli, doc_id, kill_when, ok, Rng, Run};
 
 /// Seed of the kill times; a failure prints it.
 const SEED: u64 = 0x5eed_4ead;
@@ -49,24 +49,20 @@ fn a_reading_killed_many_times_ends_with_the_memory_of_an_uninterrupted_one() {
     assert!(status.success());
     let expected = std::fs::read(memreader::memory::state_path(&reference, &id)).unwrap();
 
-    let mut x = SEED;
+    let mut rng = Rng(SEED);
     let mut kills = 0;
     for _ in 0..KILLS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let at = Duration::from_millis(100 + rng.below(400));
         let mut child = read_command(killed.dir(), &model, &id)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(100 + x % 400));
-        if child.try_wait().unwrap().is_some() {
-            break; // it finished first: nothing left to interrupt
+        let start = Instant::now();
+        match kill_when(&mut child, || start.elapsed() >= at) {
+            Run::Killed => kills += 1,
+            Run::Finished(_) => break, // nothing left to interrupt
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        kills += 1;
     }
     assert!(
         kills > 0,

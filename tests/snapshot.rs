@@ -212,7 +212,7 @@ fn bad_snapshots_are_refused_with_what_is_wrong() {
 }
 
 /// `good` with its manifest edited by `edit` (the container rebuilt around it: lengths and
-/// checksum recomputed, the states unchanged), so that only the edit is wrong.
+/// checksum recomputed, the states unchanged; the rebuilt unedited one imports), so that only the edit is wrong.
 fn with_manifest(good: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     let manifest_len = u64::from_le_bytes(good[24..32].try_into().unwrap()) as usize;
     let mut manifest: serde_json::Value =
@@ -220,15 +220,7 @@ fn with_manifest(good: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<
     edit(&mut manifest);
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let states = &good[32 + manifest_len..good.len() - 32];
-    let total = (32 + manifest.len() + states.len() + 32) as u64;
-    let mut out = good[..16].to_vec();
-    out.extend_from_slice(&total.to_le_bytes());
-    out.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
-    out.extend_from_slice(&manifest);
-    out.extend_from_slice(states);
-    out.extend_from_slice(&[0; 32]);
-    reseal(&mut out);
-    out
+    memreader::snapshot::container(&manifest, states)
 }
 
 /// Each memory in a snapshot is checked, hashed and written once: a manifest that lists one

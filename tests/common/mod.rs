@@ -139,3 +139,46 @@ pub fn fails(out: Output) -> String {
     );
     stderr
 }
+
+/// xorshift64*: the kill points of the crash tests, reproducible from a seed (each test
+/// prints its seed with every failure).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// How a run that a crash test meant to kill ended.
+#[derive(Debug)]
+pub enum Run {
+    /// It exited first, with this status.
+    Finished(std::process::ExitStatus),
+    /// It was SIGKILLed.
+    Killed,
+}
+
+/// Waits for `child` until it exits, or SIGKILLs it as soon as `kill_now` (polled every
+/// 100 µs while it runs) says so.
+pub fn kill_when(child: &mut std::process::Child, mut kill_now: impl FnMut() -> bool) -> Run {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Run::Finished(status);
+        }
+        if kill_now() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return Run::Killed;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+}
