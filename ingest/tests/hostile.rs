@@ -5,6 +5,9 @@
 //! books, NUL-filled files, invalid UTF-8 and UTF-16. Each must end in its specific error or a
 //! correct document: no panic, no hang past its time limit, no memory blow-up.
 //!
+//! Then real files: the test PDFs of qpdf and pypdf (damaged, looping, encrypted with every
+//! revision, found by OSS-Fuzz, ...), which scripts/hostile-corpus.sh downloads.
+//!
 //! The cases run one at a time (so that each one's peak memory can be measured) on a thread
 //! with a time limit. PDFs go through a real worker process with time and memory limits, as
 //! in the app: this test binary started again runs [`pdf_worker_entry`].
@@ -850,6 +853,180 @@ fn a_library_ingests_the_good_files_among_hostile_ones_and_names_each_bad_one() 
         let hits = library.search(query, &Default::default()).unwrap();
         assert_eq!(hits.len(), 1, "{query}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real hostile files (scripts/hostile-corpus.sh)
+
+/// The errors a real file may end in, each saying what is wrong with it, by the start of its
+/// message; anything else fails the test.
+const REAL_FILE_ERRORS: [(&str, &str); 10] = [
+    ("encrypted", "the PDF is encrypted and needs a password"),
+    ("no text layer", "the PDF has no text layer"),
+    ("no pages", "the PDF has no pages"),
+    ("truncated", "the PDF is truncated"),
+    ("damaged or malformed", "the PDF is damaged or malformed"),
+    (
+        "parser crashed (caught)",
+        "the PDF parser crashed on this file",
+    ),
+    ("parser time limit", "the PDF parser did not finish within"),
+    ("parser memory limit", "the PDF parser ran out of memory"),
+    ("worker failed", "the PDF worker process failed"),
+    ("not a document (sniffed)", "the file "),
+];
+
+/// Where scripts/hostile-corpus.sh puts the corpus: `$MEMREADER_HOSTILE_DIR`, else
+/// `$XDG_CACHE_HOME/memreader/hostile`, else `~/.cache/memreader/hostile`.
+fn real_corpus_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MEMREADER_HOSTILE_DIR") {
+        return Some(dir.into());
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(cache.join("memreader/hostile"))
+}
+
+/// Every file of the downloaded corpus, read as the library reads it (PDFs in a worker limited
+/// to 20 s and 1024 MiB), each under a 40 s limit and 512 MiB of growth of this process's
+/// peak memory: each must end in a document with text (whose passages split) or in one of
+/// [`REAL_FILE_ERRORS`]. Then the library ingests them all at once with two jobs and must
+/// name each failed file with the same message. Skipped, loudly, when the corpus was not
+/// downloaded (scripts/test.sh runs the script first; a failed download must not fail CI).
+#[test]
+fn real_hostile_files_end_in_their_error_or_a_document() {
+    let Some(dir) = real_corpus_dir() else {
+        eprintln!("SKIPPED: real hostile files: no cache directory (set MEMREADER_HOSTILE_DIR)");
+        return;
+    };
+    let Ok(list) = std::fs::read_to_string(dir.join("files.txt")) else {
+        eprintln!(
+            "\n**************************************************************************\n\
+             SKIPPED: real hostile files: {} is missing: the corpus was not downloaded\n\
+             (run scripts/hostile-corpus.sh; scripts/test.sh does, and says why it failed)\n\
+             **************************************************************************\n",
+            dir.join("files.txt").display()
+        );
+        return;
+    };
+    let files: Vec<PathBuf> = list.lines().map(|l| dir.join("files").join(l)).collect();
+    assert!(
+        files.len() > 100,
+        "{} lists {} files",
+        dir.display(),
+        files.len()
+    );
+    let started = Instant::now();
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut errors: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for file in &files {
+        let bytes = std::fs::read(file).expect("a listed file is there");
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        match read_bounded(&name, bytes, 40, 512) {
+            Ok(doc) => {
+                assert!(
+                    !doc.text.trim().is_empty(),
+                    "{name}: a document without text"
+                );
+                let chars = doc.text.chars().count();
+                let passages = ingest::split_passages(&doc, "real");
+                assert!(!passages.is_empty(), "{name}: no passages");
+                for passage in &passages {
+                    assert!(
+                        passage.range.start < passage.range.end && passage.range.end <= chars,
+                        "{name}: passage {:?} in {chars} chars",
+                        passage.range
+                    );
+                }
+                *outcomes.entry("read").or_default() += 1;
+            }
+            Err(message) => {
+                let kind = REAL_FILE_ERRORS
+                    .iter()
+                    .find(|(_, start)| message.starts_with(start))
+                    .map(|(kind, _)| *kind)
+                    .unwrap_or_else(|| panic!("{name}: an unexpected error: {message}"));
+                *outcomes.entry(kind).or_default() += 1;
+                errors.insert(file.clone(), message);
+            }
+        }
+    }
+    eprintln!(
+        "real hostile files: {} files in {:?}: {outcomes:?}",
+        files.len(),
+        started.elapsed()
+    );
+    // pypdf's encryption set, revisions 2 to 6: what opens with the empty password (as user or
+    // as owner password, as pypdf's PdfReader.decrypt("") says) reads, the rest needs one.
+    // Not here: r4-aes-v2-no-key-length.pdf, which pypdf opens and lopdf does not (its /Length
+    // is missing), so it is refused as encrypted.
+    let encryption = dir.join("files/pypdf/resources_encryption_");
+    for revision in [
+        "r2",
+        "r3",
+        "r4-aes",
+        "r4",
+        "r6-both-passwords",
+        "r6-cleartext-metadata",
+    ] {
+        let file = match revision {
+            "r6-both-passwords" | "r6-cleartext-metadata" => format!("{revision}.pdf"),
+            _ => format!("{revision}-user-password.pdf"),
+        };
+        let message = errors
+            .get(Path::new(&format!("{}{file}", encryption.display())))
+            .unwrap_or_else(|| panic!("{file} was read without its password"));
+        assert!(message.contains("encrypted"), "{file}: {message}");
+    }
+    for file in [
+        "r2-empty-password",
+        "r2-owner-password",
+        "r3-empty-password",
+        "r4-owner-password",
+        "r5-empty-password",
+        "r5-owner-password",
+        "r5-user-password",
+        "r6-empty-password",
+        "r6-owner-password",
+        "r6-user-password",
+        "unencrypted",
+    ] {
+        let path = PathBuf::from(format!("{}{file}.pdf", encryption.display()));
+        assert!(!errors.contains_key(&path), "{file}: {}", errors[&path]);
+    }
+
+    // The same files ingested by a library, two at a time: each failure names its file, with
+    // the message it had alone.
+    let tmp = tempfile::tempdir().unwrap();
+    let library = Library::open(&tmp.path().join("library")).unwrap();
+    let mut options = IngestOptions::new(PdfIsolation::Worker(worker()));
+    options.jobs = 2;
+    let paths = files.clone();
+    let report = bounded("the library", Duration::from_secs(600), 1024, move || {
+        library.ingest(&paths, &options, &mut |_| {})
+    })
+    .unwrap();
+    let ingested = report.ingested.len() + report.skipped.len();
+    assert_eq!(ingested + report.failed.len(), files.len(), "{report:#?}");
+    for failure in &report.failed {
+        let alone = errors
+            .get(&failure.path)
+            .unwrap_or_else(|| panic!("{failure}: read alone, it was a document"));
+        let shown = failure.to_string();
+        assert!(
+            shown.contains(&failure.path.display().to_string()) && shown.contains(alone.as_str()),
+            "{shown} (alone: {alone})"
+        );
+    }
+    assert_eq!(report.failed.len(), errors.len());
+    eprintln!(
+        "the library: {} ingested, {} skipped (the same content twice), {} failed, in {:?}",
+        report.ingested.len(),
+        report.skipped.len(),
+        report.failed.len(),
+        started.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fetches a corpus of real broken and hostile PDFs for ingest/tests/hostile.rs
+# (`real_hostile_files_end_in_their_error_or_a_document`): the test files of released
+# packages, at pinned URLs with pinned SHA-256, into a cache outside the repository:
+#
+#   qpdf 11.3.0 (Debian source, Apache-2.0): qpdf/qtest/qpdf/*.pdf, the inputs of qpdf's test
+#     suite (damaged cross-reference tables and streams, loops in page trees and outlines,
+#     every encryption revision, bad streams, linearization errors, ...), less the expected
+#     outputs (*-out*), and fuzz/qpdf_extra/*.fuzz (inputs that OSS-Fuzz found crashing qpdf)
+#   pypdf 7.1.0 (PyPI sdist, BSD-3-Clause): resources/**/*.pdf, among them encryption/ r2 to
+#     r6 with empty, user and owner passwords
+#
+#   scripts/hostile-corpus.sh          (into ${MEMREADER_HOSTILE_DIR:-~/.cache/memreader/hostile})
+#
+# Safe to run again: a download already there with the right hash is kept. The files land in
+# DIR/files/ (named SOURCE/PATH), and DIR/files.txt lists them once all are there: the test
+# reads that list, and without it (no network, a hash that changed) skips, saying so.
+# Exits 1 if a download or a check failed.
+set -euo pipefail
+
+dir=${MEMREADER_HOSTILE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/memreader/hostile}
+mkdir -p "$dir/downloads"
+rm -f "$dir/files.txt"
+
+# name, URL, SHA-256
+sources=(
+  "qpdf_11.3.0.orig.tar.gz https://deb.debian.org/debian/pool/main/q/qpdf/qpdf_11.3.0.orig.tar.gz 547cee67de77b5c4ef4917e57d2db9c848cfe3aa950361f68d36367a3a03936e"
+  "pypdf-7.1.0.tar.gz https://files.pythonhosted.org/packages/60/d3/367aa9baefaededd3321cde46bbcb9f008bb51cef3a6b745608352a99534/pypdf-7.1.0.tar.gz ca3fa902369e98a6d2cb7b56396de902b72ef9bb3c1e8706c1bfc7d8bd0cf0d7"
+)
+
+for source in "${sources[@]}"; do
+  read -r name url sha <<<"$source"
+  file="$dir/downloads/$name"
+  if [ -f "$file" ] && echo "$sha  $file" | sha256sum --check --status; then
+    continue
+  fi
+  echo "hostile corpus: downloading $url"
+  curl --fail --silent --show-error --location --retry 3 --max-time 300 -o "$file.part" "$url"
+  if ! echo "$sha  $file.part" | sha256sum --check --status; then
+    echo "hostile corpus: $url does not have SHA-256 $sha (got $(sha256sum "$file.part" | cut -d' ' -f1))" >&2
+    rm -f "$file.part"
+    exit 1
+  fi
+  mv "$file.part" "$file"
+done
+
+rm -rf "$dir/files" "$dir/unpacked"
+mkdir -p "$dir/files/qpdf" "$dir/files/pypdf" "$dir/unpacked"
+tar -xzf "$dir/downloads/qpdf_11.3.0.orig.tar.gz" -C "$dir/unpacked" \
+  qpdf-11.3.0/qpdf/qtest/qpdf qpdf-11.3.0/fuzz/qpdf_extra qpdf-11.3.0/LICENSE.txt
+tar -xzf "$dir/downloads/pypdf-7.1.0.tar.gz" -C "$dir/unpacked" \
+  pypdf-7.1.0/resources pypdf-7.1.0/LICENSE
+(cd "$dir/unpacked/qpdf-11.3.0" &&
+  find qpdf/qtest/qpdf -maxdepth 1 -name '*.pdf' ! -name '*-out*' -print0 &&
+  find fuzz/qpdf_extra -maxdepth 1 -name '*.fuzz' -print0) |
+  while IFS= read -r -d '' f; do cp "$dir/unpacked/qpdf-11.3.0/$f" "$dir/files/qpdf/${f//\//_}"; done
+(cd "$dir/unpacked/pypdf-7.1.0" && find resources -name '*.pdf' -print0) |
+  while IFS= read -r -d '' f; do cp "$dir/unpacked/pypdf-7.1.0/$f" "$dir/files/pypdf/${f//\//_}"; done
+cp "$dir/unpacked/qpdf-11.3.0/LICENSE.txt" "$dir/files/qpdf.LICENSE"
+cp "$dir/unpacked/pypdf-7.1.0/LICENSE" "$dir/files/pypdf.LICENSE"
+rm -rf "$dir/unpacked"
+
+(cd "$dir/files" && find qpdf pypdf -type f | LC_ALL=C sort) >"$dir/files.txt.part"
+mv "$dir/files.txt.part" "$dir/files.txt"
+echo "hostile corpus: $(wc -l <"$dir/files.txt") files in $dir/files"
