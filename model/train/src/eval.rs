@@ -1,13 +1,17 @@
 //! Model quality on held-out books (../shared/EVAL.md): perplexity against context length (the
-//! PG19 protocol: score only the last tokens of each window) and pass-key retrieval at a grid
-//! of lengths and depths. Both stream through a `MemoryState`, so memory stays flat however
-//! long the context.
+//! PG19 protocol: score only the last tokens of each window), pass-key retrieval at a grid of
+//! lengths and depths, multi-key retrieval (several keyed facts, one asked for) and recall of
+//! real text (complete a quote from earlier in the book) at several distances. All stream
+//! through a `MemoryState`, so memory stays flat however long the context; the synthetic
+//! questions are training's own (`crate::tasks`) in the app's prompt format. Memory fidelity
+//! (ETMF / ECLMF) is in [`crate::fidelity`], the plots in [`crate::plots`].
 
 use candle_core::{DType, Tensor, D};
 use memmamba::prompt::{question_prompt, ANSWER_END};
 use memmamba::MemMamba;
 
 use crate::rng::Rng;
+use crate::tasks::{insert_needles, multikey, passkey, quote_question, Facts};
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
@@ -30,7 +34,7 @@ pub struct PasskeyCell {
 }
 
 /// A window of `len` tokens lying inside one book, or `None` when no book is that long.
-fn book_window(store: &TokenStore, len: usize, rng: &mut Rng) -> Option<Vec<u32>> {
+pub(crate) fn book_window(store: &TokenStore, len: usize, rng: &mut Rng) -> Option<Vec<u32>> {
     let long: Vec<_> = store.books.iter().filter(|b| b.len >= len).collect();
     if long.is_empty() {
         return None;
@@ -45,7 +49,7 @@ fn book_window(store: &TokenStore, len: usize, rng: &mut Rng) -> Option<Vec<u32>
     )
 }
 
-fn row(tokens: &[u32], model: &MemMamba) -> Result<Tensor, TrainError> {
+pub(crate) fn row(tokens: &[u32], model: &MemMamba) -> Result<Tensor, TrainError> {
     Ok(Tensor::new(tokens, model.device())?.unsqueeze(0)?)
 }
 
@@ -108,10 +112,7 @@ pub fn greedy_answer(
 ) -> Result<String, TrainError> {
     let mut ids = Vec::new();
     for _ in 0..max_tokens {
-        let next = logits
-            .argmax(D::Minus1)?
-            .to_dtype(DType::U32)?
-            .to_vec1::<u32>()?[0];
+        let next = argmax(&logits)?;
         ids.push(next);
         if tokenizer.decode(&ids)?.contains(ANSWER_END) {
             break;
@@ -127,43 +128,97 @@ pub fn greedy_answer(
         .to_string())
 }
 
-/// The pass-key grid: book text of each length with EVAL.md's pass-key sentence at each depth,
-/// then the question; a trial is correct when the answer is exactly the five digits.
+/// Multi-key accuracy at one (length, key count) cell.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MultikeyCell {
+    pub length: usize,
+    pub keys: usize,
+    pub trials: usize,
+    pub correct: usize,
+}
+
+/// Recall of real text at one distance between the quote and the question.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecallRow {
+    pub distance: usize,
+    pub trials: usize,
+    /// Trials whose whole continuation (and the answer's end) was the greedy choice, i.e.
+    /// greedy decoding would have answered exactly the continuation.
+    pub exact: usize,
+    /// Continuation tokens (answer end included) that were the greedy choice, over all trials.
+    pub tokens_correct: usize,
+    pub tokens: usize,
+}
+
+/// The trial count for the `i`th length: `trials` holds one count for all lengths or one per
+/// length.
+pub fn trials_for(trials: &[usize], i: usize) -> usize {
+    match trials {
+        [] => 0,
+        [all] => *all,
+        each => each.get(i).copied().unwrap_or(0),
+    }
+}
+
+/// One retrieval trial: `facts` inserted at `depths` (fractions of the text, ascending) of a
+/// book window, the question after it, `length` tokens in all; true when the greedy answer is
+/// exactly the expected one. `None` when no book holds the text.
+fn retrieval_trial(
+    model: &MemMamba,
+    tokenizer: &BookTokenizer,
+    store: &TokenStore,
+    length: usize,
+    facts: &Facts,
+    depths: &[f64],
+    rng: &mut Rng,
+) -> Result<Option<bool>, TrainError> {
+    let prompt = tokenizer.encode(&question_prompt(&facts.question))?;
+    let needles = facts
+        .facts
+        .iter()
+        .map(|f| tokenizer.encode(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fixed = prompt.len() + needles.iter().map(Vec::len).sum::<usize>();
+    let text_len = length.saturating_sub(fixed);
+    let Some(text) = book_window(store, text_len, rng) else {
+        return Ok(None);
+    };
+    let at: Vec<usize> = depths
+        .iter()
+        .map(|d| ((text_len as f64) * d).round() as usize)
+        .collect();
+    let mut tokens = insert_needles(&text, &needles, &at);
+    tokens.extend_from_slice(&prompt);
+    let mut state = model.new_state(1)?;
+    let logits = model.read(&mut state, &row(&tokens, model)?)?;
+    Ok(Some(
+        greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer,
+    ))
+}
+
+/// The pass-key grid: book text of each length with EVAL.md's pass-key sentence (training's
+/// pass-key task) at each depth, then the question; a trial is correct when the answer is
+/// exactly the five digits. `trials`: one count for every length, or one per length.
 pub fn passkey_grid(
     model: &MemMamba,
     tokenizer: &BookTokenizer,
     store: &TokenStore,
     lengths: &[usize],
     depths: &[f64],
-    trials: usize,
+    trials: &[usize],
     seed: u64,
 ) -> Result<Vec<PasskeyCell>, TrainError> {
-    let prompt = tokenizer.encode(&question_prompt("What is the pass key?"))?;
     let mut cells = Vec::new();
-    for &length in lengths {
+    for (i, &length) in lengths.iter().enumerate() {
         for &depth in depths {
             let mut rng = Rng::for_step(seed, length as u64 ^ depth.to_bits());
-            let mut correct = 0;
-            let mut done = 0;
-            for _ in 0..trials {
-                let key = format!("{:05}", rng.below(100_000));
-                let needle = tokenizer.encode(&format!(
-                    " The pass key is {key}. Remember it. {key} is the pass key. "
-                ))?;
-                let text_len = length.saturating_sub(needle.len() + prompt.len());
-                let Some(text) = book_window(store, text_len, &mut rng) else {
-                    break;
-                };
-                let at = ((text_len as f64) * depth).round() as usize;
-                let mut tokens = text[..at].to_vec();
-                tokens.extend_from_slice(&needle);
-                tokens.extend_from_slice(&text[at..]);
-                tokens.extend_from_slice(&prompt);
-                let mut state = model.new_state(1)?;
-                let logits = model.read(&mut state, &row(&tokens, model)?)?;
-                if greedy_answer(model, tokenizer, &mut state, logits, 8)? == key {
-                    correct += 1;
-                }
+            let (mut correct, mut done) = (0, 0);
+            for _ in 0..trials_for(trials, i) {
+                let facts = passkey(&mut rng);
+                let trial =
+                    retrieval_trial(model, tokenizer, store, length, &facts, &[depth], &mut rng)?;
+                let Some(right) = trial else { break };
+                correct += usize::from(right);
                 done += 1;
             }
             cells.push(PasskeyCell {
@@ -175,4 +230,131 @@ pub fn passkey_grid(
         }
     }
     Ok(cells)
+}
+
+/// Multi-key retrieval: `keys` facts of training's multi-key task (at most 24) at uniformly
+/// random depths of book text of each length, one of them asked for; correct when the answer
+/// is exactly its five-digit number.
+pub fn multikey_grid(
+    model: &MemMamba,
+    tokenizer: &BookTokenizer,
+    store: &TokenStore,
+    lengths: &[usize],
+    keys: &[usize],
+    trials: usize,
+    seed: u64,
+) -> Result<Vec<MultikeyCell>, TrainError> {
+    let mut cells = Vec::new();
+    for &length in lengths {
+        for &count in keys {
+            let mut rng = Rng::for_step(seed, ((length as u64) << 8) ^ count as u64);
+            let (mut correct, mut done, mut stated) = (0, 0, count);
+            for _ in 0..trials {
+                let facts = multikey(count, &mut rng);
+                stated = facts.facts.len();
+                let mut depths: Vec<f64> = facts.facts.iter().map(|_| rng.unit()).collect();
+                depths.sort_by(f64::total_cmp);
+                let trial =
+                    retrieval_trial(model, tokenizer, store, length, &facts, &depths, &mut rng)?;
+                let Some(right) = trial else { break };
+                correct += usize::from(right);
+                done += 1;
+            }
+            cells.push(MultikeyCell {
+                length,
+                keys: stated,
+                trials: done,
+                correct,
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// Tokens of the book read before the quote in [`recall_vs_distance`].
+pub const RECALL_LEAD: usize = 256;
+/// Length of a quote in tokens (training's recall task uses 24): half is given, half asked for.
+pub const QUOTE_TOKENS: usize = 24;
+
+/// Recall of real text: the model reads [`RECALL_LEAD`] tokens of a book, a passage of
+/// [`QUOTE_TOKENS`] tokens starting at a sentence, then `distance` more tokens of the same
+/// book, then training's recall question (the first half of the passage, "continue the
+/// quote"). The continuation is scored token by token, each token fed after the model's
+/// prediction of it: exact match when every token of it and the answer's end were the
+/// greedy choice (what greedy decoding would have answered).
+pub fn recall_vs_distance(
+    model: &MemMamba,
+    tokenizer: &BookTokenizer,
+    store: &TokenStore,
+    distances: &[usize],
+    trials: usize,
+    seed: u64,
+) -> Result<Vec<RecallRow>, TrainError> {
+    const SLACK: usize = 64;
+    let mut rows = Vec::new();
+    for &distance in distances {
+        let mut rng = Rng::for_step(seed, distance as u64);
+        let mut out = RecallRow {
+            distance,
+            trials: 0,
+            exact: 0,
+            tokens_correct: 0,
+            tokens: 0,
+        };
+        for _ in 0..trials {
+            let len = RECALL_LEAD + SLACK + QUOTE_TOKENS + distance;
+            let Some(text) = book_window(store, len, &mut rng) else {
+                break;
+            };
+            let at = sentence_start(tokenizer, &text, RECALL_LEAD, RECALL_LEAD + SLACK)?;
+            let quote_end = at + QUOTE_TOKENS;
+            let (question, rest) = quote_question(tokenizer, &text[at..quote_end])?;
+            let mut tokens = text[..quote_end + distance].to_vec();
+            tokens.extend(tokenizer.encode(&question_prompt(&question))?);
+            let answer = tokenizer.encode(&format!("{rest}{ANSWER_END}"))?;
+            let mut state = model.new_state(1)?;
+            let mut logits = model.read(&mut state, &row(&tokens, model)?)?;
+            let mut right = 0;
+            for (i, &target) in answer.iter().enumerate() {
+                right += usize::from(argmax(&logits)? == target);
+                if i + 1 < answer.len() {
+                    logits = model.step(&mut state, &Tensor::new(&[target], model.device())?)?;
+                }
+            }
+            out.trials += 1;
+            out.exact += usize::from(right == answer.len());
+            out.tokens_correct += right;
+            out.tokens += answer.len();
+        }
+        rows.push(out);
+    }
+    Ok(rows)
+}
+
+/// The greedy token of `logits` (1, vocab).
+fn argmax(logits: &Tensor) -> Result<u32, TrainError> {
+    Ok(logits
+        .argmax(D::Minus1)?
+        .to_dtype(DType::U32)?
+        .to_vec1::<u32>()?[0])
+}
+
+/// The first position in `from..to` that follows a token ending a sentence (`.`, `!` or `?`,
+/// possibly before a closing quote), or `from` when there is none.
+fn sentence_start(
+    tokenizer: &BookTokenizer,
+    text: &[u32],
+    from: usize,
+    to: usize,
+) -> Result<usize, TrainError> {
+    for at in from.max(1)..to.min(text.len()) {
+        let before = tokenizer.decode(&text[at - 1..at])?;
+        let end = before
+            .trim_end()
+            .trim_end_matches(['"', '\'', '\u{201d}', '\u{2019}']);
+        if end.ends_with(['.', '!', '?']) {
+            return Ok(at);
+        }
+    }
+    Ok(from)
 }

@@ -3,8 +3,11 @@
 
 pub mod corpus;
 pub mod eval;
+pub mod fidelity;
 pub mod loss;
 pub mod optim;
+pub mod plots;
+pub mod report;
 pub mod rng;
 pub mod tasks;
 pub mod tokenizer;

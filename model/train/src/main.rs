@@ -14,8 +14,9 @@ use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use memmamba::{Config, MemMamba};
 use memmamba_train::corpus::{read_manifest, Split};
-use memmamba_train::eval::{passkey_grid, perplexity_vs_context};
+use memmamba_train::fidelity::FidelityConfig;
 use memmamba_train::optim::AdamWConfig;
+use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure};
 use memmamba_train::tasks::TaskMix;
 use memmamba_train::tokenizer::BookTokenizer;
 use memmamba_train::tokens::TokenStore;
@@ -36,6 +37,27 @@ struct Cli {
 enum SplitArg {
     Train,
     Dev,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MeasureArg {
+    Perplexity,
+    Passkey,
+    Multikey,
+    Recall,
+    Fidelity,
+}
+
+impl From<MeasureArg> for Measure {
+    fn from(m: MeasureArg) -> Self {
+        match m {
+            MeasureArg::Perplexity => Measure::Perplexity,
+            MeasureArg::Passkey => Measure::Passkey,
+            MeasureArg::Multikey => Measure::Multikey,
+            MeasureArg::Recall => Measure::Recall,
+            MeasureArg::Fidelity => Measure::Fidelity,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -128,17 +150,28 @@ enum Command {
         #[arg(short, long)]
         out: PathBuf,
     },
-    /// Measures a trained model on held-out books: perplexity vs context length and the
-    /// pass-key grid, printed as markdown tables.
+    /// Measures trained models on held-out books (../shared/EVAL.md, model quality):
+    /// perplexity vs context length, the pass-key grid, multi-key retrieval, recall of real
+    /// text and the memory-fidelity curves (ETMF / ECLMF, ours), each model beside the others;
+    /// markdown tables on stdout, PNG plots and results.json in --plots.
     Eval {
-        /// A run directory written by `train` (config.json + model.safetensors).
-        #[arg(long)]
-        run: PathBuf,
-        /// Token stream of held-out books (see `encode`).
+        /// A run directory (config.json + model.safetensors); repeat it to compare models,
+        /// e.g. MemMamba and its notes-off baseline.
+        #[arg(long, required = true)]
+        run: Vec<PathBuf>,
+        /// Token stream of held-out books (see scripts/heldout-books.sh).
         #[arg(long)]
         tokens: PathBuf,
         #[arg(long, default_value = "assets/tokenizer.json")]
         tokenizer: PathBuf,
+        /// Which measurements to run.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "perplexity,passkey,multikey,recall,fidelity"
+        )]
+        measure: Vec<MeasureArg>,
         #[arg(
             long,
             value_delimiter = ',',
@@ -151,8 +184,46 @@ enum Command {
         passkey_lengths: Vec<usize>,
         #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
         depths: Vec<f64>,
+        /// Pass-key trials per cell: one count, or one per --passkey-lengths entry.
+        #[arg(long, value_delimiter = ',', default_value = "20")]
+        trials: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096,16384,65536")]
+        multikey_lengths: Vec<usize>,
+        /// Numbers of keyed facts stated (at most 24).
+        #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+        keys: Vec<usize>,
         #[arg(long, default_value_t = 20)]
-        trials: usize,
+        multikey_trials: usize,
+        /// Tokens between the quote and the question.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "256,1024,4096,16384,65536"
+        )]
+        recall_distances: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        recall_trials: usize,
+        /// ETMF lags k.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,10000")]
+        fidelity_lags: Vec<usize>,
+        /// Depths l probed (0 = the embeddings, n_layer = the last layer's output);
+        /// default 0, n/4, n/2, 3n/4, n.
+        #[arg(long, value_delimiter = ',')]
+        fidelity_layers: Vec<usize>,
+        /// Rows (one state each) to fit the probes on, from the books' first halves.
+        #[arg(long, default_value_t = 768)]
+        fidelity_fit_rows: usize,
+        /// Rows to score them on, from the books' second halves.
+        #[arg(long, default_value_t = 256)]
+        fidelity_test_rows: usize,
+        /// Rows read at once.
+        #[arg(long, default_value_t = 16)]
+        fidelity_batch: usize,
+        /// Folder for the PNG plots and results.json.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         #[arg(long, default_value = "auto")]
         device: String,
     },
@@ -165,6 +236,20 @@ fn open_device(spec: &str) -> Result<Device> {
         eprintln!("{notice}");
     }
     Ok(device)
+}
+
+/// A run's name in the tables: its folder's name, marked when its notes are off.
+fn run_label(run: &Path, config: &Config) -> String {
+    let name = run
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| run.display().to_string());
+    if config.notes {
+        name
+    } else {
+        format!("{name} (notes off)")
+    }
 }
 
 /// The model of a run directory (config.json + model.safetensors) on `device`.
@@ -352,46 +437,69 @@ fn main() -> Result<()> {
             run,
             tokens,
             tokenizer,
+            measure,
             contexts,
             windows,
             passkey_lengths,
             depths,
             trials,
+            multikey_lengths,
+            keys,
+            multikey_trials,
+            recall_distances,
+            recall_trials,
+            fidelity_lags,
+            fidelity_layers,
+            fidelity_fit_rows,
+            fidelity_test_rows,
+            fidelity_batch,
+            plots,
+            seed,
             device,
         } => {
-            let (_, model) = load_run(&run, &open_device(&device)?)?;
+            let device = open_device(&device)?;
             let tokenizer = BookTokenizer::load(&tokenizer)?;
             let store = TokenStore::load(&tokens)?;
-            println!(
-                "## Perplexity vs context ({}, last 100 tokens of each window)\n",
-                run.display()
-            );
-            println!("| context | windows | perplexity |\n|---:|---:|---:|");
-            for row in perplexity_vs_context(&model, &store, &contexts, windows, 100, 1)? {
-                println!(
-                    "| {} | {} | {:.2} |",
-                    row.context, row.windows, row.perplexity
-                );
+            let plan = EvalPlan {
+                measures: measure.into_iter().map(Measure::from).collect(),
+                contexts,
+                windows,
+                scored: 100,
+                passkey_lengths,
+                depths,
+                passkey_trials: trials,
+                multikey_lengths,
+                keys,
+                multikey_trials,
+                recall_distances,
+                recall_trials,
+                fidelity: FidelityConfig {
+                    lags: fidelity_lags,
+                    layers: fidelity_layers,
+                    fit_rows: fidelity_fit_rows,
+                    test_rows: fidelity_test_rows,
+                    lead: 64,
+                    batch: fidelity_batch,
+                    seed,
+                },
+                seed,
+            };
+            let mut reports = Vec::new();
+            for dir in &run {
+                let (config, model) = load_run(dir, &device)?;
+                let label = run_label(dir, &config);
+                let started = std::time::Instant::now();
+                let report = evaluate(&label, &model, &tokenizer, &store, &plan, |what| {
+                    eprintln!("{label}: {what} ({:.0} s)", started.elapsed().as_secs_f64())
+                })?;
+                eprintln!("{label}: done in {:.0} s", started.elapsed().as_secs_f64());
+                reports.push(report);
             }
-            println!("\n## Pass-key accuracy (correct/trials)\n");
-            print!("| length |");
-            depths.iter().for_each(|d| print!(" depth {d} |"));
-            println!("\n|---:|{}", "---:|".repeat(depths.len()));
-            let cells = passkey_grid(
-                &model,
-                &tokenizer,
-                &store,
-                &passkey_lengths,
-                &depths,
-                trials,
-                1,
-            )?;
-            for chunk in cells.chunks(depths.len()) {
-                print!("| {} |", chunk[0].length);
-                chunk
-                    .iter()
-                    .for_each(|c| print!(" {}/{} |", c.correct, c.trials));
-                println!();
+            print!("{}", markdown(&reports, &plan));
+            if let Some(dir) = plots {
+                for file in write_plots(&reports, &dir)? {
+                    eprintln!("wrote {}", file.display());
+                }
             }
         }
     }

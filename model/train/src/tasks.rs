@@ -81,9 +81,10 @@ pub fn draw_sample(
 ) -> Result<Sample, TrainError> {
     let roll = rng.unit();
     let task = if roll < mix.passkey {
-        Some(passkey(rng))
+        Some(Task::Facts(passkey(rng)))
     } else if roll < mix.passkey + mix.multikey {
-        Some(multikey(rng))
+        let count = 2 + rng.below(7);
+        Some(Task::Facts(multikey(count, rng)))
     } else if roll < mix.passkey + mix.multikey + mix.recall {
         Some(Task::Recall)
     } else {
@@ -96,12 +97,12 @@ pub fn draw_sample(
     let Some(task) = task else {
         return Ok(plain(rng));
     };
-    let (facts, question, answer) = match task {
-        Task::Facts {
-            facts,
-            question,
-            answer,
-        } => (facts, question, answer),
+    let Facts {
+        facts,
+        question,
+        answer,
+    } = match task {
+        Task::Facts(facts) => facts,
         Task::Recall => {
             // The quote is taken from the text the sample itself contains, early on, so the
             // answer lies far behind the question.
@@ -112,9 +113,7 @@ pub fn draw_sample(
                 return Ok(plain(rng));
             }
             let at = rng.below(reach);
-            let cue = tokenizer.decode(&text[at..at + quote_len / 2])?;
-            let rest = tokenizer.decode(&text[at + quote_len / 2..at + quote_len])?;
-            let question = format!("Continue the quote: \"{}\"", cue.trim_start());
+            let (question, rest) = quote_question(tokenizer, &text[at..at + quote_len])?;
             return assemble(tokenizer, mix, len, text, Vec::new(), &question, &rest, rng)
                 .map(|s| s.unwrap_or_else(|| plain(rng)));
         }
@@ -137,18 +136,24 @@ pub fn draw_sample(
     .unwrap_or_else(|| plain(rng)))
 }
 
+/// Facts to hide in a text, the question that asks for one of them, and its answer (shared by
+/// training and the evaluation, `crate::eval`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub facts: Vec<String>,
+    pub question: String,
+    pub answer: String,
+}
+
 enum Task {
-    Facts {
-        facts: Vec<String>,
-        question: String,
-        answer: String,
-    },
+    Facts(Facts),
     Recall,
 }
 
-fn passkey(rng: &mut Rng) -> Task {
+/// The pass-key task: one five-digit key stated twice, then asked for.
+pub fn passkey(rng: &mut Rng) -> Facts {
     let key = five_digits(rng);
-    Task::Facts {
+    Facts {
         facts: vec![format!(
             " The pass key is {key}. Remember it. {key} is the pass key. "
         )],
@@ -157,23 +162,39 @@ fn passkey(rng: &mut Rng) -> Task {
     }
 }
 
-fn multikey(rng: &mut Rng) -> Task {
-    let count = 2 + rng.below(7);
+/// The multi-key task: `count` (at most 24) distinct keys with a five-digit secret number each,
+/// one of which is asked for.
+pub fn multikey(count: usize, rng: &mut Rng) -> Facts {
     let mut names: Vec<&str> = KEY_NAMES.to_vec();
     let mut facts = Vec::with_capacity(count);
     let mut values = Vec::with_capacity(count);
-    for _ in 0..count {
+    for _ in 0..count.min(KEY_NAMES.len()) {
         let name = names.swap_remove(rng.below(names.len()));
         let value = five_digits(rng);
         facts.push(format!(" The secret number of {name} is {value}. "));
         values.push((name, value));
     }
     let (name, value) = values.swap_remove(rng.below(values.len()));
-    Task::Facts {
+    Facts {
         facts,
         question: format!("What is the secret number of {name}?"),
         answer: value,
     }
+}
+
+/// The recall task for `quote` (tokens of the text): the question gives its first half and asks
+/// for the rest; returns the question and the expected continuation (its second half's text).
+pub fn quote_question(
+    tokenizer: &BookTokenizer,
+    quote: &[u32],
+) -> Result<(String, String), TrainError> {
+    let half = quote.len() / 2;
+    let cue = tokenizer.decode(&quote[..half])?;
+    let rest = tokenizer.decode(&quote[half..])?;
+    Ok((
+        format!("Continue the quote: \"{}\"", cue.trim_start()),
+        rest,
+    ))
 }
 
 /// `n` consecutive tokens of the stream from a random start (books follow each other,
@@ -212,14 +233,7 @@ fn assemble(
         .map(|_| rng.below(haystack.len() + 1))
         .collect();
     depths.sort_unstable();
-    let mut tokens = Vec::with_capacity(len + 1);
-    let mut from = 0;
-    for (needle, depth) in needles.iter().zip(&depths) {
-        tokens.extend_from_slice(&haystack[from..*depth]);
-        tokens.extend_from_slice(needle);
-        from = *depth;
-    }
-    tokens.extend_from_slice(&haystack[from..]);
+    let mut tokens = insert_needles(&haystack, &needles, &depths);
     tokens.extend_from_slice(&prompt);
     let answer_from = tokens.len();
     tokens.extend_from_slice(&answer);
@@ -229,4 +243,19 @@ fn assemble(
         *w = mix.answer_weight;
     }
     Ok(Some(Sample { tokens, weights }))
+}
+
+/// `haystack` with each needle inserted before the token at its depth (`depths` ascending,
+/// at most `haystack.len()`).
+pub fn insert_needles(haystack: &[u32], needles: &[Vec<u32>], depths: &[usize]) -> Vec<u32> {
+    let mut tokens =
+        Vec::with_capacity(haystack.len() + needles.iter().map(Vec::len).sum::<usize>());
+    let mut from = 0;
+    for (needle, &depth) in needles.iter().zip(depths) {
+        tokens.extend_from_slice(&haystack[from..depth]);
+        tokens.extend_from_slice(needle);
+        from = depth;
+    }
+    tokens.extend_from_slice(&haystack[from..]);
+    tokens
 }

@@ -48,7 +48,7 @@ fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
         &store,
         &[200, 400],
         &[0.0, 0.5, 1.0],
-        2,
+        &[2],
         1,
     )
     .unwrap();

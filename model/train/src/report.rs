@@ -1,0 +1,509 @@
+//! The evaluation command's work (`memmamba-train eval`): runs the chosen measurements on each
+//! model (MemMamba beside its notes-off baseline), prints them as markdown tables side by side
+//! and draws the PNG plots.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use memmamba::MemMamba;
+
+use crate::eval::{
+    multikey_grid, passkey_grid, perplexity_vs_context, recall_vs_distance, MultikeyCell,
+    PasskeyCell, PerplexityRow, RecallRow, QUOTE_TOKENS, RECALL_LEAD,
+};
+use crate::fidelity::{fidelity, quarter_layers, Fidelity, FidelityConfig};
+use crate::plots::{compact, heatmap, line_chart, Series};
+use crate::tokenizer::BookTokenizer;
+use crate::tokens::TokenStore;
+use crate::TrainError;
+
+/// One measurement of EVAL.md's model-quality part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Measure {
+    Perplexity,
+    Passkey,
+    Multikey,
+    Recall,
+    Fidelity,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 5] = [
+        Measure::Perplexity,
+        Measure::Passkey,
+        Measure::Multikey,
+        Measure::Recall,
+        Measure::Fidelity,
+    ];
+}
+
+/// What to measure and how much.
+#[derive(Debug, Clone)]
+pub struct EvalPlan {
+    pub measures: Vec<Measure>,
+    pub contexts: Vec<usize>,
+    pub windows: usize,
+    /// Tokens scored at the end of each perplexity window.
+    pub scored: usize,
+    pub passkey_lengths: Vec<usize>,
+    pub depths: Vec<f64>,
+    /// One trial count for all pass-key lengths, or one per length.
+    pub passkey_trials: Vec<usize>,
+    pub multikey_lengths: Vec<usize>,
+    pub keys: Vec<usize>,
+    pub multikey_trials: usize,
+    pub recall_distances: Vec<usize>,
+    pub recall_trials: usize,
+    /// With `layers` empty, each model's quarter depths ([`quarter_layers`]).
+    pub fidelity: FidelityConfig,
+    pub seed: u64,
+}
+
+/// Everything measured on one model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelReport {
+    pub label: String,
+    pub notes: bool,
+    pub perplexity: Vec<PerplexityRow>,
+    pub passkey: Vec<PasskeyCell>,
+    pub multikey: Vec<MultikeyCell>,
+    pub recall: Vec<RecallRow>,
+    pub fidelity: Option<Fidelity>,
+}
+
+/// Runs `plan` on `model`, calling `progress` as each measurement starts.
+pub fn evaluate(
+    label: &str,
+    model: &MemMamba,
+    tokenizer: &BookTokenizer,
+    store: &TokenStore,
+    plan: &EvalPlan,
+    mut progress: impl FnMut(&str),
+) -> Result<ModelReport, TrainError> {
+    let wants = |m| plan.measures.contains(&m);
+    let mut report = ModelReport {
+        label: label.to_string(),
+        notes: model.config().notes,
+        perplexity: Vec::new(),
+        passkey: Vec::new(),
+        multikey: Vec::new(),
+        recall: Vec::new(),
+        fidelity: None,
+    };
+    if wants(Measure::Perplexity) {
+        progress("perplexity");
+        report.perplexity = perplexity_vs_context(
+            model,
+            store,
+            &plan.contexts,
+            plan.windows,
+            plan.scored,
+            plan.seed,
+        )?;
+    }
+    if wants(Measure::Passkey) {
+        progress("pass key");
+        report.passkey = passkey_grid(
+            model,
+            tokenizer,
+            store,
+            &plan.passkey_lengths,
+            &plan.depths,
+            &plan.passkey_trials,
+            plan.seed,
+        )?;
+    }
+    if wants(Measure::Multikey) {
+        progress("multi-key");
+        report.multikey = multikey_grid(
+            model,
+            tokenizer,
+            store,
+            &plan.multikey_lengths,
+            &plan.keys,
+            plan.multikey_trials,
+            plan.seed,
+        )?;
+    }
+    if wants(Measure::Recall) {
+        progress("recall");
+        report.recall = recall_vs_distance(
+            model,
+            tokenizer,
+            store,
+            &plan.recall_distances,
+            plan.recall_trials,
+            plan.seed,
+        )?;
+    }
+    if wants(Measure::Fidelity) {
+        progress("fidelity");
+        let mut cfg = plan.fidelity.clone();
+        if cfg.layers.is_empty() {
+            cfg.layers = quarter_layers(model.config().n_layer);
+        }
+        report.fidelity = Some(fidelity(model, store, &cfg)?);
+    }
+    Ok(report)
+}
+
+fn ratio(correct: usize, trials: usize) -> Option<f64> {
+    (trials > 0).then(|| correct as f64 / trials as f64)
+}
+
+fn cell(correct: usize, trials: usize) -> String {
+    match ratio(correct, trials) {
+        Some(r) => format!("{:.0}% ({correct}/{trials})", r * 100.0),
+        None => "-".to_string(),
+    }
+}
+
+/// Distinct values in order of first appearance.
+fn distinct<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The markdown tables of `reports`, models side by side where they share a table.
+pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
+    let mut s = String::new();
+    let names: Vec<&str> = reports.iter().map(|r| r.label.as_str()).collect();
+    let header = |s: &mut String, first: &str, per_model: &[&str]| {
+        let mut cols = vec![first.to_string()];
+        for name in &names {
+            cols.extend(
+                per_model
+                    .iter()
+                    .map(|c| format!("{name} {c}").trim().to_string()),
+            );
+        }
+        let _ = writeln!(s, "| {} |", cols.join(" | "));
+        let _ = writeln!(s, "|{}", "---:|".repeat(cols.len()));
+    };
+    if plan.measures.contains(&Measure::Perplexity) {
+        let _ = writeln!(
+            s,
+            "## Perplexity vs context (last {} tokens of each window, up to {} windows)\n",
+            plan.scored, plan.windows
+        );
+        header(&mut s, "context", &["perplexity"]);
+        for context in distinct(
+            reports
+                .iter()
+                .flat_map(|r| r.perplexity.iter().map(|p| p.context)),
+        ) {
+            let _ = write!(s, "| {context} |");
+            for r in reports {
+                match r.perplexity.iter().find(|p| p.context == context) {
+                    Some(p) => write!(s, " {:.2} ({} w) |", p.perplexity, p.windows),
+                    None => write!(s, " - |"),
+                }
+                .ok();
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    if plan.measures.contains(&Measure::Passkey) {
+        for r in reports {
+            let _ = writeln!(s, "## Pass-key accuracy: {} (correct/trials)\n", r.label);
+            let depths = distinct(r.passkey.iter().map(|c| c.depth.to_bits()));
+            let _ = write!(s, "| length |");
+            depths
+                .iter()
+                .for_each(|d| s.push_str(&format!(" depth {} |", f64::from_bits(*d))));
+            let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(depths.len()));
+            for length in distinct(r.passkey.iter().map(|c| c.length)) {
+                let _ = write!(s, "| {length} |");
+                for c in r.passkey.iter().filter(|c| c.length == length) {
+                    let _ = write!(s, " {} |", cell(c.correct, c.trials));
+                }
+                s.push('\n');
+            }
+            s.push('\n');
+        }
+    }
+    if plan.measures.contains(&Measure::Multikey) {
+        for r in reports {
+            let _ = writeln!(s, "## Multi-key accuracy: {} (correct/trials)\n", r.label);
+            let keys = distinct(r.multikey.iter().map(|c| c.keys));
+            let _ = write!(s, "| length |");
+            keys.iter()
+                .for_each(|k| s.push_str(&format!(" {k} keys |")));
+            let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(keys.len()));
+            for length in distinct(r.multikey.iter().map(|c| c.length)) {
+                let _ = write!(s, "| {length} |");
+                for c in r.multikey.iter().filter(|c| c.length == length) {
+                    let _ = write!(s, " {} |", cell(c.correct, c.trials));
+                }
+                s.push('\n');
+            }
+            s.push('\n');
+        }
+    }
+    if plan.measures.contains(&Measure::Recall) {
+        let _ = writeln!(
+            s,
+            "## Recall of real text vs distance ({QUOTE_TOKENS}-token quote at a sentence \
+             start after {RECALL_LEAD} tokens; half given, half to complete; exact match and \
+             greedy token accuracy of the continuation)\n"
+        );
+        header(&mut s, "distance", &["exact", "tokens"]);
+        for distance in distinct(
+            reports
+                .iter()
+                .flat_map(|r| r.recall.iter().map(|p| p.distance)),
+        ) {
+            let _ = write!(s, "| {distance} |");
+            for r in reports {
+                match r.recall.iter().find(|p| p.distance == distance) {
+                    Some(p) => write!(
+                        s,
+                        " {} | {} |",
+                        cell(p.exact, p.trials),
+                        cell(p.tokens_correct, p.tokens)
+                    ),
+                    None => write!(s, " - | - |"),
+                }
+                .ok();
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    if plan.measures.contains(&Measure::Fidelity) {
+        for r in reports {
+            let Some(f) = &r.fidelity else { continue };
+            let _ = writeln!(
+                s,
+                "## ETMF (ours, MODEL.md 7): {}: mean cos(e_t, R_k(z^l_(t+k))), ridge probes \
+                 fit on {} rows of the books' first halves, scored on {} rows of the second \
+                 halves\n",
+                r.label, f.fit_rows, f.test_rows
+            );
+            let lags = distinct(f.etmf.iter().map(|p| p.lag));
+            let _ = write!(s, "| layer l |");
+            lags.iter().for_each(|k| s.push_str(&format!(" k={k} |")));
+            let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(lags.len()));
+            for layer in distinct(f.etmf.iter().map(|p| p.layer)) {
+                let _ = write!(s, "| {layer} |");
+                for p in f.etmf.iter().filter(|p| p.layer == layer) {
+                    let _ = write!(s, " {:.3} |", p.fidelity);
+                }
+                s.push('\n');
+            }
+            let _ = writeln!(
+                s,
+                "\n## ECLMF (ours, MODEL.md 7): {}: mean cos(z^l_t, R(z^(l+m)_t))\n",
+                r.label
+            );
+            let _ = writeln!(s, "| layer l | m | l+m | fidelity |\n|---:|---:|---:|---:|");
+            for p in &f.eclmf {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.3} |",
+                    p.layer,
+                    p.up,
+                    p.layer + p.up,
+                    p.fidelity
+                );
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A file-name-safe form of a label.
+fn slug(label: &str) -> String {
+    let s: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Draws the plots of `reports` into `dir` (created if needed) and writes `results.json`;
+/// returns the files written.
+pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let mut files = Vec::new();
+    let json_path = dir.join("results.json");
+    let json = serde_json::to_vec_pretty(reports)
+        .map_err(|e| TrainError::format(&json_path, e.to_string()))?;
+    std::fs::write(&json_path, json).map_err(|e| TrainError::io(&json_path, e))?;
+    files.push(json_path);
+
+    if reports.iter().any(|r| !r.perplexity.is_empty()) {
+        let path = dir.join("perplexity.png");
+        let series: Vec<Series> = reports
+            .iter()
+            .map(|r| Series {
+                name: r.label.clone(),
+                points: r
+                    .perplexity
+                    .iter()
+                    .map(|p| (p.context as f64, p.perplexity))
+                    .collect(),
+            })
+            .collect();
+        line_chart(
+            &path,
+            "Perplexity vs context",
+            "context (tokens)",
+            "perplexity",
+            true,
+            &series,
+        )?;
+        files.push(path);
+    }
+    if reports.iter().any(|r| !r.recall.is_empty()) {
+        let path = dir.join("recall.png");
+        let mut series = Vec::new();
+        for r in reports {
+            let exact = |p: &RecallRow| ratio(p.exact, p.trials).map(|v| (p.distance as f64, v));
+            let tokens =
+                |p: &RecallRow| ratio(p.tokens_correct, p.tokens).map(|v| (p.distance as f64, v));
+            series.push(Series {
+                name: format!("{} exact", r.label),
+                points: r.recall.iter().filter_map(exact).collect(),
+            });
+            series.push(Series {
+                name: format!("{} tokens", r.label),
+                points: r.recall.iter().filter_map(tokens).collect(),
+            });
+        }
+        line_chart(
+            &path,
+            "Recall of a quote vs distance",
+            "distance from the quote to the question (tokens)",
+            "accuracy",
+            true,
+            &series,
+        )?;
+        files.push(path);
+    }
+    for r in reports {
+        let name = slug(&r.label);
+        if !r.passkey.is_empty() {
+            let lengths = distinct(r.passkey.iter().map(|c| c.length));
+            let depths = distinct(r.passkey.iter().map(|c| c.depth.to_bits()));
+            let values = lengths
+                .iter()
+                .map(|&l| {
+                    r.passkey
+                        .iter()
+                        .filter(|c| c.length == l)
+                        .map(|c| ratio(c.correct, c.trials))
+                        .collect()
+                })
+                .collect::<Vec<_>>();
+            let path = dir.join(format!("passkey-{name}.png"));
+            heatmap(
+                &path,
+                &format!("Pass-key accuracy: {}", r.label),
+                "depth of the key in the text",
+                "length (tokens)",
+                &depths
+                    .iter()
+                    .map(|d| compact(f64::from_bits(*d)))
+                    .collect::<Vec<_>>(),
+                &lengths
+                    .iter()
+                    .map(|&l| compact(l as f64))
+                    .collect::<Vec<_>>(),
+                &values,
+            )?;
+            files.push(path);
+        }
+        if !r.multikey.is_empty() {
+            let lengths = distinct(r.multikey.iter().map(|c| c.length));
+            let keys = distinct(r.multikey.iter().map(|c| c.keys));
+            let values = lengths
+                .iter()
+                .map(|&l| {
+                    r.multikey
+                        .iter()
+                        .filter(|c| c.length == l)
+                        .map(|c| ratio(c.correct, c.trials))
+                        .collect()
+                })
+                .collect::<Vec<_>>();
+            let path = dir.join(format!("multikey-{name}.png"));
+            heatmap(
+                &path,
+                &format!("Multi-key accuracy: {}", r.label),
+                "keys stated",
+                "length (tokens)",
+                &keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                &lengths
+                    .iter()
+                    .map(|&l| compact(l as f64))
+                    .collect::<Vec<_>>(),
+                &values,
+            )?;
+            files.push(path);
+        }
+        if let Some(f) = &r.fidelity {
+            let path = dir.join(format!("etmf-{name}.png"));
+            let series: Vec<Series> = distinct(f.etmf.iter().map(|p| p.layer))
+                .into_iter()
+                .map(|l| Series {
+                    name: format!("layer {l}"),
+                    points: f
+                        .etmf
+                        .iter()
+                        .filter(|p| p.layer == l)
+                        .map(|p| (p.lag as f64, p.fidelity))
+                        .collect(),
+                })
+                .collect();
+            line_chart(
+                &path,
+                &format!("ETMF (ours): {}", r.label),
+                "lag k (tokens)",
+                "mean cos(e_t, probe(z^l_t+k))",
+                true,
+                &series,
+            )?;
+            files.push(path);
+            let path = dir.join(format!("eclmf-{name}.png"));
+            let series: Vec<Series> = distinct(f.eclmf.iter().map(|p| p.layer))
+                .into_iter()
+                .map(|l| Series {
+                    name: format!("from layer {l}"),
+                    points: f
+                        .eclmf
+                        .iter()
+                        .filter(|p| p.layer == l)
+                        .map(|p| (p.up as f64, p.fidelity))
+                        .collect(),
+                })
+                .collect();
+            line_chart(
+                &path,
+                &format!("ECLMF (ours): {}", r.label),
+                "layers up m",
+                "mean cos(z^l_t, probe(z^l+m_t))",
+                false,
+                &series,
+            )?;
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
