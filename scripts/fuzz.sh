@@ -9,14 +9,16 @@
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Builds into
 # $FUZZ_TARGET_DIR (default fuzz/target) with debug assertions (overflow checks) and without a
 # sanitizer (the code under test is safe Rust; panics, aborts, hangs and memory blow-ups are
-# what is looked for). Per input: 10 s (-timeout), 2048 MiB (-rss_limit_mb). The corpus grows
+# what is looked for). Per input: 10 s (-timeout), 2048 MiB (-rss_limit_mb). Each target runs
+# on one core (RAYON_NUM_THREADS=1: the model code would use every core). The corpus grows
 # in fuzz/corpus/TARGET; crashing inputs land in fuzz/artifacts/TARGET/, logs next to them.
 # Exits 1 if any target crashed.
 set -euo pipefail
 
 seconds=${1:-60}
 shift || true
-all=(sniff_text html markdown epub pdf passages config_json snapshot weights)
+all=(sniff_text html markdown epub pdf passages config_json snapshot weights session_snapshot
+  session_snapshot_structured)
 targets=("${@:-${all[@]}}")
 
 cd "$(dirname "$0")/../fuzz"
@@ -28,14 +30,14 @@ cargo +nightly fuzz build --sanitizer none --debug-assertions --target-dir "$tar
 "$bin/make_seeds" -runs=1 >/dev/null 2>&1
 
 crashed=0
-printf '%-12s %12s %8s  %s\n' target execs seconds crashes
+printf '%-28s %12s %8s  %s\n' target execs seconds crashes
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     log="artifacts/$t/fuzz.log"
     before=$(find "artifacts/$t" -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' | wc -l)
     started=$(date +%s)
     status=0
-    "$bin/$t" "corpus/$t" "seeds/$t" -max_total_time="$seconds" -timeout=10 \
+    RAYON_NUM_THREADS=1 "$bin/$t" "corpus/$t" "seeds/$t" -max_total_time="$seconds" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t/" \
         >"$log" 2>&1 || status=$?
     elapsed=$(($(date +%s) - started))
@@ -44,10 +46,10 @@ for t in "${targets[@]}"; do
     new=$(($(echo -n "$found" | grep -c '^' || true) - before))
     if [ "$status" -ne 0 ]; then
         crashed=1
-        printf '%-12s %12s %8s  %s\n' "$t" "${execs:-?}" "$elapsed" \
+        printf '%-28s %12s %8s  %s\n' "$t" "${execs:-?}" "$elapsed" \
             "exit $status, $new new: $(echo "$found" | tail -1) (log $log)"
     else
-        printf '%-12s %12s %8s  %s\n' "$t" "${execs:-?}" "$elapsed" "none"
+        printf '%-28s %12s %8s  %s\n' "$t" "${execs:-?}" "$elapsed" "none"
     fi
 done
 exit $crashed

@@ -1,9 +1,16 @@
 //! Shared parts of the fuzz targets: the model configuration the model-file targets load
-//! against, and the invariants every parsed document must keep.
+//! against, the invariants every parsed document must keep, and the library and model that
+//! session snapshots are imported into.
 
-use candle_core::Device;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::{Device, Tensor};
 use ingest::{split_passages, CharIndex, Document, MAX_WORDS};
 use memmamba::{Config, MemMamba};
+use memreader::library::Library;
+use memreader::model::Model;
+use memreader::snapshot::{self, ImportReport};
 
 /// A very small but complete model configuration (notes, pool, cross-layer reads), so that
 /// seed state and weights files are a few KiB and each run allocates little.
@@ -70,5 +77,187 @@ pub fn check_document(doc: &Document) {
             .split_whitespace()
             .count();
         assert!(words <= MAX_WORDS, "a passage of {words} words");
+    }
+}
+
+/// The configuration of the model that session snapshots are made and imported with:
+/// [`fuzz_config`] with the bundled tokenizer's vocabulary (which `Model::load` requires), so
+/// that its states are a few KiB.
+pub fn snapshot_config() -> Config {
+    Config {
+        vocab_size: 16384,
+        ..fuzz_config()
+    }
+}
+
+/// Writes the snapshot model (`config.json`, `model.safetensors`) into `dir`: the same bytes
+/// in every process, so that the seed snapshots (whose manifests name the weights' BLAKE3)
+/// match the model a target imports them with. The variables of [`MemMamba::init`] that two
+/// initialisations give alike (ones, `A_log`) are kept; the random ones are replaced by
+/// values from a fixed xorshift sequence, uniform in (-0.1, 0.1).
+pub fn write_snapshot_model(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("the model folder can be made");
+    let cfg = snapshot_config();
+    let (varmap, other) = (candle_nn::VarMap::new(), candle_nn::VarMap::new());
+    let net = MemMamba::init(&cfg, &varmap, &Device::Cpu).expect("the config is valid");
+    MemMamba::init(&cfg, &other, &Device::Cpu).expect("the config is valid");
+    let values = |t: &Tensor| -> Vec<f32> {
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("f32 weights")
+    };
+    let vars = varmap.data().lock().expect("not poisoned");
+    let others = other.data().lock().expect("not poisoned");
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for name in names {
+        let var = &vars[name];
+        if values(var.as_tensor()) == values(others[name].as_tensor()) {
+            continue;
+        }
+        let n = var.as_tensor().elem_count();
+        let fixed: Vec<f32> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+            })
+            .collect();
+        let tensor =
+            Tensor::from_vec(fixed, var.as_tensor().shape(), &Device::Cpu).expect("the same shape");
+        var.set(&tensor).expect("the same shape and dtype");
+    }
+    drop((vars, others));
+    net.save(dir.join("model.safetensors"))
+        .expect("the weights can be written");
+    std::fs::write(dir.join("config.json"), cfg.to_json_string())
+        .expect("the config can be written");
+}
+
+/// A folder of its own under the temporary directory (`/dev/shm` where there is one, so that
+/// the files written for each input cost no disk I/O), emptied first. The folders of earlier
+/// fuzzing processes that are gone (libFuzzer exits without cleaning up) are removed.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let base = Path::new("/dev/shm");
+    let base = if base.is_dir() {
+        base.to_owned()
+    } else {
+        std::env::temp_dir()
+    };
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let pid = file_name.rsplit('-').next().unwrap_or_default();
+        if Path::new("/proc/self").exists()
+            && file_name.starts_with("memreader-fuzz-")
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("memreader-fuzz-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the scratch folder can be made");
+    dir
+}
+
+/// The input of `session_snapshot_structured`: a manifest length (u32, little-endian, cut to
+/// what the input holds), that many bytes of manifest, then the states region.
+pub fn split_structured(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = data.split_first_chunk::<4>() else {
+        return (&[], &[]);
+    };
+    let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    rest.split_at(len)
+}
+
+/// [`split_structured`]'s input for a snapshot file: its manifest and states region.
+pub fn join_structured(snapshot: &[u8]) -> Vec<u8> {
+    let manifest_len = u64::from_le_bytes(snapshot[24..32].try_into().expect("8 bytes")) as usize;
+    let mut out = (manifest_len as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&snapshot[32..snapshot.len() - 32]);
+    out
+}
+
+/// A library (empty: no documents, memories or sessions) and the snapshot model, once per
+/// process, and the file each input is written to before it is imported.
+struct Importer {
+    library: Library,
+    model: Model,
+    file: PathBuf,
+}
+
+fn importer() -> &'static Importer {
+    static IMPORTER: OnceLock<Importer> = OnceLock::new();
+    IMPORTER.get_or_init(|| {
+        let dir = scratch_dir("snapshot-import");
+        write_snapshot_model(&dir.join("model"));
+        Importer {
+            library: Library::open(&dir.join("library")).expect("a fresh library opens"),
+            model: Model::load(&dir.join("model"), &Device::Cpu).expect("the model loads"),
+            file: dir.join("input.memsnap"),
+        }
+    })
+}
+
+/// The names in `dir` (none if it does not exist).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => read.map(|e| e.expect("a readable entry").path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Imports `bytes` as a snapshot file with `memreader snapshot import`'s code into an empty
+/// library, and checks what import promises: a refused file is refused with a message that
+/// names it and leaves the library untouched; an imported one leaves exactly its documents'
+/// memories, each loading for the model with the manifest's token count, and its session
+/// listing them. The library is emptied again after a successful import. Returns the report
+/// or the error's message.
+pub fn import_snapshot(bytes: &[u8]) -> Result<ImportReport, String> {
+    let im = importer();
+    std::fs::write(&im.file, bytes).expect("the input can be written");
+    let memories = memreader::memory::memories_dir(&im.library);
+    let sessions = im.library.dir().join("sessions");
+    match snapshot::import(&im.library, &im.model, &im.file, None) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(&im.file.display().to_string()),
+                "the error does not name the file: {message}"
+            );
+            assert!(
+                entries(&memories).is_empty() && entries(&sessions).is_empty(),
+                "a refused snapshot wrote to the library: {message}"
+            );
+            Err(message)
+        }
+        Ok(report) => {
+            let ids: Vec<String> = report.documents.iter().map(|d| d.id.clone()).collect();
+            let session = memreader::session::load(&im.library, &report.session)
+                .expect("the imported session loads");
+            assert_eq!(session.documents, ids);
+            assert_eq!(session.history.len(), report.questions);
+            // a state file and an info file per document, nothing else
+            assert_eq!(entries(&memories).len(), 2 * ids.len());
+            for doc in &report.documents {
+                let info = memreader::memory::info(&im.library, &doc.id)
+                    .expect("an imported memory's info reads")
+                    .expect("and is there");
+                assert_eq!(info.weights_blake3, im.model.weights_blake3());
+                let path = memreader::memory::state_path(&im.library, &doc.id);
+                let state = memmamba::MemoryState::load(im.model.config(), &path, &Device::Cpu)
+                    .expect("an imported memory loads");
+                assert_eq!(state.tokens_read(), doc.tokens_read);
+                assert_eq!(info.tokens_read, doc.tokens_read);
+            }
+            for dir in [&memories, &sessions] {
+                std::fs::remove_dir_all(dir).expect("the library can be emptied");
+            }
+            Ok(report)
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! Writes the seed corpora, `fuzz/seeds/TARGET/NAME`, from real files: the ingest fixtures
 //! (PDFs, EPUB 2 and 3), slices of the bundled public-domain demo books, small hand-written
-//! HTML and Markdown, and model files (config JSON, a memory state, weights) of the fuzz
-//! configuration. Run by scripts/fuzz.sh before fuzzing; the seeds are not committed.
+//! HTML and Markdown, model files (config JSON, a memory state, weights) of the fuzz
+//! configuration, and session snapshots exported from a library that read two short books
+//! with the snapshot model (`memreader_fuzz::write_snapshot_model`, the same in every
+//! process) and asked a question. Run by scripts/fuzz.sh before fuzzing; the seeds are not
+//! committed.
 //!
 //! It is a libFuzzer binary like the targets (its dependencies are built instrumented, and
 //! only libFuzzer's runtime links them): run it with `-runs=1`, it writes the seeds on its
@@ -13,7 +16,11 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use ingest::fixtures::{self, EpubFlaws, EpubVersion};
 use memmamba::Config;
-use memreader_fuzz::{fuzz_config, fuzz_model};
+use memreader::library::{Library, PdfIsolation};
+use memreader::memory::{self, ReadOptions};
+use memreader::model::Model;
+use memreader::{ask, session, snapshot};
+use memreader_fuzz::{fuzz_config, fuzz_model, join_structured, scratch_dir, write_snapshot_model};
 
 static WRITTEN: std::sync::Once = std::sync::Once::new();
 
@@ -145,6 +152,83 @@ fn write_seeds() {
         "fresh",
         &model.weights_to_bytes().expect("weights save"),
     );
+
+    for (name, bytes) in session_snapshots(&books) {
+        write(&out, "session_snapshot", name, &bytes);
+        write(
+            &out,
+            "session_snapshot_structured",
+            name,
+            &join_structured(&bytes),
+        );
+    }
+}
+
+/// Snapshots exported the way `memreader snapshot export` does: one after reading 40 tokens
+/// of a short book; one after reading it and a second one to the end and asking a question
+/// (two states and a history entry).
+fn session_snapshots(books: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let dir = scratch_dir("seeds");
+    write_snapshot_model(&dir.join("model"));
+    let model = Model::load(&dir.join("model"), &Device::Cpu).expect("the model loads");
+    let library = Library::open(&dir.join("library")).expect("a library opens");
+    let mut paths = Vec::new();
+    for book in ["household-stories-grimm.txt", "intentions-wilde.txt"] {
+        let text = std::fs::read_to_string(books.join(book)).expect("a demo book");
+        let start = text.len() / 2;
+        let start = (start..).find(|&i| text.is_char_boundary(i)).unwrap();
+        let end = (start + 1500..)
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap();
+        let path = dir.join(book);
+        std::fs::write(&path, &text[start..end]).expect("a book can be staged");
+        paths.push(path);
+    }
+    let options = ingest::IngestOptions::new(PdfIsolation::InProcess);
+    let report = library
+        .ingest(&paths, &options, &mut |_| {})
+        .expect("the books ingest");
+    assert_eq!(report.ingested.len(), 2, "{report:?}");
+    let ids: Vec<String> = library
+        .documents()
+        .expect("the catalog lists")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let read = |id: &str, max_tokens: Option<u64>| {
+        let options = ReadOptions {
+            max_tokens,
+            ..ReadOptions::default()
+        };
+        memory::read(&library, &model, id, &options, &mut |_| {}).expect("a book reads");
+    };
+    let export = || {
+        let file = dir.join("export.memsnap");
+        snapshot::export(&library, &model, session::DEFAULT_SESSION, &file)
+            .expect("the session exports");
+        std::fs::read(&file).expect("the snapshot reads")
+    };
+    read(&ids[0], Some(40));
+    let one = export();
+    read(&ids[0], None);
+    read(&ids[1], None);
+    let question = "What did the keeper say?";
+    let answer = ask::ask(
+        &library,
+        Some(&model),
+        question,
+        &ask::AskOptions::default(),
+    )
+    .expect("a question is answered");
+    let entry = session::HistoryEntry {
+        asked_at: 1_700_000_000,
+        docs: Vec::new(),
+        answer,
+    };
+    session::record(&library, session::DEFAULT_SESSION, &entry).expect("the answer is kept");
+    let two = export();
+    let _ = std::fs::remove_dir_all(&dir);
+    vec![("one-document", one), ("two-documents-history", two)]
 }
 
 /// `bytes` after a first byte that the target reads as a choice.
