@@ -118,11 +118,26 @@ fn truncated(model: &MemMamba, layers: usize) -> Result<MemMamba, TrainError> {
     cfg.n_layer = layers;
     let varmap = candle_nn::VarMap::new();
     let cut = MemMamba::init(&cfg, &varmap, model.device())?;
-    let full = model.varmap().data().lock().expect("weights lock").clone();
-    for (name, var) in varmap.data().lock().expect("weights lock").iter() {
-        var.set(full[name].as_tensor())?;
+    for (name, var) in varmap.data().lock().map_err(|_| poisoned())?.iter() {
+        var.set(&weight(model, name)?)?;
     }
     Ok(cut)
+}
+
+fn poisoned() -> TrainError {
+    candle_core::Error::Msg("the weights' lock is poisoned".into()).into()
+}
+
+/// The model's weight called `name`.
+fn weight(model: &MemMamba, name: &str) -> Result<Tensor, TrainError> {
+    model
+        .varmap()
+        .data()
+        .lock()
+        .map_err(|_| poisoned())?
+        .get(name)
+        .map(|v| v.as_tensor().clone())
+        .ok_or_else(|| candle_core::Error::Msg(format!("the model has no weight {name}")).into())
 }
 
 /// Reads each row through `model` and returns `norm_f` of the stream after its last layer at
@@ -151,30 +166,10 @@ fn last_streams(
 
 /// `norm_f(x)` for rows `x` (n, d) on the CPU.
 fn final_norm(model: &MemMamba, x: &Tensor) -> Result<Tensor, TrainError> {
-    let weight = model
-        .varmap()
-        .data()
-        .lock()
-        .expect("weights lock")
-        .get("backbone.norm_f.weight")
-        .map(|v| v.as_tensor().clone())
-        .ok_or_else(|| candle_core::Error::Msg("no backbone.norm_f.weight".into()))?
-        .to_device(&Device::Cpu)?;
+    let weight = weight(model, "backbone.norm_f.weight")?.to_device(&Device::Cpu)?;
     let eps = model.config().rms_norm_eps;
     let rms = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
     Ok(x.broadcast_div(&rms)?.broadcast_mul(&weight)?)
-}
-
-/// The embedding matrix (vocab, d) on the model's device.
-fn embedding(model: &MemMamba) -> Result<Tensor, TrainError> {
-    Ok(model
-        .varmap()
-        .data()
-        .lock()
-        .expect("weights lock")
-        .get("backbone.embeddings.weight")
-        .map(|v| v.as_tensor().clone())
-        .ok_or_else(|| candle_core::Error::Msg("no backbone.embeddings.weight".into()))?)
 }
 
 /// Measures both curves (see the module documentation).
@@ -192,7 +187,7 @@ pub fn fidelity(
     let test = half_rows(store, len, true, cfg.test_rows, &mut rng).ok_or_else(missing)?;
     let rows: Vec<Vec<u32>> = fit.iter().chain(&test).cloned().collect();
 
-    let e = embedding(model)?;
+    let e = weight(model, "backbone.embeddings.weight")?;
     // (EᵀE)⁻¹ Eᵀ, transposed: logits (n, vocab) · pinv (vocab, d) = z (n, d).
     let gram = to_f64_rows(&e.t()?.matmul(&e)?)?;
     let inverse = Tensor::new(invert_spd(&gram, e.dim(1)?)?, &Device::Cpu)?
@@ -218,25 +213,29 @@ pub fn fidelity(
         streams.push((l.min(n_layer), to_f64_rows(&z)?));
     }
     let n_fit = fit.len();
+    let probes = streams
+        .iter()
+        .map(|(_, z)| Probes::new(z, n_fit))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut etmf = Vec::new();
-    for (l, z) in &streams {
+    for ((l, _), probes) in streams.iter().zip(&probes) {
         for &lag in &cfg.lags {
             let ids: Vec<u32> = rows.iter().map(|r| r[len - 1 - lag]).collect();
             let target = to_f64_rows(&e_cpu.index_select(&Tensor::new(ids, &Device::Cpu)?, 0)?)?;
             etmf.push(EtmfPoint {
                 layer: *l,
                 lag,
-                fidelity: probe_fidelity(z, &target, n_fit)?,
+                fidelity: probes.fidelity(&target)?,
             });
         }
     }
     let mut eclmf = Vec::new();
     for (i, (l, low)) in streams.iter().enumerate() {
-        for (upper, high) in &streams[i + 1..] {
+        for ((upper, _), high) in streams[i + 1..].iter().zip(&probes[i + 1..]) {
             eclmf.push(EclmfPoint {
                 layer: *l,
                 up: upper - l,
-                fidelity: probe_fidelity(high, low, n_fit)?,
+                fidelity: high.fidelity(low)?,
             });
         }
     }
@@ -262,29 +261,120 @@ const RIDGE_ALPHAS: [f64; 5] = [1e-4, 1e-3, 1e-2, 1e-1, 1.0];
 /// chosen on the last fifth of them, and returns the mean cosine between prediction and target
 /// over the other rows.
 pub fn probe_fidelity(x: &[Vec<f64>], y: &[Vec<f64>], n_fit: usize) -> Result<f64, TrainError> {
-    let bad = |m: &str| TrainError::Candle(candle_core::Error::Msg(m.to_string()));
-    if x.len() != y.len() || n_fit < 5 || n_fit >= x.len() {
-        return Err(bad(
-            "a probe needs at least 5 fitting rows and one test row",
-        ));
-    }
-    let train = n_fit - n_fit / 5;
-    let best = RIDGE_ALPHAS
-        .iter()
-        .map(|&alpha| {
-            let probe = Ridge::fit(&x[..train], &y[..train], alpha)?;
-            Ok((
-                mean_cosine(&probe, &x[train..n_fit], &y[train..n_fit]),
-                alpha,
-            ))
+    Probes::new(x, n_fit)?.fidelity(y)
+}
+
+/// Ridge probes from one set of features: the inverses that every target shares, computed
+/// once (for choosing the strength on the first four fifths of the fitting rows, and for the
+/// final fit on all of them).
+struct Probes<'a> {
+    x: &'a [Vec<f64>],
+    n_fit: usize,
+    train: usize,
+    choose: Vec<Basis>,
+    fit: Vec<Basis>,
+}
+
+/// The centred features of some rows and `(XᵀX + λI)⁻¹` for one strength.
+struct Basis {
+    mean_x: Vec<f64>,
+    xc: Tensor,
+    inverse: Tensor,
+}
+
+impl<'a> Probes<'a> {
+    fn new(x: &'a [Vec<f64>], n_fit: usize) -> Result<Self, TrainError> {
+        if n_fit < 5 || n_fit >= x.len() {
+            return Err(candle_core::Error::Msg(
+                "a probe needs at least 5 fitting rows and one test row".into(),
+            )
+            .into());
+        }
+        let train = n_fit - n_fit / 5;
+        Ok(Probes {
+            x,
+            n_fit,
+            train,
+            choose: Basis::for_alphas(&x[..train])?,
+            fit: Basis::for_alphas(&x[..n_fit])?,
         })
-        .collect::<Result<Vec<_>, TrainError>>()?
-        .into_iter()
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, alpha)| alpha)
-        .unwrap_or(RIDGE_ALPHAS[2]);
-    let probe = Ridge::fit(&x[..n_fit], &y[..n_fit], best)?;
-    Ok(mean_cosine(&probe, &x[n_fit..], &y[n_fit..]))
+    }
+
+    fn fidelity(&self, y: &[Vec<f64>]) -> Result<f64, TrainError> {
+        if y.len() != self.x.len() {
+            return Err(
+                candle_core::Error::Msg("features and targets differ in rows".into()).into(),
+            );
+        }
+        let (train, n_fit) = (self.train, self.n_fit);
+        let mut best = (f64::MIN, 0);
+        for (i, basis) in self.choose.iter().enumerate() {
+            let probe = basis.solve(&y[..train])?;
+            let score = mean_cosine(&probe, &self.x[train..n_fit], &y[train..n_fit]);
+            if score > best.0 {
+                best = (score, i);
+            }
+        }
+        let probe = self.fit[best.1].solve(&y[..n_fit])?;
+        Ok(mean_cosine(&probe, &self.x[n_fit..], &y[n_fit..]))
+    }
+}
+
+fn mean(rows: &[Vec<f64>]) -> Vec<f64> {
+    let mut m = vec![0.0; rows[0].len()];
+    for r in rows {
+        m.iter_mut()
+            .zip(r)
+            .for_each(|(a, b)| *a += b / rows.len() as f64);
+    }
+    m
+}
+
+fn centred(rows: &[Vec<f64>], m: &[f64]) -> Result<Tensor, TrainError> {
+    let flat: Vec<f64> = rows
+        .iter()
+        .flat_map(|r| r.iter().zip(m).map(|(a, b)| a - b))
+        .collect();
+    Ok(Tensor::from_vec(flat, (rows.len(), m.len()), &Device::Cpu)?)
+}
+
+impl Basis {
+    fn for_alphas(x: &[Vec<f64>]) -> Result<Vec<Basis>, TrainError> {
+        let mean_x = mean(x);
+        let dx = mean_x.len();
+        let xc = centred(x, &mean_x)?;
+        let gram = xc.t()?.matmul(&xc)?.flatten_all()?.to_vec1::<f64>()?;
+        let scale = (0..dx).map(|i| gram[i * dx + i]).sum::<f64>() / dx as f64;
+        RIDGE_ALPHAS
+            .iter()
+            .map(|alpha| {
+                let mut a = gram.clone();
+                (0..dx).for_each(|i| a[i * dx + i] += (alpha * scale).max(1e-12));
+                Ok(Basis {
+                    mean_x: mean_x.clone(),
+                    xc: xc.clone(),
+                    inverse: Tensor::from_vec(invert_spd_flat(a, dx)?, (dx, dx), &Device::Cpu)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The probe for targets `y` (the rows of `xc`).
+    fn solve(&self, y: &[Vec<f64>]) -> Result<Ridge, TrainError> {
+        let mean_y = mean(y);
+        let yc = centred(y, &mean_y)?;
+        let w = self
+            .inverse
+            .matmul(&self.xc.t()?.matmul(&yc)?)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        Ok(Ridge {
+            mean_x: self.mean_x.clone(),
+            dy: mean_y.len(),
+            mean_y,
+            w,
+        })
+    }
 }
 
 /// A linear map with intercept: `y = (x - mean_x) W + mean_y`.
@@ -297,39 +387,6 @@ struct Ridge {
 }
 
 impl Ridge {
-    fn fit(x: &[Vec<f64>], y: &[Vec<f64>], alpha: f64) -> Result<Self, TrainError> {
-        let (n, dx, dy) = (x.len(), x[0].len(), y[0].len());
-        let mean = |rows: &[Vec<f64>], d: usize| {
-            let mut m = vec![0.0; d];
-            rows.iter()
-                .for_each(|r| m.iter_mut().zip(r).for_each(|(a, b)| *a += b / n as f64));
-            m
-        };
-        let (mean_x, mean_y) = (mean(x, dx), mean(y, dy));
-        let centred = |rows: &[Vec<f64>], m: &[f64]| -> Result<Tensor, TrainError> {
-            let flat: Vec<f64> = rows
-                .iter()
-                .flat_map(|r| r.iter().zip(m).map(|(a, b)| a - b))
-                .collect();
-            Ok(Tensor::from_vec(flat, (n, m.len()), &Device::Cpu)?)
-        };
-        let (xc, yc) = (centred(x, &mean_x)?, centred(y, &mean_y)?);
-        let mut gram = xc.t()?.matmul(&xc)?.flatten_all()?.to_vec1::<f64>()?;
-        let lambda = alpha * (0..dx).map(|i| gram[i * dx + i]).sum::<f64>() / dx as f64;
-        (0..dx).for_each(|i| gram[i * dx + i] += lambda.max(1e-12));
-        let inverse = Tensor::from_vec(invert_spd_flat(gram, dx)?, (dx, dx), &Device::Cpu)?;
-        let w = inverse
-            .matmul(&xc.t()?.matmul(&yc)?)?
-            .flatten_all()?
-            .to_vec1::<f64>()?;
-        Ok(Ridge {
-            mean_x,
-            mean_y,
-            w,
-            dy,
-        })
-    }
-
     fn predict(&self, x: &[f64]) -> Vec<f64> {
         let mut y = self.mean_y.clone();
         for (i, (a, m)) in x.iter().zip(&self.mean_x).enumerate() {
