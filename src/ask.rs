@@ -25,6 +25,10 @@
 //!    sentences; of equals the shorter sentence, then the better-ranked passage, wins). "The best passage" above is the one
 //!    that sentence comes from; it is cited first.
 //!
+//! [`ask_with`] streams the answer's text as it is generated ([`AskEvent`]s: pieces of whole
+//! chars, then the extracted answer in their place if the generated one is not used); [`ask`]
+//! is the same without listening.
+//!
 //! Every citation is a candidate's best sentence with its document, page or chapter and char
 //! range. Without a model (not shipped yet, or not loaded) steps 2, 4 and generation are
 //! skipped and the answer says so in its notices.
@@ -141,6 +145,78 @@ pub struct Answer {
     pub notices: Vec<String>,
 }
 
+/// What [`ask_with`] tells its caller while it answers, in order. After the last event, the text
+/// of the last `Replace` (or "" before any) followed by the `Delta`s sent after it is the
+/// answer's text. As JSON: `{"kind": "delta", "text": "..."}` or `{"kind": "replace", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "text", rename_all = "lowercase")]
+pub enum AskEvent {
+    /// The next piece of the answer's text as the model generates it: whole chars only (a char
+    /// whose bytes are split over tokens waits for its last one), without the blanks that the
+    /// answer is trimmed of.
+    Delta(String),
+    /// The answer's text is this instead of what was sent before: generation was abandoned for
+    /// an extracted answer (not confident, or not in the passage), or nothing was generated
+    /// (no model, generation off, nothing matched).
+    Replace(String),
+}
+
+/// Sends a growing text to a listener: what was added since the last [`TextStream::show`] as
+/// a `Delta`, or all of it as a `Replace` when it no longer begins with what was sent; then the
+/// final text as a `Replace` unless it is what was sent.
+struct TextStream<'a> {
+    sent: String,
+    on_event: &'a mut dyn FnMut(AskEvent),
+}
+
+impl<'a> TextStream<'a> {
+    fn new(on_event: &'a mut dyn FnMut(AskEvent)) -> TextStream<'a> {
+        TextStream {
+            sent: String::new(),
+            on_event,
+        }
+    }
+
+    fn show(&mut self, text: &str) {
+        match text.strip_prefix(self.sent.as_str()) {
+            Some("") => {}
+            Some(delta) => {
+                (self.on_event)(AskEvent::Delta(delta.to_owned()));
+                self.sent.push_str(delta);
+            }
+            None => {
+                (self.on_event)(AskEvent::Replace(text.to_owned()));
+                self.sent = text.to_owned();
+            }
+        }
+    }
+
+    fn finish(self, text: &str) {
+        if self.sent != text {
+            (self.on_event)(AskEvent::Replace(text.to_owned()));
+        }
+    }
+}
+
+/// The answer in a generation's decoded text: up to [`memmamba::prompt::ANSWER_END`], trimmed.
+fn answer_text(decoded: &str) -> &str {
+    decoded
+        .split(memmamba::prompt::ANSWER_END)
+        .next()
+        .unwrap_or_default()
+        .trim()
+}
+
+/// The part of a generation so far (`decoded`: all its tokens decoded) that its answer will
+/// begin with whatever comes next: [`answer_text`] without a trailing U+FFFD (the first bytes of
+/// a char whose last ones are still to come) and the blanks before it (the answer keeps them
+/// only once something follows them).
+fn settled(decoded: &str) -> &str {
+    answer_text(decoded)
+        .trim_end_matches(char::REPLACEMENT_CHARACTER)
+        .trim_end()
+}
+
 /// A document's text and passages, as needed to cite it.
 struct DocText {
     title: String,
@@ -204,8 +280,39 @@ pub fn ask(
     question: &str,
     options: &AskOptions,
 ) -> Result<Answer> {
+    ask_with(library, model, question, options, &mut |_| {})
+}
+
+/// [`ask`], calling `on_event` with the answer's text as it is generated (see [`AskEvent`]).
+///
+/// ```no_run
+/// use std::io::Write;
+/// use memreader::ask::{ask_with, AskEvent, AskOptions};
+/// # fn example(library: &memreader::library::Library) -> memreader::Result<()> {
+/// let question = "Who hid the golden bird?";
+/// let answer = ask_with(library, None, question, &AskOptions::default(), &mut |event| {
+///     match event {
+///         AskEvent::Delta(piece) => print!("{piece}"),
+///         AskEvent::Replace(text) => print!("\n{text}"),
+///     }
+///     std::io::stdout().flush().ok();
+/// })?;
+/// println!("\n{} citations", answer.citations.len());
+/// # Ok(())
+/// # }
+/// ```
+pub fn ask_with(
+    library: &Library,
+    model: Option<&Model>,
+    question: &str,
+    options: &AskOptions,
+    on_event: &mut dyn FnMut(AskEvent),
+) -> Result<Answer> {
     let ranking = rank(library, model, question, options)?;
-    answer(model, question, ranking, options)
+    let mut stream = TextStream::new(on_event);
+    let answer = answer(model, question, ranking, options, &mut stream)?;
+    stream.finish(&answer.text);
+    Ok(answer)
 }
 
 /// The passages for `query`, best first, each cited by its best sentence: BM25 merged with the
@@ -594,11 +701,13 @@ fn normalized(s: &str) -> String {
         .join(" ")
 }
 
+/// The answer from the ranked passages; a generation is shown on `stream` as it grows.
 fn answer(
     model: Option<&Model>,
     question: &str,
     ranking: Ranking,
     options: &AskOptions,
+    stream: &mut TextStream,
 ) -> Result<Answer> {
     let words = question_words(question);
     let idf = idf_of(&ranking, &words);
@@ -652,7 +761,7 @@ fn answer(
     let (candidate, score) = &ranking.candidates[source];
     let text = &ranking.docs[&candidate.doc_id];
     let passage_text = text.map.slice(&text.doc.text, &candidate.passage);
-    let (generated, confidence) = generate(model, passage_text, question, options)?;
+    let (generated, confidence) = generate(model, passage_text, question, options, stream)?;
     out.confidence = Some(confidence);
     let wanted = normalized(&generated);
     let found = !wanted.is_empty() && normalized(passage_text).contains(&wanted);
@@ -672,12 +781,14 @@ fn answer(
 }
 
 /// Greedy decoding after the passage and the question prompt, up to the first newline or
-/// `max_answer_tokens`; the answer's text and its mean token log-probability.
+/// `max_answer_tokens`; the answer's text (shown on `stream` as it grows) and its mean token
+/// log-probability.
 fn generate(
     model: &Model,
     passage: &str,
     question: &str,
     options: &AskOptions,
+    stream: &mut TextStream,
 ) -> Result<(String, f32)> {
     let mut ids = model.encode(passage)?;
     ids.extend(model.encode(&question_prompt(question))?);
@@ -702,18 +813,15 @@ fn generate(
         }
         out.push(t);
         total += lp;
-        if model.decode(&out)?.contains(memmamba::prompt::ANSWER_END) {
+        let decoded = model.decode(&out)?;
+        stream.show(settled(&decoded));
+        if decoded.contains(memmamba::prompt::ANSWER_END) {
             break;
         }
         logprobs = model.read(&mut state, &[t])?;
     }
-    let text = model.decode(&out)?;
-    let text = text
-        .split(memmamba::prompt::ANSWER_END)
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let text = answer_text(&model.decode(&out)?).to_owned();
+    stream.show(&text);
     let mean = if out.is_empty() {
         f32::NEG_INFINITY
     } else {
@@ -738,5 +846,85 @@ pub fn locator(page: Option<usize>, chapter: Option<usize>, chapter_title: Optio
         "no page or chapter".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::Tokenizer;
+
+    #[test]
+    fn a_generation_streams_in_whole_chars_that_make_up_its_answer() {
+        let tokenizer = Tokenizer::from_file(crate::assets_dir().join("tokenizer.json")).unwrap();
+        let generated = " Ottoline Fairweather 🦉 of the café — naïve 北京  \nQuestion: who?";
+        let ids = tokenizer
+            .encode(generated, false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let decoded = |n: usize| tokenizer.decode(&ids[..n], false).unwrap();
+        // byte-level tokens split some of these chars: a prefix of the tokens ends mid-char
+        assert!((1..ids.len()).any(|n| decoded(n).ends_with(char::REPLACEMENT_CHARACTER)));
+
+        // as `generate` streams: each token's prefix settled, then the whole answer
+        let mut events = Vec::new();
+        let mut on_event = |e| events.push(e);
+        let mut stream = TextStream::new(&mut on_event);
+        for n in 1..=ids.len() {
+            stream.show(settled(&decoded(n)));
+        }
+        stream.show(answer_text(&decoded(ids.len())));
+        let pieces: Vec<String> = events
+            .into_iter()
+            .map(|e| match e {
+                AskEvent::Delta(piece) => piece,
+                AskEvent::Replace(text) => panic!("nothing sent was taken back: {text:?}"),
+            })
+            .collect();
+        assert!(pieces.len() > 5, "{pieces:?}");
+        assert!(
+            pieces
+                .iter()
+                .all(|p| !p.contains(char::REPLACEMENT_CHARACTER)),
+            "{pieces:?}"
+        );
+        assert_eq!(
+            pieces.concat(),
+            "Ottoline Fairweather 🦉 of the café — naïve 北京"
+        );
+    }
+
+    #[test]
+    fn a_text_that_does_not_continue_what_was_sent_replaces_it() {
+        let mut events = Vec::new();
+        let mut on_event = |e| events.push(e);
+        let mut stream = TextStream::new(&mut on_event);
+        for text in ["The", "The", "The owl", "It was the barn owl.", ""] {
+            stream.show(text);
+        }
+        stream.finish("The barn owl.");
+        assert_eq!(
+            events,
+            [
+                AskEvent::Delta("The".into()),
+                AskEvent::Delta(" owl".into()),
+                AskEvent::Replace("It was the barn owl.".into()),
+                AskEvent::Replace("".into()),
+                AskEvent::Replace("The barn owl.".into()),
+            ]
+        );
+        // a final text that was all sent sends nothing more
+        let mut sent = 0;
+        let mut count = |_: AskEvent| sent += 1;
+        let mut stream = TextStream::new(&mut count);
+        stream.show("The barn owl.");
+        stream.finish("The barn owl.");
+        assert_eq!(sent, 1);
+        // as the app's window receives them
+        assert_eq!(
+            serde_json::to_string(&events[1..3]).unwrap(),
+            r#"[{"kind":"delta","text":" owl"},{"kind":"replace","text":"It was the barn owl."}]"#
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use memreader::ask::{self, Answer, AskOptions, Citation};
+use memreader::ask::{self, Answer, AskEvent, AskOptions, Citation};
 use memreader::book::{demo_book_paths, Book};
 use memreader::library::{self, Hit, IngestReport, Library, PdfIsolation, SearchOptions, Status};
 use memreader::memory::{self, ReadOptions, ReadReport};
@@ -277,7 +277,18 @@ fn main() -> Result<()> {
                 generate: !no_generate,
                 ..AskOptions::default()
             };
-            let answer = ask::ask(&library, model.as_ref(), &question, &options)?;
+            let answer = if json {
+                ask::ask(&library, model.as_ref(), &question, &options)?
+            } else {
+                println!("Q: {question}");
+                let mut printer = StreamPrinter::default();
+                let answer =
+                    ask::ask_with(&library, model.as_ref(), &question, &options, &mut |e| {
+                        printer.show(e)
+                    })?;
+                printer.finish(&answer);
+                answer
+            };
             session::record(
                 &library,
                 &session,
@@ -289,8 +300,6 @@ fn main() -> Result<()> {
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
-            } else {
-                print_answer(&answer);
             }
             Ok(())
         }
@@ -654,24 +663,78 @@ fn print_citation(n: usize, c: &Citation) {
 }
 
 fn print_answer(answer: &Answer) {
+    print_notices(answer);
+    println!("Q: {}", answer.question);
+    println!("A: {} ({})", one_line(&answer.text), answer_kind(answer));
+    print_citations(answer);
+}
+
+fn print_notices(answer: &Answer) {
     for notice in &answer.notices {
         eprintln!("note: {notice}");
     }
-    println!("Q: {}", answer.question);
-    let how = match answer.kind {
+}
+
+fn print_citations(answer: &Answer) {
+    for (i, c) in answer.citations.iter().enumerate() {
+        print_citation(i + 1, c);
+    }
+}
+
+/// `s` on one line, its blanks as single spaces.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Where an answer's text comes from, for people.
+fn answer_kind(answer: &Answer) -> String {
+    match answer.kind {
         ask::AnswerKind::Generated => format!(
             "generated, mean log-prob {:.2}",
             answer.confidence.unwrap_or(f32::NAN)
         ),
         ask::AnswerKind::Extracted => "extracted".to_owned(),
         ask::AnswerKind::None => "no answer".to_owned(),
-    };
-    println!(
-        "A: {} ({how})",
-        answer.text.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
-    for (i, c) in answer.citations.iter().enumerate() {
-        print_citation(i + 1, c);
+    }
+}
+
+/// Prints an answer as `ask_with` streams it: "A: " and the text as it is generated; a text
+/// that replaces it (an extracted answer) on an "A: " line of its own, the generated one marked
+/// as not used; then, from the final answer, where it comes from, its citations and notices.
+#[derive(Default)]
+struct StreamPrinter {
+    /// Whether the current line holds an answer ("A: " was printed).
+    open: bool,
+}
+
+impl StreamPrinter {
+    fn show(&mut self, event: AskEvent) {
+        let text = match event {
+            AskEvent::Delta(piece) => piece.replace(char::is_whitespace, " "),
+            AskEvent::Replace(text) => {
+                if self.open {
+                    println!("  [generated, not used]");
+                }
+                self.open = false;
+                one_line(&text)
+            }
+        };
+        if !self.open {
+            print!("A: ");
+            self.open = true;
+        }
+        print!("{text}");
+        // the piece shows now, not when the line ends
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+    }
+
+    fn finish(self, answer: &Answer) {
+        if !self.open {
+            print!("A: ");
+        }
+        println!(" ({})", answer_kind(answer));
+        print_citations(answer);
+        print_notices(answer);
     }
 }
 

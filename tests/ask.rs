@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{cli, doc_id, fails, ok, KNOWN};
-use memreader::ask::{self, Answer, AnswerKind, AskOptions};
+use memreader::ask::{self, Answer, AnswerKind, AskEvent, AskOptions};
 use memreader::memory::{self, ReadOptions};
 use memreader::text::slice_chars;
 
@@ -92,6 +92,79 @@ fn without_a_model_answers_are_extracted_from_bm25_passages() {
     let answer = ask::ask(&library, None, "xylophone zeppelin", &AskOptions::default()).unwrap();
     assert_eq!(answer.kind, AnswerKind::None);
     assert!(answer.citations.is_empty());
+}
+
+/// Asks `question` with `ask_with`: the answer and the events it streamed.
+fn ask_streaming(
+    library: &memreader::library::Library,
+    model: Option<&memreader::model::Model>,
+    question: &str,
+) -> (Answer, Vec<AskEvent>) {
+    let mut events = Vec::new();
+    let answer = ask::ask_with(library, model, question, &AskOptions::default(), &mut |e| {
+        events.push(e)
+    })
+    .unwrap();
+    (answer, events)
+}
+
+/// The `Delta`s before the first `Replace`, joined.
+fn streamed_before_replace(events: &[AskEvent]) -> String {
+    events
+        .iter()
+        .map_while(|e| match e {
+            AskEvent::Delta(piece) => Some(piece.as_str()),
+            AskEvent::Replace(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_generated_answer_streams_and_an_extracted_one_replaces_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let library = common::library(tmp.path());
+    let model = common::load(&common::tiny_model(&tmp.path().join("model")));
+    let mut streamed_any = false;
+    for (question, expected, _) in &KNOWN[..3] {
+        let (answer, events) = ask_streaming(&library, Some(&model), question);
+        // the pieces streamed as the model generated are its generated text, in order
+        let streamed = streamed_before_replace(&events);
+        assert_eq!(Some(&streamed), answer.generated.as_ref(), "{events:?}");
+        streamed_any |= !streamed.is_empty();
+        // a random model is never confident: the extracted answer replaces what was streamed,
+        // once, last
+        assert_eq!(answer.kind, AnswerKind::Extracted, "{answer:#?}");
+        assert!(answer.text.contains(expected), "{answer:#?}");
+        assert_eq!(
+            events.last(),
+            Some(&AskEvent::Replace(answer.text.clone())),
+            "{events:?}"
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, AskEvent::Replace(_)))
+                .count(),
+            1,
+            "{events:?}"
+        );
+        // streaming changes nothing in the answer
+        let plain = ask::ask(&library, Some(&model), question, &AskOptions::default()).unwrap();
+        assert_eq!(plain, answer);
+    }
+    assert!(streamed_any, "the model generated nothing to stream");
+}
+
+#[test]
+fn without_generation_the_answer_comes_whole_in_one_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let library = common::library(tmp.path());
+    let (answer, events) = ask_streaming(&library, None, "What is the pass key?");
+    assert!(answer.text.contains("68491"), "{answer:#?}");
+    assert_eq!(events, [AskEvent::Replace(answer.text.clone())]);
+    let (answer, events) = ask_streaming(&library, None, "xylophone zeppelin");
+    assert_eq!(answer.kind, AnswerKind::None);
+    assert_eq!(events, [AskEvent::Replace(answer.text)]);
 }
 
 #[test]
@@ -182,10 +255,28 @@ fn the_cli_reads_asks_and_keeps_the_history() {
     assert!(out.contains("Q: Does Life imitate Art?"), "{out}");
     assert!(out.contains("wilde"), "{out}");
     assert!(out.contains("[chars "), "{out}");
+    let printed = out;
     let out = ok(cli(&lib, &model, &["history", "--json"]));
     let history: Vec<memreader::session::HistoryEntry> = serde_json::from_str(&out).unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].answer, answer);
+    // the generated answer was printed as it streamed, then the extracted one in its place
+    let asked = &history[1].answer;
+    let generated = asked.generated.as_deref().unwrap();
+    let mut lines = printed.lines().filter(|l| l.starts_with("A: "));
+    if !generated.is_empty() {
+        let line = format!(
+            "A: {}  [generated, not used]",
+            generated.replace(char::is_whitespace, " ")
+        );
+        assert_eq!(lines.next(), Some(line.as_str()), "{printed}");
+    }
+    let line = format!(
+        "A: {} (extracted)",
+        asked.text.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    assert_eq!(lines.next(), Some(line.as_str()), "{printed}");
+    assert_eq!(lines.next(), None, "{printed}");
     // memory-aware search merges memory pointers into the BM25 hits
     let out = ok(cli(
         &lib,
