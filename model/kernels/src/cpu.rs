@@ -6,6 +6,7 @@
 //! its K-tap window straight from `prev` and `x`. The scan backward recomputes the states of one
 //! channel at a time and walks time backwards.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Channels handled by one task: consecutive channels share cache lines of `x`, `dt` and `y`.
@@ -64,50 +65,107 @@ fn decays(dt: f32, a: &[f32], out: &mut [f32]) {
 
 /// `exp(x)` within a few ulp for x in [-87, 88] (clamped outside; the scan only takes x <= 0):
 /// x = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-6 Taylor polynomial, times 2^n built
-/// from the exponent bits. Branch-free, so the compiler vectorises loops over it.
+/// from the exponent bits. Branch-free and conversion-free (n is read from the bits of the
+/// rounding sum), so the compiler vectorises loops over it.
 #[inline(always)]
 fn exp_poly(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // The low bits of `shifted` hold n (|n| < 2^22 keeps its exponent that of ROUND).
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
+/// The inputs of the scan forward, unpacked.
+struct ScanInputs<'a> {
+    x: &'a [f32],
+    dt: &'a [f32],
+    a: &'a [f32],
+    h0: &'a [f32],
+    bm: &'a [f32],
+    cm: &'a [f32],
+    dims: Dims,
+    n: usize,
+}
+
+/// One (batch `b`, channels `d0..d0 + cb`) task of the scan forward: y (time-major, len * cb)
+/// and the final state (cb * n). The block's state is held state-major (row `i`: state `i` of
+/// its channels, padded to [`CHANNEL_BLOCK`] lanes with zero rates, which keep a zero state), so
+/// every step is lane-wise over the channels: no reduction across a vector. Compiled for
+/// AVX-512 and for AVX2 as well as the baseline and picked at run time (the baseline x86-64
+/// build has only SSE2; 16 lanes are one AVX-512 register).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
+    const W: usize = CHANNEL_BLOCK;
+    let ((_, len, dim), n) = (inp.dims, inp.n);
+    let h_at = (b * dim + d0) * n;
+    let mut h = vec![[0f32; W]; n];
+    let mut a = vec![[0f32; W]; n];
+    for j in 0..cb {
+        for i in 0..n {
+            h[i][j] = inp.h0[h_at + j * n + i];
+            a[i][j] = inp.a[(d0 + j) * n + i];
+        }
+    }
+    let mut y = vec![0f32; len * cb];
+    for t in 0..len {
+        let row = (b * len + t) * dim + d0;
+        let (dt, x) = (lanes(&inp.dt[row..row + cb]), lanes(&inp.x[row..row + cb]));
+        let dx: [f32; W] = std::array::from_fn(|j| dt[j] * x[j]);
+        let b_t = &inp.bm[(b * len + t) * n..(b * len + t + 1) * n];
+        let c_t = &inp.cm[(b * len + t) * n..(b * len + t + 1) * n];
+        let mut acc = [0f32; W];
+        for (((h_i, a_i), &b_i), &c_i) in h.iter_mut().zip(&a).zip(b_t).zip(c_t) {
+            for j in 0..W {
+                h_i[j] = exp_poly(dt[j] * a_i[j]) * h_i[j] + dx[j] * b_i;
+                acc[j] += h_i[j] * c_i;
+            }
+        }
+        y[t * cb..(t + 1) * cb].copy_from_slice(&acc[..cb]);
+    }
+    let mut h_last = vec![0f32; cb * n];
+    for j in 0..cb {
+        for i in 0..n {
+            h_last[j * n + i] = h[i][j];
+        }
+    }
+    (y, h_last)
+}
+
+/// `values` (at most [`CHANNEL_BLOCK`] of them) as a block's lanes, zero-padded. A whole block
+/// is one array copy, which compiles to a vector load: a lane-by-lane fill (or a `memcpy` call)
+/// stalls the vector ops that read it.
+#[inline(always)]
+fn lanes(values: &[f32]) -> [f32; CHANNEL_BLOCK] {
+    match <&[f32; CHANNEL_BLOCK]>::try_from(values) {
+        Ok(whole) => *whole,
+        Err(_) => std::array::from_fn(|j| values.get(j).copied().unwrap_or(0.0)),
+    }
 }
 
 /// Selective scan forward: returns y (B, L, D) followed by h_last (B, D, N).
 pub fn scan_fwd(x: &[f32], dt: &[f32], rest: &[f32], dims: Dims, n: usize) -> Vec<f32> {
     let (batch, len, dim) = dims;
     let [a, h0, bm, cm] = split_rest(rest, dims, n);
+    let inputs = ScanInputs {
+        x,
+        dt,
+        a,
+        h0,
+        bm,
+        cm,
+        dims,
+        n,
+    };
     run_channel_blocks(batch, len, dim, n, |b, d0, cb| {
-        let h_at = (b * dim + d0) * n;
-        let mut h = h0[h_at..h_at + cb * n].to_vec();
-        let a = &a[d0 * n..(d0 + cb) * n];
-        let mut y = vec![0f32; len * cb];
-        let mut decay = vec![0f32; n];
-        for t in 0..len {
-            let row = (b * len + t) * dim + d0;
-            let b_t = &bm[(b * len + t) * n..(b * len + t + 1) * n];
-            let c_t = &cm[(b * len + t) * n..(b * len + t + 1) * n];
-            for j in 0..cb {
-                let dt_v = dt[row + j];
-                let dx = dt_v * x[row + j];
-                let h_j = &mut h[j * n..(j + 1) * n];
-                let a_j = &a[j * n..(j + 1) * n];
-                decays(dt_v, a_j, &mut decay);
-                let mut acc = 0f32;
-                for i in 0..n {
-                    let v = decay[i] * h_j[i] + dx * b_t[i];
-                    h_j[i] = v;
-                    acc += v * c_t[i];
-                }
-                y[t * cb + j] = acc;
-            }
-        }
-        (y, h)
+        scan_fwd_block(&inputs, b, d0, cb)
     })
 }
 
