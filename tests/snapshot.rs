@@ -194,6 +194,14 @@ fn bad_snapshots_are_refused_with_what_is_wrong() {
     let err = refused(&ex.model, &moved);
     assert!(err.contains("damaged"), "{err}");
 
+    // a session name that is not one, with a valid checksum: the file is named
+    let named = with_manifest(&good, |m| m["session"] = "../x".into());
+    let err = refused(&ex.model, &named);
+    assert!(
+        err.contains("damaged") && err.contains("session name \"../x\""),
+        "{err}"
+    );
+
     // another model with the same configuration but other weights
     let other = tempfile::tempdir().unwrap();
     let other_model = common::tiny_model(other.path());
