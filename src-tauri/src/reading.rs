@@ -1,14 +1,14 @@
 //! The commands over the model: the model in use, reading documents into memory (a background
-//! job reporting through `read` events), asking with citations and the session's history, the
-//! memory inspector's notes, and session snapshots (files chosen in the native dialogs, opened
-//! from Rust). All of them use the session `memreader::session::DEFAULT_SESSION`, as the CLI
-//! does by default.
+//! job reporting through `read` events), asking with citations (the answer's text streaming
+//! through a channel of the call) and the session's history, the memory inspector's notes, and
+//! session snapshots (files chosen in the native dialogs, opened from Rust). All of them use the
+//! session `memreader::session::DEFAULT_SESSION`, as the CLI does by default.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memreader::ask::{Answer, AskOptions};
+use memreader::ask::{Answer, AskEvent, AskOptions};
 use memreader::library::Library;
 use memreader::memory::MemoryInfo;
 use memreader::model::Model;
@@ -16,6 +16,7 @@ use memreader::notes::NotesReport;
 use memreader::session::{self, HistoryEntry, DEFAULT_SESSION};
 use memreader::snapshot::{self, ExportReport, ImportReport};
 use serde::Serialize;
+use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, State, WebviewWindow};
 use tauri_plugin_dialog::DialogExt;
 
@@ -164,10 +165,16 @@ pub async fn read_documents(app: AppHandle, ids: Vec<String>) -> Result<u64, Str
 }
 
 /// Answers `question` from the documents `docs` (all when empty) and records it in the
-/// session's history. Without a model the answer comes from search alone, and its notices say
-/// why.
+/// session's history; the answer's text streams to `on_event` as it is generated (see
+/// `memreader::ask::AskEvent`), and the answer with its citations is what the command returns.
+/// Without a model the answer comes from search alone, and its notices say why.
 #[tauri::command]
-pub async fn ask(app: AppHandle, question: String, docs: Vec<String>) -> Result<Answer, String> {
+pub async fn ask(
+    app: AppHandle,
+    question: String,
+    docs: Vec<String>,
+    on_event: Channel<AskEvent>,
+) -> Result<Answer, String> {
     if question.trim().is_empty() {
         return Err("Type a question first.".into());
     }
@@ -175,23 +182,30 @@ pub async fn ask(app: AppHandle, question: String, docs: Vec<String>) -> Result<
         let state = app.state::<AppState>();
         let library = state.library()?;
         let model = state.model();
-        ask_with(&library, model, &question, docs)
+        answer_and_record(&library, model, &question, docs, &mut |event| {
+            if let Err(err) = on_event.send(event) {
+                // The window is gone (the app is closing); the answer is still recorded.
+                eprintln!("memreader-app: cannot stream the answer to the window: {err}");
+            }
+        })
     })
     .await
 }
 
-fn ask_with(
+fn answer_and_record(
     library: &Library,
     model: Result<std::sync::Arc<Model>, String>,
     question: &str,
     docs: Vec<String>,
+    on_event: &mut dyn FnMut(AskEvent),
 ) -> Result<Answer, String> {
     let options = AskOptions {
         docs: docs.clone(),
         ..AskOptions::default()
     };
-    let mut answer = memreader::ask::ask(library, model.as_deref().ok(), question, &options)
-        .map_err(|e| e.to_string())?;
+    let mut answer =
+        memreader::ask::ask_with(library, model.as_deref().ok(), question, &options, on_event)
+            .map_err(|e| e.to_string())?;
     if let Err(why) = &model {
         answer.notices.insert(
             0,
@@ -345,19 +359,33 @@ mod tests {
     }
 
     #[test]
-    fn asking_cites_the_passage_and_records_the_question() {
+    fn asking_streams_the_answer_cites_the_passage_and_records_the_question() {
         let dir = tempfile::tempdir().unwrap();
         let (library, model, id) = setup(dir.path());
-        let answer = ask_with(
+        let mut events = Vec::new();
+        let answer = answer_and_record(
             &library,
             Ok(std::sync::Arc::new(model)),
             "Where does the tawny owl call?",
             vec![],
+            &mut |e| events.push(e),
         )
         .unwrap();
         let citation = &answer.citations[0];
         assert_eq!(citation.doc_id, id);
         assert!(citation.quote.contains("tawny owl"), "{answer:?}");
+        // what the window was sent while the model generated: the generated text, then the
+        // extracted answer in its place (a random model is never confident)
+        let (replaced, streamed) = events.split_last().unwrap();
+        let streamed: String = streamed
+            .iter()
+            .map(|e| match e {
+                AskEvent::Delta(piece) => piece.as_str(),
+                AskEvent::Replace(text) => panic!("replaced early by {text:?}: {events:?}"),
+            })
+            .collect();
+        assert_eq!(Some(streamed), answer.generated);
+        assert_eq!(replaced, &AskEvent::Replace(answer.text.clone()));
         let history = session::load(&library, DEFAULT_SESSION).unwrap().history;
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].answer, answer);
@@ -367,13 +395,16 @@ mod tests {
     fn without_a_model_search_answers_and_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let (library, _, id) = setup(dir.path());
-        let answer = ask_with(
+        let mut events = Vec::new();
+        let answer = answer_and_record(
             &library,
             Err("the model is missing: /nowhere/config.json does not exist".into()),
             "Where does the tawny owl call?",
             vec![id[..8].to_owned()],
+            &mut |e| events.push(e),
         )
         .unwrap();
+        assert_eq!(events, [AskEvent::Replace(answer.text.clone())]);
         assert!(
             answer.citations[0].quote.contains("tawny owl"),
             "{answer:?}"

@@ -231,6 +231,14 @@ test("a question is answered with citations; a citation opens the reader at its 
   await browser.keys(["Alt", "4"]);
   assert.equal(await browser.execute(() => document.activeElement?.id), "ask-question");
   await browser.$("#ask-question").setValue("Where does the tawny owl call?");
+  // Every text the answer shows while it is being written, as the window showed it.
+  await browser.execute(() => {
+    const seen = (window.memreaderStreamed = []);
+    new MutationObserver(() => {
+      const shown = document.querySelector("#ask-answer .answer-text.streaming")?.textContent;
+      if (shown != null && shown !== seen.at(-1)) seen.push(shown);
+    }).observe(document.querySelector("#ask-answer"), { subtree: true, childList: true, characterData: true });
+  });
   await browser.keys("Enter");
   const card = browser.$("#ask-answer button.citation");
   await card.waitForExist({ timeout: INGEST_TIMEOUT_MS });
@@ -238,6 +246,14 @@ test("a question is answered with citations; a citation opens the reader at its 
   assert.match(await text("#ask-history"), /Where does the tawny owl call\?/);
   await screenshot("app-ask");
   const [entry] = (await invoke("history")).slice(-1);
+  // The tiny random model's generated text showed as it grew, then (it is never confident) the
+  // extracted answer in its place, and the answer stays with its citations.
+  const { generated, text: answered } = entry.answer;
+  const streamed = await browser.execute(() => window.memreaderStreamed);
+  const growing = streamed.filter((shown) => shown !== answered);
+  assert.ok(growing.every((shown) => generated.startsWith(shown)), JSON.stringify({ streamed, generated }));
+  assert.equal(growing.length > 0, generated !== "", JSON.stringify({ streamed, generated }));
+  assert.equal(await text("#ask-answer .answer-text"), answered);
   const citation = entry.answer.citations[0];
   await card.click();
   await browser.$("#reader-highlight").waitForExist();

@@ -1,7 +1,8 @@
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, describe, expect, it } from "vitest";
-import { tauriApi, type IngestEvent } from "./api";
+import type { Channel } from "@tauri-apps/api/core";
+import { tauriApi, type AskEvent, type IngestEvent } from "./api";
 
 afterEach(() => clearMocks());
 
@@ -32,6 +33,31 @@ describe("tauriApi", () => {
       ["remove_document", { id: "abcdef" }],
       ["choose_library", { default: true }],
       ["set_device", { device: "cpu" }],
+    ]);
+  });
+
+  it("streams `ask` through a channel of the call, in order, and resolves with the answer", async () => {
+    const answer = { question: "Who?", text: "Vivian.", kind: "extracted" };
+    mockIPC((cmd, args) => {
+      expect(cmd).toBe("ask");
+      const { question, docs, onEvent } = args as { question: string; docs: string[]; onEvent: Channel<AskEvent> };
+      expect([question, docs]).toEqual(["Who?", ["abcd"]]);
+      // as the Rust side sends (tauri's ipc/channel.rs): every message with its index, through
+      // the callback the channel registered (here one message out of order)
+      const internals = (window as unknown as { __TAURI_INTERNALS__: { runCallback(id: number, data: unknown): void } })
+        .__TAURI_INTERNALS__;
+      const send = (index: number, message: AskEvent) => internals.runCallback(onEvent.id, { index, message });
+      send(0, { kind: "delta", text: "Viv" });
+      send(2, { kind: "replace", text: "Vivian." });
+      send(1, { kind: "delta", text: "ian" });
+      return answer;
+    });
+    const heard: AskEvent[] = [];
+    expect(await tauriApi.ask("Who?", ["abcd"], (event) => heard.push(event))).toEqual(answer);
+    expect(heard).toEqual([
+      { kind: "delta", text: "Viv" },
+      { kind: "delta", text: "ian" },
+      { kind: "replace", text: "Vivian." },
     ]);
   });
 

@@ -1,8 +1,8 @@
 // The Rust commands and events of the desktop app (src-tauri/src/commands.rs, jobs.rs), typed.
-// Views call these and never `invoke` or `listen` directly, so a test can hand a view a fake
-// `Api`. Every range is a range of char (Unicode code point) offsets into a document's text:
-// convert with `CodePoints` (text.ts) before indexing a JS string.
-import { invoke } from "@tauri-apps/api/core";
+// Views call these and never `invoke`, `listen` or open a `Channel` directly, so a test can hand
+// a view a fake `Api`. Every range is a range of char (Unicode code point) offsets into a
+// document's text: convert with `CodePoints` (text.ts) before indexing a JS string.
+import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import { getCurrentWebview } from "@tauri-apps/api/webview";
 
@@ -221,6 +221,12 @@ export interface Answer {
   notices: string[];
 }
 
+/** What `ask` streams while it answers (`memreader::ask::AskEvent`): `delta`, the next piece of
+ * the answer's text as the model generates it; `replace`, the answer's text instead of what came
+ * before (an extracted answer where the generated one is not used, or an answer that was not
+ * generated). */
+export type AskEvent = { kind: "delta"; text: string } | { kind: "replace"; text: string };
+
 /** A question of the session's history. */
 export interface HistoryEntry {
   asked_at: number;
@@ -292,8 +298,10 @@ export interface Api {
   memories(): Promise<Record<string, MemoryInfo>>;
   /** Starts reading documents into memory; resolves with the job's id. */
   readDocuments(ids: string[]): Promise<number>;
-  /** Answers a question from `docs` (all when empty); recorded in the session's history. */
-  ask(question: string, docs: string[]): Promise<Answer>;
+  /** Answers a question from `docs` (all when empty), streaming the answer's text to `onEvent`
+   * as it is generated; resolves with the answer and its citations, recorded in the session's
+   * history. */
+  ask(question: string, docs: string[], onEvent: (event: AskEvent) => void): Promise<Answer>;
   history(): Promise<HistoryEntry[]>;
   notes(id: string, bins: number): Promise<NotesReport>;
   /** Open the save / open dialogs; null when cancelled. */
@@ -322,7 +330,7 @@ export const tauriApi: Api = {
   modelInfo: () => invoke<ModelView>("model_info"),
   memories: () => invoke<Record<string, MemoryInfo>>("memories"),
   readDocuments: (ids) => invoke<number>("read_documents", { ids }),
-  ask: (question, docs) => invoke<Answer>("ask", { question, docs }),
+  ask: (question, docs, onEvent) => invoke<Answer>("ask", { question, docs, onEvent: new Channel(onEvent) }),
   history: () => invoke<HistoryEntry[]>("history"),
   notes: (id, bins) => invoke<NotesReport>("notes", { id, bins }),
   exportSnapshot: () => invoke<ExportReport | null>("export_snapshot"),

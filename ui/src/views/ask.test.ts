@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import type { Answer, Citation } from "../api";
+import type { Answer, AskEvent, Citation } from "../api";
 import { citationLocator, mountAsk } from "./ask";
-import { $, fakeApi, record } from "./fake-api";
+import { $, fakeApi, record, settle } from "./fake-api";
 
 const citation: Citation = {
   doc_id: "abc",
@@ -56,7 +56,9 @@ describe("ask view", () => {
     box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
     await view.ask(""); // busy or empty: does nothing more
     await new Promise((resolve) => setTimeout(resolve, 0));
-    expect(api.calls.filter(([name]) => name === "ask")).toEqual([["ask", ["Does Life imitate Art?", ["abc"]]]]);
+    expect(api.calls.filter(([name]) => name === "ask")).toEqual([
+      ["ask", ["Does Life imitate Art?", ["abc"], expect.any(Function)]],
+    ]);
     expect($("#ask-answer .answer-text").textContent).toBe(answer.text);
     expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best");
     expect($("#ask-answer .notices").textContent).toBe(answer.notices[0]);
@@ -71,6 +73,68 @@ describe("ask view", () => {
     expect([...document.querySelectorAll("#ask-history li")].map((li) => li.textContent)).toEqual([
       "Does Life imitate Art? · Intentions",
     ]);
+  });
+
+  it("shows the answer's text growing as the model writes it, then the answer and its citations", async () => {
+    let send: (event: AskEvent) => void = () => {};
+    let finish: (a: Answer) => void = () => {};
+    const api = fakeApi({
+      ask: (_question, _docs, onEvent) => {
+        send = onEvent;
+        return new Promise((resolve) => (finish = resolve));
+      },
+    });
+    const view = mountAsk(document, api, () => {});
+    document.body.append(view.element);
+    await view.ready;
+    const asked = view.ask("Does Life imitate Art?");
+    expect($("#ask-status").textContent).toBe("Looking for the answer…");
+    expect($("#ask-answer").hidden).toBe(true);
+    const shown = () => $("#ask-answer .answer-text").textContent;
+    send({ kind: "delta", text: "Life" });
+    expect($("#ask-answer").hidden).toBe(false);
+    expect($("#ask-answer .asked").textContent).toBe("Does Life imitate Art?");
+    expect(shown()).toBe("Life");
+    expect($("#ask-status").textContent).toBe("Writing the answer…");
+    send({ kind: "delta", text: " imitates" });
+    send({ kind: "delta", text: " Art 🎨" });
+    expect(shown()).toBe("Life imitates Art 🎨");
+    expect($("#ask-answer .answer-text").classList.contains("streaming")).toBe(true);
+    // no citations while it is written, and the view is busy
+    expect(document.querySelector("#ask-answer .citations")).toBeNull();
+    expect($("#view-ask").getAttribute("aria-busy")).toBe("true");
+    // generation abandoned: the extracted answer takes the place of the text so far
+    send({ kind: "replace", text: answer.text });
+    expect(shown()).toBe(answer.text);
+    finish(answer);
+    await asked;
+    expect(shown()).toBe(answer.text);
+    expect($("#ask-answer .answer-text").classList.contains("streaming")).toBe(false);
+    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best");
+    expect(document.querySelectorAll("#ask-answer button.citation")).toHaveLength(2);
+    expect($("#ask-status").textContent).toBe("");
+    expect($("#view-ask").hasAttribute("aria-busy")).toBe(false);
+    // a piece that comes after the answer changes nothing
+    send({ kind: "delta", text: " late" });
+    expect(shown()).toBe(answer.text);
+  });
+
+  it("takes back a streamed answer whose question then fails", async () => {
+    const view = mountAsk(
+      document,
+      fakeApi({
+        ask: (_question, _docs, onEvent) => {
+          onEvent({ kind: "delta", text: "The owl" });
+          return settle().then(() => Promise.reject("the model ran out of memory"));
+        },
+      }),
+      () => {},
+    );
+    document.body.append(view.element);
+    await view.ask("Where does the owl call?");
+    expect($("#ask-answer").hidden).toBe(true);
+    expect($("#ask-error").textContent).toBe("the model ran out of memory");
+    expect($("#ask-status").textContent).toBe("The question could not be answered.");
   });
 
   it("shows the session's earlier questions, newest first, and their answers again", async () => {

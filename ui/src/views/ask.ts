@@ -1,6 +1,7 @@
-// Ask: a question of one document or the whole library; the answer with its citations as cards
-// that open the reader at the quoted sentence, and the session's earlier questions.
-import type { Answer, Api, Citation, DocumentRecord, HistoryEntry } from "../api";
+// Ask: a question of one document or the whole library; the answer's text as the model writes
+// it, then the answer with its citations as cards that open the reader at the quoted sentence,
+// and the session's earlier questions.
+import type { Answer, Api, AskEvent, Citation, DocumentRecord, HistoryEntry } from "../api";
 import { h } from "../dom";
 import { errorMessage, fileName, plural } from "../format";
 
@@ -133,14 +134,32 @@ export function mountAsk(doc: Document, api: Api, open: (citation: Citation) => 
     error.hidden = true;
     status.textContent = "Looking for the answer…";
     const docs = scope.value === "" ? [] : [scope.value];
+    // The answer's text as it streams, shown from its first piece until the answer comes (an
+    // earlier question opened from the history meanwhile stays open).
+    const streaming = h(doc, "p", { class: "answer-text streaming" });
+    let streamed: string | null = null;
+    let answered = false;
+    const onEvent = (event: AskEvent) => {
+      if (answered) return;
+      if (streamed === null) {
+        answerBox.replaceChildren(h(doc, "h3", { class: "asked" }, text), streaming);
+        answerBox.hidden = false;
+        status.textContent = "Writing the answer…";
+      }
+      streamed = event.kind === "delta" ? (streamed ?? "") + event.text : event.text;
+      streaming.textContent = streamed;
+    };
     try {
-      const answer = await api.ask(text, docs);
+      const answer = await api.ask(text, docs, onEvent);
+      answered = true;
       showAnswer(answer);
       history.push({ asked_at: Date.now() / 1000, docs, answer });
       renderHistory();
       status.textContent = "";
       answerBox.querySelector<HTMLElement>("button.citation")?.focus();
     } catch (err) {
+      answered = true;
+      if (streaming.parentNode === answerBox) answerBox.hidden = true;
       error.textContent = errorMessage(err);
       error.hidden = false;
       status.textContent = "The question could not be answered.";
