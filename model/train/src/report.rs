@@ -337,6 +337,41 @@ fn slug(label: &str) -> String {
         .join("-")
 }
 
+/// A heatmap of accuracy with one row per length and one column per entry of `columns`;
+/// `cells` are (length, correct, trials), a length's cells in the order of `columns`.
+fn accuracy_heatmap(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    columns: &[String],
+    cells: impl Iterator<Item = (usize, usize, usize)> + Clone,
+) -> Result<(), TrainError> {
+    let lengths = distinct(cells.clone().map(|(length, _, _)| length));
+    let values = lengths
+        .iter()
+        .map(|&l| {
+            cells
+                .clone()
+                .filter(|&(length, _, _)| length == l)
+                .map(|(_, correct, trials)| ratio(correct, trials))
+                .collect()
+        })
+        .collect::<Vec<_>>();
+    let rows = lengths
+        .iter()
+        .map(|&l| compact(l as f64))
+        .collect::<Vec<_>>();
+    heatmap(
+        path,
+        title,
+        x_label,
+        "length (tokens)",
+        columns,
+        &rows,
+        &values,
+    )
+}
+
 /// Draws the plots of `reports` into `dir` (created if needed) and writes `results.json`;
 /// returns the files written.
 pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
@@ -400,61 +435,29 @@ pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, 
     for r in reports {
         let name = slug(&r.label);
         if !r.passkey.is_empty() {
-            let lengths = distinct(r.passkey.iter().map(|c| c.length));
             let depths = distinct(r.passkey.iter().map(|c| c.depth.to_bits()));
-            let values = lengths
-                .iter()
-                .map(|&l| {
-                    r.passkey
-                        .iter()
-                        .filter(|c| c.length == l)
-                        .map(|c| ratio(c.correct, c.trials))
-                        .collect()
-                })
-                .collect::<Vec<_>>();
             let path = dir.join(format!("passkey-{name}.png"));
-            heatmap(
+            accuracy_heatmap(
                 &path,
                 &format!("Pass-key accuracy: {}", r.label),
                 "depth of the key in the text",
-                "length (tokens)",
                 &depths
                     .iter()
                     .map(|d| compact(f64::from_bits(*d)))
                     .collect::<Vec<_>>(),
-                &lengths
-                    .iter()
-                    .map(|&l| compact(l as f64))
-                    .collect::<Vec<_>>(),
-                &values,
+                r.passkey.iter().map(|c| (c.length, c.correct, c.trials)),
             )?;
             files.push(path);
         }
         if !r.multikey.is_empty() {
-            let lengths = distinct(r.multikey.iter().map(|c| c.length));
             let keys = distinct(r.multikey.iter().map(|c| c.keys));
-            let values = lengths
-                .iter()
-                .map(|&l| {
-                    r.multikey
-                        .iter()
-                        .filter(|c| c.length == l)
-                        .map(|c| ratio(c.correct, c.trials))
-                        .collect()
-                })
-                .collect::<Vec<_>>();
             let path = dir.join(format!("multikey-{name}.png"));
-            heatmap(
+            accuracy_heatmap(
                 &path,
                 &format!("Multi-key accuracy: {}", r.label),
                 "keys stated",
-                "length (tokens)",
                 &keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-                &lengths
-                    .iter()
-                    .map(|&l| compact(l as f64))
-                    .collect::<Vec<_>>(),
-                &values,
+                r.multikey.iter().map(|c| (c.length, c.correct, c.trials)),
             )?;
             files.push(path);
         }
