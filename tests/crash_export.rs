@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cli, doc_id, kill_when, ok, Rng, Run};
+use common::{cli, cli_command, doc_id, kill_when, ok, Rng, Run};
 use memreader::memory::{self, ReadOptions};
 use memreader::snapshot;
 
@@ -20,13 +20,8 @@ const SEED: u64 = 0x0e78_0a7e_5eed;
 const KILLS: usize = 60;
 
 fn export_command(lib: &Path, model: &Path, file: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_memreader"));
+    let mut command = cli_command(lib, model, &["snapshot", "export", "-o"]);
     command
-        .arg("--library")
-        .arg(lib)
-        .arg("--model")
-        .arg(model)
-        .args(["--device", "cpu", "snapshot", "export", "-o"])
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cli, doc_id, kill_when, ok, Rng, Run};
+use common::{cli, cli_command, doc_id, kill_when, ok, Rng, Run};
 
 /// Seed of the kill times; a failure prints it.
 const SEED: u64 = 0x5eed_4ead;
@@ -18,15 +18,18 @@ const CHECKPOINT: &str = "4096";
 
 /// `memreader read` of the Grimm book's first [`TOKENS`] tokens, saving every [`CHECKPOINT`].
 fn read_command(lib: &Path, model: &Path, id: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_memreader"));
-    command
-        .arg("--library")
-        .arg(lib)
-        .arg("--model")
-        .arg(model)
-        .args(["--device", "cpu", "read", id, "--max-tokens", TOKENS])
-        .args(["--checkpoint-tokens", CHECKPOINT]);
-    command
+    cli_command(
+        lib,
+        model,
+        &[
+            "read",
+            id,
+            "--max-tokens",
+            TOKENS,
+            "--checkpoint-tokens",
+            CHECKPOINT,
+        ],
+    )
 }
 
 #[test]

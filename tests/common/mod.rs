@@ -108,17 +108,22 @@ pub fn doc_id(library: &Library, part: &str) -> String {
         .id
 }
 
-/// Runs the CLI with `args` on library `lib` and model `model`.
-pub fn cli(lib: &Path, model: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memreader"))
+/// The CLI with `args` on library `lib` and model `model` (on the CPU), not yet started.
+pub fn cli_command(lib: &Path, model: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_memreader"));
+    command
         .arg("--library")
         .arg(lib)
         .arg("--model")
         .arg(model)
         .args(["--device", "cpu"])
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    command
+}
+
+/// Runs the CLI with `args` on library `lib` and model `model`.
+pub fn cli(lib: &Path, model: &Path, args: &[&str]) -> Output {
+    cli_command(lib, model, args).output().unwrap()
 }
 
 /// stdout of a CLI run that must succeed.
