@@ -372,6 +372,24 @@ fn accuracy_heatmap(
     )
 }
 
+/// One line per layer of `points` (layer, x, y), named by `name`, in the layers' first order.
+fn series_by_layer(
+    points: impl Iterator<Item = (usize, f64, f64)> + Clone,
+    name: impl Fn(usize) -> String,
+) -> Vec<Series> {
+    distinct(points.clone().map(|(layer, _, _)| layer))
+        .into_iter()
+        .map(|l| Series {
+            name: name(l),
+            points: points
+                .clone()
+                .filter(|&(layer, _, _)| layer == l)
+                .map(|(_, x, y)| (x, y))
+                .collect(),
+        })
+        .collect()
+}
+
 /// Draws the plots of `reports` into `dir` (created if needed) and writes `results.json`;
 /// returns the files written.
 pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
@@ -463,18 +481,10 @@ pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, 
         }
         if let Some(f) = &r.fidelity {
             let path = dir.join(format!("etmf-{name}.png"));
-            let series: Vec<Series> = distinct(f.etmf.iter().map(|p| p.layer))
-                .into_iter()
-                .map(|l| Series {
-                    name: format!("layer {l}"),
-                    points: f
-                        .etmf
-                        .iter()
-                        .filter(|p| p.layer == l)
-                        .map(|p| (p.lag as f64, p.fidelity))
-                        .collect(),
-                })
-                .collect();
+            let series = series_by_layer(
+                f.etmf.iter().map(|p| (p.layer, p.lag as f64, p.fidelity)),
+                |l| format!("layer {l}"),
+            );
             line_chart(
                 &path,
                 &format!("ETMF (ours): {}", r.label),
@@ -485,18 +495,10 @@ pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, 
             )?;
             files.push(path);
             let path = dir.join(format!("eclmf-{name}.png"));
-            let series: Vec<Series> = distinct(f.eclmf.iter().map(|p| p.layer))
-                .into_iter()
-                .map(|l| Series {
-                    name: format!("from layer {l}"),
-                    points: f
-                        .eclmf
-                        .iter()
-                        .filter(|p| p.layer == l)
-                        .map(|p| (p.up as f64, p.fidelity))
-                        .collect(),
-                })
-                .collect();
+            let series = series_by_layer(
+                f.eclmf.iter().map(|p| (p.layer, p.up as f64, p.fidelity)),
+                |l| format!("from layer {l}"),
+            );
             line_chart(
                 &path,
                 &format!("ECLMF (ours): {}", r.label),
