@@ -169,6 +169,28 @@ fn distinct<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
     out
 }
 
+/// Appends a markdown table of accuracy with one row per length and one column per entry of
+/// `columns`; `cells` are (length, correct, trials), a length's cells in the order of `columns`.
+fn accuracy_table(
+    s: &mut String,
+    columns: &[String],
+    cells: impl Iterator<Item = (usize, usize, usize)> + Clone,
+) {
+    let _ = write!(s, "| length |");
+    for column in columns {
+        let _ = write!(s, " {column} |");
+    }
+    let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(columns.len()));
+    for length in distinct(cells.clone().map(|(length, _, _)| length)) {
+        let _ = write!(s, "| {length} |");
+        for (_, correct, trials) in cells.clone().filter(|&(l, _, _)| l == length) {
+            let _ = write!(s, " {} |", cell(correct, trials));
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+}
+
 /// The markdown tables of `reports`, models side by side where they share a table.
 pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
     let mut s = String::new();
@@ -213,37 +235,25 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
         for r in reports {
             let _ = writeln!(s, "## Pass-key accuracy: {} (correct/trials)\n", r.label);
             let depths = distinct(r.passkey.iter().map(|c| c.depth.to_bits()));
-            let _ = write!(s, "| length |");
-            depths
-                .iter()
-                .for_each(|d| s.push_str(&format!(" depth {} |", f64::from_bits(*d))));
-            let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(depths.len()));
-            for length in distinct(r.passkey.iter().map(|c| c.length)) {
-                let _ = write!(s, "| {length} |");
-                for c in r.passkey.iter().filter(|c| c.length == length) {
-                    let _ = write!(s, " {} |", cell(c.correct, c.trials));
-                }
-                s.push('\n');
-            }
-            s.push('\n');
+            accuracy_table(
+                &mut s,
+                &depths
+                    .iter()
+                    .map(|d| format!("depth {}", f64::from_bits(*d)))
+                    .collect::<Vec<_>>(),
+                r.passkey.iter().map(|c| (c.length, c.correct, c.trials)),
+            );
         }
     }
     if plan.measures.contains(&Measure::Multikey) {
         for r in reports {
             let _ = writeln!(s, "## Multi-key accuracy: {} (correct/trials)\n", r.label);
             let keys = distinct(r.multikey.iter().map(|c| c.keys));
-            let _ = write!(s, "| length |");
-            keys.iter()
-                .for_each(|k| s.push_str(&format!(" {k} keys |")));
-            let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(keys.len()));
-            for length in distinct(r.multikey.iter().map(|c| c.length)) {
-                let _ = write!(s, "| {length} |");
-                for c in r.multikey.iter().filter(|c| c.length == length) {
-                    let _ = write!(s, " {} |", cell(c.correct, c.trials));
-                }
-                s.push('\n');
-            }
-            s.push('\n');
+            accuracy_table(
+                &mut s,
+                &keys.iter().map(|k| format!("{k} keys")).collect::<Vec<_>>(),
+                r.multikey.iter().map(|c| (c.length, c.correct, c.trials)),
+            );
         }
     }
     if plan.measures.contains(&Measure::Recall) {
