@@ -92,8 +92,7 @@ pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     let mut pages = Vec::with_capacity(numbers.len());
     let mut first_error = None;
     // One extractor for the whole document: it builds each font once (vendor/pdf-extract).
-    let no_resources = lopdf::Dictionary::new();
-    let mut extractor = pdf_extract::PageExtractor::new(&doc, &no_resources);
+    let mut extractor = pdf_extract::PageExtractor::new(&doc);
     for number in numbers {
         if page_ids
             .get(&number)

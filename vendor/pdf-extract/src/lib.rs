@@ -217,25 +217,19 @@ impl<'a, T: FromObj<'a>> FromObj<'a> for Vec<T> {
     }
 }
 
-// XXX: These will panic if we don't have the right number of items
-// we don't want to do that
+// MemReader patch: None unless the array has the items, each of the right type (upstream
+// panicked, e.g. on a MediaBox of three numbers); items past them are ignored, as upstream did.
 impl<'a, T: FromObj<'a>> FromObj<'a> for [T; 4] {
     fn from_obj(doc: &'a Document, obj: &'a Object) -> Option<Self> {
-        maybe_deref(doc, obj).as_array().map(|x| {
-            let mut all = x.iter()
-                .map(|x| T::from_obj(doc, x).expect("wrong type"));
-            [all.next().unwrap(), all.next().unwrap(), all.next().unwrap(), all.next().unwrap()]
-        }).ok()
+        let mut all = maybe_deref(doc, obj).as_array().ok()?.iter().map(|x| T::from_obj(doc, x));
+        Some([all.next()??, all.next()??, all.next()??, all.next()??])
     }
 }
 
 impl<'a, T: FromObj<'a>> FromObj<'a> for [T; 3] {
     fn from_obj(doc: &'a Document, obj: &'a Object) -> Option<Self> {
-        maybe_deref(doc, obj).as_array().map(|x| {
-            let mut all = x.iter()
-                .map(|x| T::from_obj(doc, x).expect("wrong type"));
-            [all.next().unwrap(), all.next().unwrap(), all.next().unwrap()]
-        }).ok()
+        let mut all = maybe_deref(doc, obj).as_array().ok()?.iter().map(|x| T::from_obj(doc, x));
+        Some([all.next()??, all.next()??, all.next()??])
     }
 }
 
@@ -928,7 +922,10 @@ fn get_unicode_map<'a>(doc: &'a Document, font: &'a Dictionary) -> Option<HashMa
             let contents = get_contents(stream);
             dlog!("Stream: {}", String::from_utf8(contents.clone()).unwrap());
 
-            let cmap = adobe_cmap_parser::get_unicode_map(&contents).unwrap();
+            // MemReader patch: a ToUnicode CMap that does not parse is ignored (as poppler does).
+            let Ok(cmap) = adobe_cmap_parser::get_unicode_map(&contents) else {
+                return None;
+            };
             let mut unicode = HashMap::new();
             // "It must use the beginbfchar, endbfchar, beginbfrange, and endbfrange operators to
             // define the mapping from character codes to Unicode character sequences expressed in
@@ -936,7 +933,10 @@ fn get_unicode_map<'a>(doc: &'a Document, font: &'a Dictionary) -> Option<HashMa
             for (&k, v) in cmap.iter() {
                 let mut be: Vec<u16> = Vec::new();
                 let mut i = 0;
-                assert!(v.len() % 2 == 0);
+                // MemReader patch: a value that is not UTF-16BE is skipped (upstream asserted).
+                if v.len() % 2 != 0 {
+                    continue;
+                }
                 while i < v.len() {
                     be.push(((v[i] as u16) << 8) | v[i+1] as u16);
                     i += 2;
@@ -949,7 +949,10 @@ fn get_unicode_map<'a>(doc: &'a Document, font: &'a Dictionary) -> Option<HashMa
                     }
                     _ => {}
                 }
-                let s = String::from_utf16(&be).unwrap();
+                // MemReader patch: an unpaired surrogate is skipped (upstream unwrapped).
+                let Ok(s) = String::from_utf16(&be) else {
+                    continue;
+                };
 
                 unicode.insert(k, s);
             }
@@ -958,13 +961,10 @@ fn get_unicode_map<'a>(doc: &'a Document, font: &'a Dictionary) -> Option<HashMa
             dlog!("map: {:?}", unicode_map);
         }
         None => { }
-        Some(&Object::Name(ref name)) => {
-            let name = pdf_to_utf8(name);
-            if name != "Identity-H" {
-                todo!("unsupported ToUnicode name: {:?}", name);
-            }
-        }
-        _ => { panic!("unsupported cmap {:?}", to_unicode)}
+        // MemReader patch: a ToUnicode that is neither a stream nor a name (a dictionary whose
+        // stream did not parse, in pypdf's issue-301.pdf), or a name other than Identity-H, is
+        // ignored, as poppler does; upstream panicked ("unsupported cmap").
+        Some(_) => { dlog!("ignored ToUnicode {:?}", to_unicode); }
     }
     unicode_map
 }
@@ -1280,7 +1280,11 @@ fn show_text(gs: &mut GraphicsState, s: &[u8],
              _flip_ctm: &Transform,
              output: &mut dyn OutputDev) -> Result<(), OutputError> {
     let ts = &mut gs.ts;
-    let font = ts.font.as_ref().unwrap();
+    // MemReader patch: text shown with no font set is skipped, as poppler does ("No font in
+    // show"; upstream panicked).
+    let Some(font) = ts.font.as_ref() else {
+        return Ok(());
+    };
     //let encoding = font.encoding.as_ref().map(|x| &x[..]).unwrap_or(&PDFDocEncoding);
     dlog!("{:?}", font.decode(s));
     dlog!("{:?}", font.decode(s).as_bytes());
@@ -1384,12 +1388,12 @@ impl Path {
     fn new() -> Path {
         Path { ops: Vec::new() }
     }
-    fn current_point(&self) -> (f64, f64) {
-        match self.ops.last().unwrap() {
-            &PathOp::MoveTo(x, y) => { (x, y) }
-            &PathOp::LineTo(x, y) => { (x, y) }
-            &PathOp::CurveTo(_, _, _, _, x, y) => { (x, y) }
-            _ => { panic!() }
+    fn current_point(&self) -> Option<(f64, f64)> {
+        match self.ops.last()? {
+            &PathOp::MoveTo(x, y) => { Some((x, y)) }
+            &PathOp::LineTo(x, y) => { Some((x, y)) }
+            &PathOp::CurveTo(_, _, _, _, x, y) => { Some((x, y)) }
+            _ => { None }
         }
     }
 }
@@ -1448,15 +1452,16 @@ pub enum ColorSpace {
     ICCBased(Vec<u8>)
 }
 
-fn make_colorspace<'a>(doc: &'a Document, name: &[u8], resources: &'a Dictionary) -> ColorSpace {
-    match name {
+// MemReader patch: looks the colour space up in the chain of resources (see `lookup_resource`)
+// and is None when it is not there (upstream panicked).
+fn make_colorspace<'a>(doc: &'a Document, name: &[u8], resources: &[&'a Dictionary]) -> Option<ColorSpace> {
+    Some(match name {
         b"DeviceGray" => ColorSpace::DeviceGray,
         b"DeviceRGB" => ColorSpace::DeviceRGB,
         b"DeviceCMYK" => ColorSpace::DeviceCMYK,
         b"Pattern" => ColorSpace::Pattern,
         _ => {
-            let colorspaces: &Dictionary = get(&doc, resources, b"ColorSpace");
-            let cs: &Object = maybe_get_obj(doc, colorspaces, &name[..]).unwrap_or_else(|| panic!("missing colorspace {:?}", &name[..]));
+            let cs: &Object = lookup_resource(doc, resources, b"ColorSpace", name)?;
             if let Ok(cs) = cs.as_array() {
                 let cs_name = pdf_to_utf8(cs[0].as_name().expect("first arg must be a name"));
                 match cs_name.as_ref() {
@@ -1567,7 +1572,7 @@ fn make_colorspace<'a>(doc: &'a Document, name: &[u8], resources: &'a Dictionary
                 panic!();
             }
         }
-    }
+    })
 }
 
 struct Processor<'a> {
@@ -1575,16 +1580,72 @@ struct Processor<'a> {
     // which outlives the processor), not by resource name, and across pages: rebuilding every
     // font on every page took most of the extraction time.
     font_table: HashMap<*const Dictionary, Rc<dyn PdfFont + 'a>>,
+    // MemReader patch: the form XObjects being drawn, outermost first.
+    forms_drawn: Vec<*const Stream>,
     _none: PhantomData<&'a ()>,
+}
+
+/// MemReader patch: the most form XObjects drawn inside one another (each is a recursive call).
+const MAX_FORM_DEPTH: usize = 64;
+
+/// MemReader patch: the resource `name` of `category` (/Font, /XObject, ...) in a chain of
+/// resource dictionaries, the innermost (last) first: a form XObject's content may use what its
+/// page's resources hold and its own do not, as poppler allows (qpdf's
+/// form-xobjects-some-resources1.pdf; upstream panicked).
+fn lookup_resource<'a>(doc: &'a Document, resources: &[&'a Dictionary], category: &[u8], name: &[u8]) -> Option<&'a Object> {
+    resources.iter().rev().find_map(|dict| {
+        let entries = maybe_get_obj(doc, dict, category)?.as_dict().ok()?;
+        maybe_get_obj(doc, entries, name)
+    })
+}
+
+/// MemReader patch: a content stream operand's type.
+#[derive(Clone, Copy)]
+enum Operand { Number, Name, Text, Array }
+
+impl Operand {
+    fn fits(self, object: &Object) -> bool {
+        match (self, object) {
+            (Operand::Number, Object::Integer(_) | Object::Real(_)) => true,
+            (Operand::Name, Object::Name(_)) => true,
+            (Operand::Text, Object::String(..)) => true,
+            (Operand::Array, Object::Array(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// MemReader patch: the operands an operator is run with, checked as poppler's Gfx::execOp
+/// checks them: with too few operands, or one of the wrong type, the operator is skipped (None);
+/// of too many, the last ones are used. Operators that read no operands, or check those they
+/// read, get them all.
+fn checked_operands<'o>(operator: &str, operands: &'o [Object]) -> Option<&'o [Object]> {
+    use Operand::*;
+    let kinds: &[Operand] = match operator {
+        "cm" | "Tm" | "c" => &[Number; 6],
+        "v" | "y" | "re" => &[Number; 4],
+        "Td" | "TD" | "m" | "l" => &[Number; 2],
+        "Tc" | "Tw" | "Tz" | "TL" | "Ts" | "w" => &[Number],
+        "Tf" => &[Name, Number],
+        "CS" | "cs" | "gs" | "Do" => &[Name],
+        "Tj" => &[Text],
+        "TJ" => &[Array],
+        _ => return Some(operands),
+    };
+    let operands = &operands[operands.len().checked_sub(kinds.len())?..];
+    operands.iter().zip(kinds).all(|(o, &kind)| kind.fits(o)).then_some(operands)
 }
 
 impl<'a> Processor<'a> {
     fn new() -> Processor<'a> {
-        Processor { font_table: HashMap::new(), _none: PhantomData }
+        Processor { font_table: HashMap::new(), forms_drawn: Vec::new(), _none: PhantomData }
     }
 
-    fn process_stream(&mut self, doc: &'a Document, content: Vec<u8>, resources: &'a Dictionary, media_box: &MediaBox, output: &mut dyn OutputDev, page_num: u32) -> Result<(), OutputError> {
-        let content = Content::decode(&content).unwrap();
+    // MemReader patch: `resources` is the chain of resource dictionaries in force, the page's
+    // first and the innermost form XObject's last (see `lookup_resource`); a content stream that
+    // does not parse is an error of its page (upstream unwrapped it).
+    fn process_stream(&mut self, doc: &'a Document, content: Vec<u8>, resources: &[&'a Dictionary], media_box: &MediaBox, output: &mut dyn OutputDev, page_num: u32) -> Result<(), OutputError> {
+        let content = Content::decode(&content)?;
         let mut gs: GraphicsState = GraphicsState {
             ts: TextState {
                 font: None,
@@ -1614,6 +1675,12 @@ impl<'a> Processor<'a> {
         dlog!("MediaBox {:?}", media_box);
         for operation in &content.operations {
             //dlog!("op: {:?}", operation);
+            // MemReader patch: an operator with too few operands or operands of the wrong type
+            // is skipped (upstream indexed and unwrapped them, and panicked).
+            let Some(operands) = checked_operands(&operation.operator, &operation.operands) else {
+                dlog!("skipped {:?}: wrong operands", operation);
+                continue;
+            };
 
             match operation.operator.as_ref() {
                 "BT" => {
@@ -1625,41 +1692,49 @@ impl<'a> Processor<'a> {
                     gs.ts.tm = tlm;
                 }
                 "cm" => {
-                    assert!(operation.operands.len() == 6);
-                    let m = Transform2D::row_major(as_num(&operation.operands[0]),
-                                                   as_num(&operation.operands[1]),
-                                                   as_num(&operation.operands[2]),
-                                                   as_num(&operation.operands[3]),
-                                                   as_num(&operation.operands[4]),
-                                                   as_num(&operation.operands[5]));
+                    assert!(operands.len() == 6);
+                    let m = Transform2D::row_major(as_num(&operands[0]),
+                                                   as_num(&operands[1]),
+                                                   as_num(&operands[2]),
+                                                   as_num(&operands[3]),
+                                                   as_num(&operands[4]),
+                                                   as_num(&operands[5]));
                     gs.ctm = gs.ctm.pre_transform(&m);
                     dlog!("matrix {:?}", gs.ctm);
                 }
+                // MemReader patch: a colour space that is neither a device space nor among the
+                // resources is not set (upstream panicked: "missing colorspace").
                 "CS" => {
-                    let name = operation.operands[0].as_name().unwrap();
-                    gs.stroke_colorspace = make_colorspace(doc, name, resources);
+                    let name = operands[0].as_name()?;
+                    if let Some(cs) = make_colorspace(doc, name, resources) {
+                        gs.stroke_colorspace = cs;
+                    }
                 }
                 "cs" => {
-                    let name = operation.operands[0].as_name().unwrap();
-                    gs.fill_colorspace = make_colorspace(doc, name, resources);
+                    let name = operands[0].as_name()?;
+                    if let Some(cs) = make_colorspace(doc, name, resources) {
+                        gs.fill_colorspace = cs;
+                    }
                 }
                 "SC" | "SCN" => {
                     gs.stroke_color = match gs.stroke_colorspace {
                         ColorSpace::Pattern => { dlog!("unhandled pattern color"); Vec::new() }
-                        _ => { operation.operands.iter().map(|x| as_num(x)).collect() }
+                        // MemReader patch: a pattern name after the components is not one.
+                        _ => { operands.iter().filter_map(|x| f64::from_obj(doc, x)).collect() }
                     };
                 }
                 "sc" | "scn" => {
                     gs.fill_color = match gs.fill_colorspace {
                         ColorSpace::Pattern => { dlog!("unhandled pattern color"); Vec::new() }
-                        _ => { operation.operands.iter().map(|x| as_num(x)).collect() }
+                        // MemReader patch: a pattern name after the components is not one.
+                        _ => { operands.iter().filter_map(|x| f64::from_obj(doc, x)).collect() }
                     };
                 }
                 "G" | "g" | "RG" | "rg" | "K" | "k" => {
                     dlog!("unhandled color operation {:?}", operation);
                 }
                 "TJ" => {
-                    match operation.operands[0] {
+                    match operands[0] {
                         Object::Array(ref array) => {
                             for e in array {
                                 match e {
@@ -1692,29 +1767,35 @@ impl<'a> Processor<'a> {
                     }
                 }
                 "Tj" => {
-                    match operation.operands[0] {
+                    match operands[0] {
                         Object::String(ref s, _) => {
                             show_text(&mut gs, s, &tlm, &flip_ctm, output)?;
                         }
-                        _ => { panic!("unexpected Tj operand {:?}", operation) }
+                        _ => unreachable!("checked_operands: Tj takes a string"),
                     }
                 }
                 "Tc" => {
-                    gs.ts.character_spacing = as_num(&operation.operands[0]);
+                    gs.ts.character_spacing = as_num(&operands[0]);
                 }
                 "Tw" => {
-                    gs.ts.word_spacing = as_num(&operation.operands[0]);
+                    gs.ts.word_spacing = as_num(&operands[0]);
                 }
                 "Tz" => {
-                    gs.ts.horizontal_scaling = as_num(&operation.operands[0]) / 100.;
+                    gs.ts.horizontal_scaling = as_num(&operands[0]) / 100.;
                 }
                 "TL" => {
-                    gs.ts.leading = as_num(&operation.operands[0]);
+                    gs.ts.leading = as_num(&operands[0]);
                 }
                 "Tf" => {
-                    let fonts: &Dictionary = get(&doc, resources, b"Font");
-                    let name = operation.operands[0].as_name().unwrap();
-                    let font_dict = get::<&Dictionary>(doc, fonts, name);
+                    let name = operands[0].as_name()?;
+                    // MemReader patch: a font that is not among the resources unsets the font,
+                    // so that no text is shown with the wrong one, as poppler does (upstream
+                    // panicked).
+                    let Some(font_dict) = lookup_resource(doc, resources, b"Font", name).and_then(|f| f.as_dict().ok()) else {
+                        dlog!("no font {:?}", name);
+                        gs.ts.font = None;
+                        continue;
+                    };
                     let font = self.font_table.entry(font_dict as *const Dictionary).or_insert_with(|| make_font(doc, font_dict)).clone();
                     {
                         /*let file = font.get_descriptor().and_then(|desc| desc.get_file());
@@ -1727,20 +1808,20 @@ impl<'a> Processor<'a> {
                     }
                     gs.ts.font = Some(font);
 
-                    gs.ts.font_size = as_num(&operation.operands[1]);
+                    gs.ts.font_size = as_num(&operands[1]);
                     dlog!("font {} size: {} {:?}", pdf_to_utf8(name), gs.ts.font_size, operation);
                 }
                 "Ts" => {
-                    gs.ts.rise = as_num(&operation.operands[0]);
+                    gs.ts.rise = as_num(&operands[0]);
                 }
                 "Tm" => {
-                    assert!(operation.operands.len() == 6);
-                    tlm = Transform2D::row_major(as_num(&operation.operands[0]),
-                                                 as_num(&operation.operands[1]),
-                                                 as_num(&operation.operands[2]),
-                                                 as_num(&operation.operands[3]),
-                                                 as_num(&operation.operands[4]),
-                                                 as_num(&operation.operands[5]));
+                    assert!(operands.len() == 6);
+                    tlm = Transform2D::row_major(as_num(&operands[0]),
+                                                 as_num(&operands[1]),
+                                                 as_num(&operands[2]),
+                                                 as_num(&operands[3]),
+                                                 as_num(&operands[4]),
+                                                 as_num(&operands[5]));
                     gs.ts.tm = tlm;
                     dlog!("Tm: matrix {:?}", gs.ts.tm);
                     output.end_line()?;
@@ -1750,9 +1831,9 @@ impl<'a> Processor<'a> {
                    tx and ty are numbers expressed in unscaled text space units.
                    More precisely, this operator performs the following assignments:
                  */
-                    assert!(operation.operands.len() == 2);
-                    let tx = as_num(&operation.operands[0]);
-                    let ty = as_num(&operation.operands[1]);
+                    assert!(operands.len() == 2);
+                    let tx = as_num(&operands[0]);
+                    let ty = as_num(&operands[1]);
                     dlog!("translation: {} {}", tx, ty);
 
                     tlm = tlm.pre_transform(&Transform2D::create_translation(tx, ty));
@@ -1765,9 +1846,9 @@ impl<'a> Processor<'a> {
                     /* Move to the start of the next line, offset from the start of the current line by (tx , ty ).
                    As a side effect, this operator sets the leading parameter in the text state.
                  */
-                    assert!(operation.operands.len() == 2);
-                    let tx = as_num(&operation.operands[0]);
-                    let ty = as_num(&operation.operands[1]);
+                    assert!(operands.len() == 2);
+                    let tx = as_num(&operands[0]);
+                    let ty = as_num(&operands[1]);
                     dlog!("translation: {} {}", tx, ty);
                     gs.ts.leading = -ty;
 
@@ -1796,50 +1877,56 @@ impl<'a> Processor<'a> {
                     }
                 }
                 "gs" => {
-                    let ext_gstate: &Dictionary = get(doc, resources, b"ExtGState");
-                    let name = operation.operands[0].as_name().unwrap();
-                    let state: &Dictionary = get(doc, ext_gstate, name);
-                    apply_state(doc, &mut gs, state);
+                    let name = operands[0].as_name()?;
+                    // MemReader patch: a graphics state that is not among the resources is not
+                    // applied (upstream panicked).
+                    if let Some(state) = lookup_resource(doc, resources, b"ExtGState", name).and_then(|s| s.as_dict().ok()) {
+                        apply_state(doc, &mut gs, state);
+                    }
                 }
                 "i" => { dlog!("unhandled graphics state flattness operator {:?}", operation); }
-                "w" => { gs.line_width = as_num(&operation.operands[0]); }
+                "w" => { gs.line_width = as_num(&operands[0]); }
                 "J" | "j" | "M" | "d" | "ri"  => { dlog!("unknown graphics state operator {:?}", operation); }
-                "m" => { path.ops.push(PathOp::MoveTo(as_num(&operation.operands[0]), as_num(&operation.operands[1]))) }
-                "l" => { path.ops.push(PathOp::LineTo(as_num(&operation.operands[0]), as_num(&operation.operands[1]))) }
+                "m" => { path.ops.push(PathOp::MoveTo(as_num(&operands[0]), as_num(&operands[1]))) }
+                "l" => { path.ops.push(PathOp::LineTo(as_num(&operands[0]), as_num(&operands[1]))) }
                 "c" => {
                     path.ops.push(PathOp::CurveTo(
-                        as_num(&operation.operands[0]),
-                        as_num(&operation.operands[1]),
-                        as_num(&operation.operands[2]),
-                        as_num(&operation.operands[3]),
-                        as_num(&operation.operands[4]),
-                        as_num(&operation.operands[5])))
+                        as_num(&operands[0]),
+                        as_num(&operands[1]),
+                        as_num(&operands[2]),
+                        as_num(&operands[3]),
+                        as_num(&operands[4]),
+                        as_num(&operands[5])))
                 }
                 "v" => {
-                    let (x, y) = path.current_point();
+                    // MemReader patch: without a current point the curve is skipped (upstream
+                    // panicked).
+                    let Some((x, y)) = path.current_point() else {
+                        continue;
+                    };
                     path.ops.push(PathOp::CurveTo(
                         x,
                         y,
-                        as_num(&operation.operands[0]),
-                        as_num(&operation.operands[1]),
-                        as_num(&operation.operands[2]),
-                        as_num(&operation.operands[3])))
+                        as_num(&operands[0]),
+                        as_num(&operands[1]),
+                        as_num(&operands[2]),
+                        as_num(&operands[3])))
                 }
                 "y" => {
                     path.ops.push(PathOp::CurveTo(
-                        as_num(&operation.operands[0]),
-                        as_num(&operation.operands[1]),
-                        as_num(&operation.operands[2]),
-                        as_num(&operation.operands[3]),
-                        as_num(&operation.operands[2]),
-                        as_num(&operation.operands[3])))
+                        as_num(&operands[0]),
+                        as_num(&operands[1]),
+                        as_num(&operands[2]),
+                        as_num(&operands[3]),
+                        as_num(&operands[2]),
+                        as_num(&operands[3])))
                 }
                 "h" => { path.ops.push(PathOp::Close) }
                 "re" => {
-                    path.ops.push(PathOp::Rect(as_num(&operation.operands[0]),
-                                               as_num(&operation.operands[1]),
-                                               as_num(&operation.operands[2]),
-                                               as_num(&operation.operands[3])))
+                    path.ops.push(PathOp::Rect(as_num(&operands[0]),
+                                               as_num(&operands[1]),
+                                               as_num(&operands[2]),
+                                               as_num(&operands[3])))
                 }
                 "s" | "f*" | "B" | "B*" | "b" => {
                     dlog!("unhandled path op {:?}", operation);
@@ -1866,12 +1953,28 @@ impl<'a> Processor<'a> {
                 "Do" => {
                     // `Do` process an entire subdocument, so we do a recursive call to `process_stream`
                     // with the subdocument content and resources
-                    let xobject: &Dictionary = get(&doc, resources, b"XObject");
-                    let name = operation.operands[0].as_name().unwrap();
-                    let xf: &Stream = get(&doc, xobject, name);
-                    let resources = maybe_get_obj(&doc, &xf.dict, b"Resources").and_then(|n| n.as_dict().ok()).unwrap_or(resources);
+                    // MemReader patch: only form XObjects among the resources are content (upstream
+                    // read an image's data, or panicked on a missing XObject), each with its own
+                    // resources in front of those in force (see `lookup_resource`), and a form
+                    // that is being drawn already is not drawn again (poppler: "Form is
+                    // recursive"; upstream overflowed its stack on a form that draws itself).
+                    let name = operands[0].as_name()?;
+                    let Some(xf) = lookup_resource(doc, resources, b"XObject", name).and_then(|x| x.as_stream().ok()) else {
+                        dlog!("no XObject {:?}", name);
+                        continue;
+                    };
+                    let form = xf as *const Stream;
+                    let is_form = maybe_get_name(doc, &xf.dict, b"Subtype") == Some(&b"Form"[..]);
+                    if !is_form || self.forms_drawn.contains(&form) || self.forms_drawn.len() >= MAX_FORM_DEPTH {
+                        continue;
+                    }
+                    let mut inner = resources.to_vec();
+                    inner.extend(maybe_get_obj(&doc, &xf.dict, b"Resources").and_then(|n| n.as_dict().ok()));
                     let contents = get_contents(xf);
-                    self.process_stream(&doc, contents, resources, &media_box, output, page_num)?;
+                    self.forms_drawn.push(form);
+                    let drawn = self.process_stream(&doc, contents, &inner, &media_box, output, page_num);
+                    self.forms_drawn.pop();
+                    drawn?;
                 }
                 _ => { dlog!("unknown operation {:?}", operation); }
 
@@ -2381,13 +2484,12 @@ pub fn output_doc(doc: &Document, output: &mut dyn OutputDev) -> Result<(), Outp
     if doc.is_encrypted() {
         error!("Encrypted documents must be decrypted with a password using {{extract_text|extract_text_from_mem|output_doc}}_encrypted");
     }
-    let empty_resources = Dictionary::new();
     let pages = doc.get_pages();
     let mut p = Processor::new();
     for dict in pages {
         let page_num = dict.0;
         let object_id = dict.1;
-        output_doc_inner(page_num, object_id, doc, &mut p, output, &empty_resources)?;
+        output_doc_inner(page_num, object_id, doc, &mut p, output)?;
     }
     Ok(())
 }
@@ -2396,11 +2498,10 @@ pub fn output_doc_page(doc: &Document, output: &mut dyn OutputDev, page_num: u32
     if doc.is_encrypted() {
         error!("Encrypted documents must be decrypted with a password using {{extract_text|extract_text_from_mem|output_doc}}_encrypted");
     }
-    let empty_resources = Dictionary::new();
     let pages = doc.get_pages();
     let object_id = pages.get(&page_num).ok_or(lopdf::Error::PageNumberNotFound(page_num))?;
     let mut p = Processor::new();
-    output_doc_inner(page_num, *object_id, doc, &mut p, output, &empty_resources)?;
+    output_doc_inner(page_num, *object_id, doc, &mut p, output)?;
     Ok(())
 }
 
@@ -2411,38 +2512,43 @@ pub struct PageExtractor<'a> {
     doc: &'a Document,
     pages: std::collections::BTreeMap<u32, ObjectId>,
     processor: Processor<'a>,
-    empty_resources: &'a Dictionary,
 }
 
 impl<'a> PageExtractor<'a> {
-    /// An extractor of `doc`'s pages; `empty_resources` (an empty dictionary) stands in for a
-    /// page without resources.
-    pub fn new(doc: &'a Document, empty_resources: &'a Dictionary) -> PageExtractor<'a> {
-        PageExtractor { doc, pages: doc.get_pages(), processor: Processor::new(), empty_resources }
+    /// An extractor of `doc`'s pages.
+    pub fn new(doc: &'a Document) -> PageExtractor<'a> {
+        PageExtractor { doc, pages: doc.get_pages(), processor: Processor::new() }
     }
 
     /// Outputs page `page_num` (from 1) to `output`, as `output_doc_page` does.
     pub fn output_page(&mut self, page_num: u32, output: &mut dyn OutputDev) -> Result<(), OutputError> {
         let object_id = *self.pages.get(&page_num).ok_or(lopdf::Error::PageNumberNotFound(page_num))?;
-        output_doc_inner(page_num, object_id, self.doc, &mut self.processor, output, self.empty_resources)
+        output_doc_inner(page_num, object_id, self.doc, &mut self.processor, output)
     }
 }
 
-fn output_doc_inner<'a>(page_num: u32, object_id: ObjectId, doc: &'a Document, p: & mut Processor<'a>, output: &mut dyn OutputDev, empty_resources: &'a Dictionary) -> Result<(), OutputError> {
-    let page_dict = doc.get_object(object_id).unwrap().as_dict().unwrap();
+/// MemReader patch: US Letter, the media box of a page that has none (as pdf.js and poppler
+/// assume; upstream panicked).
+const DEFAULT_MEDIA_BOX: [f64; 4] = [0., 0., 612., 792.];
+
+// MemReader patch: a page that is not a dictionary, or whose content cannot be read, is an
+// error of its page (upstream unwrapped both); the page's resources start the chain of
+// resources (none when it has none).
+fn output_doc_inner<'a>(page_num: u32, object_id: ObjectId, doc: &'a Document, p: & mut Processor<'a>, output: &mut dyn OutputDev) -> Result<(), OutputError> {
+    let page_dict = doc.get_object(object_id)?.as_dict()?;
     dlog!("page {} {:?}", page_num, page_dict);
     // MemReader patch: the font cache is keyed by font dictionary, so it stays valid across
     // pages (upstream cleared it here, since it was keyed by resource name).
     // XXX: Some pdfs lack a Resources directory
-    let resources = get_inherited(doc, page_dict, b"Resources").unwrap_or(empty_resources);
+    let resources: Vec<&Dictionary> = get_inherited(doc, page_dict, b"Resources").into_iter().collect();
     dlog!("resources {:?}", resources);
     // pdfium searches up the page tree for MediaBoxes as needed
-    let media_box: Vec<f64> = get_inherited(doc, page_dict, b"MediaBox").expect("MediaBox");
+    let media_box: [f64; 4] = get_inherited(doc, page_dict, b"MediaBox").unwrap_or(DEFAULT_MEDIA_BOX);
     let media_box = MediaBox { llx: media_box[0], lly: media_box[1], urx: media_box[2], ury: media_box[3] };
-    let art_box = get::<Option<Vec<f64>>>(&doc, page_dict, b"ArtBox")
+    let art_box = get::<Option<[f64; 4]>>(&doc, page_dict, b"ArtBox")
         .map(|x| (x[0], x[1], x[2], x[3]));
     output.begin_page(page_num, &media_box, art_box)?;
-    p.process_stream(&doc, doc.get_page_content(object_id).unwrap(), resources, &media_box, output, page_num)?;
+    p.process_stream(&doc, doc.get_page_content(object_id)?, &resources, &media_box, output, page_num)?;
     output.end_page()?;
     Ok(())
 }
