@@ -228,6 +228,26 @@ fn encrypted_pdfs_of_every_revision_with_a_password_are_refused_as_encrypted() {
 }
 
 #[test]
+fn an_aes_128_pdf_without_a_key_length_opens_with_an_empty_user_password() {
+    // V 4 keys are 128 bits, /Length or not; lopdf alone takes a missing one as 40 bits and
+    // needed a password (pypdf's r4-aes-v2-no-key-length.pdf).
+    let mut bytes = encrypted(4, "");
+    let length = b"/Length 128";
+    let at = bytes
+        .windows(length.len())
+        .position(|w| w == length)
+        .expect("lopdf writes the key length");
+    assert!(
+        String::from_utf8_lossy(&bytes[at.saturating_sub(300)..at + 300]).contains("/Standard"),
+        "the first /Length 128 is the encryption dictionary's"
+    );
+    // Blanked out, so that every offset stays right.
+    bytes[at..at + length.len()].fill(b' ');
+    let doc = read_bounded("no-key-length.pdf", bytes, 30, 256).unwrap();
+    assert!(words(&doc.text).contains(PAGES[1]), "{}", doc.text);
+}
+
+#[test]
 fn truncated_pdfs_are_reported_as_truncated() {
     let bytes = fixtures::pdf(&PAGES);
     for percent in [1, 10, 30, 50, 70, 90] {
@@ -1063,8 +1083,6 @@ fn real_hostile_files_end_in_their_error_or_a_document() {
     );
     // pypdf's encryption set, revisions 2 to 6: what opens with the empty password (as user or
     // as owner password, as pypdf's PdfReader.decrypt("") says) reads, the rest needs one.
-    // Not here: r4-aes-v2-no-key-length.pdf, which pypdf opens and lopdf does not (its /Length
-    // is missing), so it is refused as encrypted.
     let encryption = dir.join("files/pypdf/resources_encryption_");
     for revision in [
         "r2",
@@ -1087,6 +1105,7 @@ fn real_hostile_files_end_in_their_error_or_a_document() {
         "r2-empty-password",
         "r2-owner-password",
         "r3-empty-password",
+        "r4-aes-v2-no-key-length",
         "r4-owner-password",
         "r5-empty-password",
         "r5-owner-password",

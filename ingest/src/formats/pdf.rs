@@ -70,15 +70,16 @@ pub enum PdfError {
 /// cannot be interpreted give empty text; if every page fails, the first error is returned.
 pub fn extract_pdf(bytes: &[u8]) -> Result<PdfText, PdfError> {
     check_xref_widths(bytes)?;
-    let doc = lopdf::Document::load_mem(bytes).map_err(|e| {
+    let mut doc = lopdf::Document::load_mem(bytes).map_err(|e| {
         if is_truncated(bytes) {
             PdfError::Truncated(e.to_string())
         } else {
             PdfError::Malformed(e.to_string())
         }
     })?;
+    // lopdf decrypts what opens with the empty password as it loads.
     if doc.is_encrypted() {
-        return Err(PdfError::Encrypted);
+        doc = load_v4_without_key_length(bytes, doc).ok_or(PdfError::Encrypted)?;
     }
     let page_ids = doc.get_pages();
     let numbers: Vec<u32> = page_ids.keys().copied().collect();
@@ -271,6 +272,34 @@ fn parent_chain_loops(doc: &lopdf::Document, page: ObjectId) -> bool {
         }
     }
     true
+}
+
+/// Opens, with the empty password, a document encrypted with security handler V 4 whose
+/// encryption dictionary has no `/Length`, which lopdf loaded as encrypted: V 4 keys are 128
+/// bits (ISO 32000-1, table 20; lopdf itself refuses any other `/Length` with V 4), but lopdf
+/// takes a missing `/Length` as 40 bits, so it could not open such a file that pypdf and
+/// viewers open (pypdf's `r4-aes-v2-no-key-length.pdf`). lopdf loads no object of a document
+/// it cannot decrypt, so the dictionary with `/Length 128` is appended to `bytes` as an
+/// incremental update (the PDF way to change an object, every offset staying right) and the
+/// result loaded again. None when the document is not such a one or still does not open.
+fn load_v4_without_key_length(bytes: &[u8], doc: lopdf::Document) -> Option<lopdf::Document> {
+    let id = doc
+        .trailer
+        .get(b"Encrypt")
+        .and_then(Object::as_reference)
+        .ok()?;
+    let mut encryption = doc.get_dictionary(id).ok()?.clone();
+    if encryption.get(b"V").and_then(Object::as_i64).ok() != Some(4) || encryption.has(b"Length") {
+        return None;
+    }
+    encryption.set("Length", 128);
+    let mut update = lopdf::IncrementalDocument::create_from(bytes.to_vec(), doc);
+    update.new_document.set_object(id, encryption);
+    let mut patched = Vec::new();
+    update.save_to(&mut patched).ok()?;
+    lopdf::Document::load_mem(&patched)
+        .ok()
+        .filter(|doc| !doc.is_encrypted())
 }
 
 /// The most bytes a field of a cross-reference stream may take (`/W [1 4 2]`): 8 holds any
