@@ -6,7 +6,9 @@
 //! correct document: no panic, no hang past its time limit, no memory blow-up.
 //!
 //! Then real files: the test PDFs of qpdf and pypdf (damaged, looping, encrypted with every
-//! revision, found by OSS-Fuzz, ...), which scripts/hostile-corpus.sh downloads.
+//! revision, found by OSS-Fuzz, ...) and the test EPUBs of FlightCrew, fast-ebook and pandoc
+//! (no container, missing spine items, no spine, wrong mimetype, ...), which
+//! scripts/hostile-corpus.sh downloads.
 //!
 //! The cases run one at a time (so that each one's peak memory can be measured) on a thread
 //! with a time limit. PDFs go through a real worker process with time and memory limits, as
@@ -988,7 +990,7 @@ fn a_library_ingests_the_good_files_among_hostile_ones_and_names_each_bad_one() 
 /// message; anything else fails the test. Not among them: "the PDF parser crashed on this
 /// file", a panic in lopdf or pdf-extract that the worker caught; the corpus's eight were fixed
 /// in vendor/pdf-extract, and a new one is a bug to fix there.
-const REAL_FILE_ERRORS: [(&str, &str); 9] = [
+const REAL_FILE_ERRORS: &[(&str, &str)] = &[
     ("encrypted", "the PDF is encrypted and needs a password"),
     ("no text layer", "the PDF has no text layer"),
     ("no pages", "the PDF has no pages"),
@@ -998,6 +1000,17 @@ const REAL_FILE_ERRORS: [(&str, &str); 9] = [
     ("parser memory limit", "the PDF parser ran out of memory"),
     ("worker failed", "the PDF worker process failed"),
     ("not a document (sniffed)", "the file "),
+    ("EPUB not a zip", "the EPUB is not a readable zip archive"),
+    (
+        "EPUB unsafe path",
+        "the EPUB has an entry with an unsafe path",
+    ),
+    ("EPUB without text", "the EPUB has no text"),
+    ("EPUB entry missing", "the EPUB has no "),
+    ("EPUB without spine", "the EPUB's package document "),
+    ("EPUB spine item missing", "the EPUB's spine "),
+    ("EPUB too large", "the EPUB's entry "),
+    ("EPUB too large in all", "the EPUB's documents inflate"),
 ];
 
 /// Where scripts/hostile-corpus.sh puts the corpus: `$MEMREADER_HOSTILE_DIR`, else
@@ -1117,6 +1130,42 @@ fn real_hostile_files_end_in_their_error_or_a_document() {
     ] {
         let path = PathBuf::from(format!("{}{file}.pdf", encryption.display()));
         assert!(!errors.contains_key(&path), "{file}: {}", errors[&path]);
+    }
+    // The EPUBs: the broken ones end in the error that names what their package's own tests
+    // say is wrong with them; the rest, valid or only sloppy (no metadata, a mimetype entry
+    // with the wrong bytes or name), read.
+    let flightcrew = "flightcrew/src_FlightCrew_tests_test_data_framework_tests_EpubValidates_";
+    let broken_epubs = [
+        (
+            format!("{flightcrew}NoContainerXml.epub"),
+            "the EPUB has no META-INF/container.xml",
+        ),
+        (
+            format!("{flightcrew}MissingXhtmlFiles.epub"),
+            "the EPUB's spine lists OEBPS/Text/Section with%percent.xhtml",
+        ),
+        (
+            "fast-ebook/tests_fixtures_no_spine.epub".to_owned(),
+            "names no root file, manifest or spine",
+        ),
+        (
+            "fast-ebook/tests_fixtures_empty_manifest.epub".to_owned(),
+            "names no root file, manifest or spine",
+        ),
+    ];
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "epub"))
+    {
+        let expected = broken_epubs
+            .iter()
+            .find(|(broken, _)| file.ends_with(broken))
+            .map(|(_, expected)| *expected);
+        match (errors.get(file), expected) {
+            (Some(message), Some(expected)) => assert!(message.contains(expected), "{message}"),
+            (None, None) => {}
+            (message, _) => panic!("{}: {message:?}, expected {expected:?}", file.display()),
+        }
     }
 
     // The same files ingested by a library, two at a time: each failure names its file, with
