@@ -1,70 +1,92 @@
 #!/usr/bin/env bash
-# Trains MemMamba variants one after the other on one GPU host that has no Rust, within a wall-clock
-# budget and with the same token budget each, then evaluates them. Run it through gpu-run.sh,
-# which unpacks the CUDA build of `memmamba-train` that scripts/gpu-pack.sh put in .device/ and
-# finds the CUDA runtime (steps: docs/MODEL_CARD.md):
+# Trains MemMamba variants side by side on one GPU host that has no Rust, within a wall-clock
+# budget and with the same token budget each. Run it through gpu-run.sh, which unpacks the CUDA
+# build of `memmamba-train` that scripts/gpu-pack.sh put in .device/ and finds the CUDA runtime
+# (steps: docs/MODEL_CARD.md):
 #
 #   bash scripts/gpu-run.sh bash scripts/device-train.sh DATA_DIR MINUTES NAME "ARGS" [NAME "ARGS"]...
-#   e.g. ... .device-train 15 memmamba "" baseline "--notes-off"
+#   e.g. INIT=assets/model/model.safetensors PHASES="2048x16 4096x8" \
+#        ... .device-train 20 memmamba "--lr 5e-4" baseline "--notes-off --lr 5e-4"
 #
 # DATA_DIR holds tokenizer.json, train.tokens.gz + train.books.json and dev.tokens +
-# dev.books.json. An 8-step probe of each variant measures its step time first; each variant
-# then gets the step count that the sum of the step times allows in MINUTES (which sizes the
-# cosine schedule), so all see the same tokens. Everything goes to /tmp/memreader-train/NAME; progress to
-# $WORK/status. Start it in the background (setsid) and collect results with
-# `device-collect.sh` in later calls while the host is held.
+# dev.books.json. PHASES is the curriculum over length: SEQ_LENxBATCH per phase, each a fresh
+# cosine schedule over an equal share of the steps, started from the previous phase's weights
+# (the first from INIT when set; a notes-off variant takes the note-free part of MemMamba
+# weights). An 8-step probe of all variants at once measures the step time; each variant then
+# gets the step count that the slowest allows in MINUTES, so all see the same tokens. A
+# training process that dies (the GPU host's memory has run out in long runs) is resumed from
+# its last checkpoint. Everything goes to /tmp/memreader-train/NAME, the latest finished
+# phase's weights to NAME/model.safetensors; progress to $WORK/status. Start it in the
+# background (setsid) and collect results with `device-collect.sh` in later calls while the
+# host is held.
 set -euo pipefail
 data=$1 minutes=$2
 shift 2
-seq_len=${SEQ_LEN:-4096} batch=${BATCH:-8}
+read -ra phases <<< "${PHASES:-4096x8}"
 work=${WORK:-/tmp/memreader-train}
 mkdir -p "$work"
 [ -f "$work/train.tokens" ] || gunzip -c "$data/train.tokens.gz" > "$work/train.tokens"
 cp "$data/train.books.json" "$data/dev.tokens" "$data/dev.books.json" "$data/tokenizer.json" "$work/"
 log() { echo "$(date -u +%T) $*" | tee -a "$work/status"; }
 
+# train PHASE ARGS...: one training process at the phase's sequence length and batch.
 train() {
+  local phase=$1
+  shift
   .device/memmamba-train train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
-    --tokenizer "$work/tokenizer.json" --seq-len "$seq_len" --batch "$batch" --device cuda "$@"
+    --tokenizer "$work/tokenizer.json" --seq-len "${phase%x*}" --batch "${phase#*x}" \
+    --device cuda "$@"
 }
 
-# Probe: seconds per step of each variant alone (the mean of the steps after the first two).
-names=() args=() total=0
+names=() args=()
 while [ $# -ge 2 ]; do
-  name=$1 extra=$2
+  names+=("$1") args+=("$2")
   shift 2
-  rm -rf "$work/probe-$name"
-  # shellcheck disable=SC2086
-  train --steps 8 --warmup 1 --eval-every 0 --checkpoint-every 0 --out "$work/probe-$name" $extra \
-    > "$work/probe-$name.log" 2>&1
-  rate=$(awk '/tok\/s/ { n++; if (n > 2) { s += $(NF-1); m++ } } END { print int(s / m) }' "$work/probe-$name.log")
-  log "probe $name: $rate tokens/s"
-  total=$(awk -v t="$total" -v r="$rate" -v n=$(( seq_len * batch )) 'BEGIN { print t + n / r }')
-  names+=("$name") args+=("$extra")
 done
-steps=$(awk -v m="$minutes" -v t="$total" 'BEGIN { print int(m * 60 * 0.9 / t) }')
-log "plan: $steps steps of $batch x $seq_len tokens per variant, ${total}s per step of all variants"
 
-# One after the other: side by side, the two processes' memory did not fit in the GPU.
+# Probe: seconds per step of each variant while all run (the mean after the first two steps).
 for i in "${!names[@]}"; do
-  status=0
+  rm -rf "$work/probe-${names[$i]}"
   # shellcheck disable=SC2086
-  train --steps "$steps" --warmup $(( steps / 20 + 1 )) --eval-every $(( steps / 8 + 1 )) \
-    --checkpoint-every $(( steps / 8 + 1 )) --out "$work/${names[$i]}" ${args[$i]} \
-    > "$work/${names[$i]}.log" 2>&1 || status=$?
-  log "training ${names[$i]} ended with $status"
+  train "${phases[0]}" --steps 8 --warmup 1 --eval-every 0 --checkpoint-every 0 \
+    --out "$work/probe-${names[$i]}" ${args[$i]} > "$work/probe-${names[$i]}.log" 2>&1 &
 done
-
-# The evaluations, side by side (the final weights, or the last checkpoint's).
-pids=()
+wait
+slowest=0
 for name in "${names[@]}"; do
-  run=$work/$name
-  [ -f "$run/model.safetensors" ] || cp "$run/checkpoint/model.safetensors" "$run/" || continue
-  .device/memmamba-train eval --run "$run" --tokens "$work/dev.tokens" \
-    --tokenizer "$work/tokenizer.json" --device cuda --contexts 1024,4096,16384,65536 --windows 4 \
-    --passkey-lengths 1024,4096,16384,65536 --depths 0,0.5,1 --trials 6 \
-    > "$work/eval-$name.md" 2> "$work/eval-$name.log" &
-  pids+=($!)
+  rate=$(awk '/tok\/s/ { n++; if (n > 2) { s += $(NF-1); m++ } } END { print m ? int(s / m) : 0 }' "$work/probe-$name.log")
+  [ "$rate" -gt 0 ] || { log "probe $name failed: see probe-$name.log"; exit 1; }
+  log "probe $name: $rate tokens/s with all variants running"
+  slowest=$(awk -v a="$slowest" -v r="$rate" 'BEGIN { print (a == 0 || r < a) ? r : a }')
 done
-for pid in "${pids[@]}"; do wait "$pid" || true; done
+tokens_per_step=$(( ${phases[0]%x*} * ${phases[0]#*x} ))
+steps=$(awk -v m="$minutes" -v r="$slowest" -v n="$tokens_per_step" -v p="${#phases[@]}" \
+  'BEGIN { print int(m * 60 * 0.9 * r / n / p) }')
+log "plan: ${#phases[@]} phases (${phases[*]}) of $steps steps each per variant"
+
+# variant NAME ARGS: the phases of one variant, each resumed up to three times if it dies.
+variant() {
+  local name=$1 extra=$2 init=${INIT:-} i attempt status out
+  for i in "${!phases[@]}"; do
+    out=$work/$name/phase-$i
+    for attempt in 1 2 3 4; do
+      status=0
+      # shellcheck disable=SC2086
+      train "${phases[$i]}" --steps "$steps" --warmup $(( steps / 20 + 1 )) \
+        --eval-every $(( steps / 4 + 1 )) --checkpoint-every $(( steps / 10 + 1 )) \
+        --seed $(( i + 1 )) --out "$out" ${init:+--init "$init"} $extra \
+        >> "$work/$name.log" 2>&1 || status=$?
+      log "$name phase $i (${phases[$i]}) attempt $attempt ended with $status"
+      [ "$status" -eq 0 ] || [ ! -d "$out/checkpoint" ] && break
+    done
+    [ -f "$out/model.safetensors" ] || return 1
+    cp "$out/model.safetensors" "$work/$name/model.safetensors"
+    init=$out/model.safetensors
+  done
+}
+
+for i in "${!names[@]}"; do
+  variant "${names[$i]}" "${args[$i]}" &
+done
+wait || true
 log "done"

@@ -119,6 +119,19 @@ impl MemMamba {
                 });
             }
         }
+        Self::shared_weights_from_bytes(cfg, bytes, device)
+    }
+
+    /// A model for `cfg` that takes every weight it needs from the weights file at `path`, made
+    /// for any configuration: the file's other tensors are ignored. It starts the notes-off
+    /// baseline from a MemMamba's weights (same sizes), so that both have seen the same tokens.
+    pub fn load_shared(cfg: &Config, path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+        Self::shared_weights_from_bytes(cfg, &bytes, device)
+    }
+
+    fn shared_weights_from_bytes(cfg: &Config, bytes: &[u8], device: &Device) -> Result<Self> {
         let loaded = candle_core::safetensors::load_buffer(bytes, device)?;
         let varmap = VarMap::new();
         let model = Self::init(cfg, &varmap, device)?;

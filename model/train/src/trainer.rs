@@ -77,13 +77,19 @@ impl Trainer {
     /// A run that starts from trained weights (a weights file as `MemMamba::load` reads it,
     /// 8-bit quantised ones included) with a fresh optimizer: how the shipped model is trained
     /// further in a later session, whose GPU host cannot receive the optimizer's moments. The
-    /// weights must have been made for `config.model`.
+    /// weights must have been made for `config.model`, except that a notes-off run may start
+    /// from a MemMamba's weights of the same size, without its note block: the baseline then
+    /// has seen the same tokens as the MemMamba it is compared with.
     pub fn from_weights(
         weights: &Path,
         config: TrainConfig,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let model = MemMamba::load(&config.model, weights, device)?;
+        let model = if config.model.notes {
+            MemMamba::load(&config.model, weights, device)?
+        } else {
+            MemMamba::load_shared(&config.model, weights, device)?
+        };
         Self::with_model(config, model, device)
     }
 

@@ -120,8 +120,28 @@ fn a_run_started_from_saved_weights_starts_where_they_are_and_trains_on() {
     }
     assert!(loss_of(&continued) < before as f32);
 
+    // The notes-off baseline starts from the same weights, without the note block.
+    let mut baseline_config = config.clone();
+    baseline_config.model.notes = false;
+    let baseline = Trainer::from_weights(&full, baseline_config, &Device::Cpu).unwrap();
+    let trained_vars = trained.model.varmap().data().lock().unwrap();
+    let baseline_vars = baseline.model.varmap().data().lock().unwrap();
+    assert!(baseline_vars.len() < trained_vars.len());
+    for (name, var) in baseline_vars.iter() {
+        let diff = (var.as_tensor() - trained_vars[name].as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{name}");
+    }
+
+    // Any other configuration is refused.
     let mut other = config;
-    other.model.notes = false;
+    other.model.pool_slots += 1;
     let err = Trainer::from_weights(&full, other, &Device::Cpu)
         .err()
         .expect("refused")
