@@ -233,6 +233,12 @@ pub fn export(
 /// files `.NAME.tmp-PID-N` (`write_atomic`'s) next to it whose process is gone, each a
 /// partial snapshot as large as a whole one. Only where a process's liveness is known
 /// (Linux's /proc); best effort: a file that cannot be removed stays.
+///
+/// Elsewhere (macOS, Windows) std has no way to ask whether a process lives at the declared
+/// MSRV (1.85). The portable design is a lock instead of a pid: `write_atomic` holds an
+/// exclusive lock on its temporary file until the rename, the OS drops it when the process
+/// dies, and a temporary file that can be locked is stale. That needs `File::try_lock`
+/// (Rust 1.89) or a locking crate (fs4, already built for tantivy) in the root package.
 fn remove_stale_temporaries(path: &Path) {
     let proc = Path::new("/proc/self");
     let (Some(name), true) = (path.file_name(), proc.exists()) else {
