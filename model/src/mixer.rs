@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Module, Result, Shape, Tensor};
 use candle_nn::{init, Init, Linear, VarBuilder, VarMap};
-use memmamba_kernels::{causal_conv1d, selective_scan};
+use memmamba_kernels::{causal_conv1d, infer, selective_scan};
 
 use crate::config::Config;
 
@@ -114,7 +114,65 @@ impl MambaMixer {
 
     /// Runs the mixer on `u` (B, L, d_model), continuing from `state` (zeros when None), and
     /// returns the output (B, L, d_model) and the state after the last token.
+    ///
+    /// On the CPU, when no gradient can flow (neither `u` nor the weights are tracked), the
+    /// elementwise steps between the matmuls run inside the conv and scan loops
+    /// ([`memmamba_kernels::infer`]); otherwise, as candle ops that autograd differentiates.
     pub fn forward(&self, u: &Tensor, state: Option<&MixerState>) -> Result<(Tensor, MixerState)> {
+        let fused = u.device().is_cpu()
+            && u.dtype() == DType::F32
+            && !u.track_op()
+            && !self.in_proj.weight().track_op();
+        if fused {
+            self.forward_fused(u, state)
+        } else {
+            self.forward_ops(u, state)
+        }
+    }
+
+    /// [`MambaMixer::forward`] with the CPU inference kernels.
+    fn forward_fused(
+        &self,
+        u: &Tensor,
+        state: Option<&MixerState>,
+    ) -> Result<(Tensor, MixerState)> {
+        let (di, n, r) = (self.d_inner, self.d_state, self.dt_rank);
+        let xz = self.in_proj.forward(u)?;
+        let (x, conv) = infer::causal_conv1d_silu(
+            &xz.narrow(2, 0, di)?,
+            &self.conv_weight,
+            &self.conv_bias,
+            state.map(|s| &s.conv),
+        )?;
+        let dbc = self.x_proj.forward(&x)?;
+        let dt = dbc
+            .narrow(2, 0, r)?
+            .contiguous()?
+            .broadcast_matmul(&self.dt_proj.weight().t()?)?;
+        let dt_bias = self
+            .dt_proj
+            .bias()
+            .ok_or_else(|| candle_core::Error::Msg("dt_proj has no bias".into()))?;
+        let a = self.a_log.exp()?.neg()?;
+        let (y, ssm) = infer::gated_scan(
+            &x,
+            &infer::GatedScanArgs {
+                dt: &dt,
+                dt_bias,
+                a: &a,
+                b: &dbc.narrow(2, r, n)?,
+                c: &dbc.narrow(2, r + n, n)?,
+                d: &self.d,
+                z: &xz.narrow(2, di, di)?,
+                h0: state.map(|s| &s.ssm),
+            },
+        )?;
+        let out = self.out_proj.forward(&y)?;
+        Ok((out, MixerState { conv, ssm }))
+    }
+
+    /// [`MambaMixer::forward`] as candle ops (and the fused conv and scan ops), differentiable.
+    fn forward_ops(&self, u: &Tensor, state: Option<&MixerState>) -> Result<(Tensor, MixerState)> {
         let (di, n, r) = (self.d_inner, self.d_state, self.dt_rank);
         let xz = self.in_proj.forward(u)?;
         let x = xz.narrow(2, 0, di)?;

@@ -189,3 +189,33 @@ fn the_mixer_equals_a_plain_token_by_token_mamba_step() {
     assert!(max_abs_diff(&h, &state.ssm) < 1e-4);
     assert!(max_abs_diff(&window.narrow(2, 1, k - 1).unwrap(), &state.conv) < 1e-4);
 }
+
+#[test]
+fn the_cpu_inference_path_equals_the_differentiable_one() {
+    let cfg = Config::tiny();
+    let (varmap, trainable) = fresh_mixer(&cfg);
+    // The same weights detached: no gradient can flow, so `forward` takes the fused CPU path.
+    let detached = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+        .collect();
+    let vb = VarBuilder::from_tensors(detached, DType::F32, &Device::Cpu);
+    let inference = MambaMixer::new(&cfg, vb.pp("mixer")).unwrap();
+    let u = input(LEN);
+    // Two calls, so that the second starts from a non-zero conv and SSM state.
+    let run = |mixer: &MambaMixer| {
+        let (y1, s1) = mixer.forward(&u.narrow(1, 0, 7).unwrap(), None).unwrap();
+        let (y2, s2) = mixer
+            .forward(&u.narrow(1, 7, LEN - 7).unwrap(), Some(&s1))
+            .unwrap();
+        (Tensor::cat(&[y1, y2], 1).unwrap(), s2)
+    };
+    let (y, state) = run(&trainable);
+    let (y_fused, state_fused) = run(&inference);
+    assert!(max_abs_diff(&y, &y_fused) < 1e-4);
+    assert!(max_abs_diff(&state.conv, &state_fused.conv) < 1e-4);
+    assert!(max_abs_diff(&state.ssm, &state_fused.ssm) < 1e-4);
+}

@@ -46,12 +46,36 @@ where
     out
 }
 
-/// The parts a, h0, b, c of the scan's packed `rest`.
-fn split_rest(rest: &[f32], (batch, len, dim): Dims, n: usize) -> [&[f32]; 4] {
+/// A (B, L, D) input read in place: row `bt = b * L + t` starts at `data[bt * stride]` and holds
+/// the D channels one after the other. A contiguous tensor has `stride = D`; a slice of the
+/// channels of a wider tensor (x or z of the mixer's in_proj output, b or c of its x_proj output)
+/// is read where it lies, without a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Channels `d0..d0 + len` of row `bt`.
+    #[inline(always)]
+    fn get(&self, bt: usize, d0: usize, len: usize) -> &'a [f32] {
+        let at = bt * self.stride + d0;
+        &self.data[at..at + len]
+    }
+}
+
+/// The parts a, h0, b, c of the scan's packed `rest` (b and c as contiguous rows of N).
+pub fn split_rest(
+    rest: &[f32],
+    (batch, len, dim): Dims,
+    n: usize,
+) -> (&[f32], &[f32], Rows<'_>, Rows<'_>) {
     let (a, rest) = rest.split_at(dim * n);
     let (h0, rest) = rest.split_at(batch * dim * n);
     let (b, c) = rest.split_at(batch * len * n);
-    [a, h0, b, c]
+    let rows = |data| Rows { data, stride: n };
+    (a, h0, rows(b), rows(c))
 }
 
 /// `out[i] = exp(dt * a[i])`, the per-state decay of one scan step. A loop of its own over a
@@ -83,16 +107,60 @@ fn exp_poly(x: f32) -> f32 {
     p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
-/// The inputs of the scan forward, unpacked.
-struct ScanInputs<'a> {
-    x: &'a [f32],
-    dt: &'a [f32],
-    a: &'a [f32],
-    h0: &'a [f32],
-    bm: &'a [f32],
-    cm: &'a [f32],
-    dims: Dims,
-    n: usize,
+/// `ln(1 + y)` for y in [0, 1], vectorisable: with s = y / (2 + y) (in [0, 1/3]),
+/// ln(1 + y) = 2 atanh(s) = 2 (s + s^3/3 + ... + s^13/13), within 1e-8 of the exact value. The
+/// quotient keeps a tiny y exact where `1 + y` would round it away.
+#[inline(always)]
+fn ln_1p_unit(y: f32) -> f32 {
+    let s = y / (2.0 + y);
+    let s2 = s * s;
+    let series = 1.0
+        + s2 * (1.0 / 3.0
+            + s2 * (1.0 / 5.0
+                + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0))))));
+    2.0 * s * series
+}
+
+/// `softplus(x) = max(x, 0) + ln(1 + exp(-|x|))`, which never overflows (MODEL.md's dt).
+#[inline(always)]
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + ln_1p_unit(exp_poly(-x.abs()))
+}
+
+/// `silu(x) = x * sigmoid(x)`.
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    x / (1.0 + exp_poly(-x))
+}
+
+/// The mixer's steps around the scan that the CPU inference path fuses into it (the training
+/// op leaves them to autograd): the scan then reads the raw `dt_proj` output, and writes the
+/// gated output `(y + D x) * silu(z)` instead of `y`.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanFusion<'a> {
+    /// dt_proj's bias (D): the scan's rate is `softplus(dt + dt_bias)`.
+    pub dt_bias: &'a [f32],
+    /// The skip weights D (D).
+    pub d: &'a [f32],
+    /// The gate z (B, L, D).
+    pub z: Rows<'a>,
+}
+
+/// The inputs of the scan forward.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanInputs<'a> {
+    pub x: Rows<'a>,
+    pub dt: Rows<'a>,
+    /// A (D, N).
+    pub a: &'a [f32],
+    /// The state before the first step (B, D, N).
+    pub h0: &'a [f32],
+    /// B and C (B, L, N).
+    pub b: Rows<'a>,
+    pub c: Rows<'a>,
+    pub dims: Dims,
+    pub n: usize,
+    pub fusion: Option<ScanFusion<'a>>,
 }
 
 /// One (batch `b`, channels `d0..d0 + cb`) task of the scan forward: y (time-major, len * cb)
@@ -114,18 +182,33 @@ fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>
             a[i][j] = inp.a[(d0 + j) * n + i];
         }
     }
+    let fusion = inp.fusion.map(|f| {
+        let block = |v: &[f32]| lanes(&v[d0..d0 + cb]);
+        (block(f.dt_bias), block(f.d), f.z)
+    });
     let mut y = vec![0f32; len * cb];
     for t in 0..len {
-        let row = (b * len + t) * dim + d0;
-        let (dt, x) = (lanes(&inp.dt[row..row + cb]), lanes(&inp.x[row..row + cb]));
+        let bt = b * len + t;
+        let mut dt = lanes(inp.dt.get(bt, d0, cb));
+        let x = lanes(inp.x.get(bt, d0, cb));
+        if let Some((dt_bias, _, _)) = &fusion {
+            for j in 0..W {
+                dt[j] = softplus(dt[j] + dt_bias[j]);
+            }
+        }
         let dx: [f32; W] = std::array::from_fn(|j| dt[j] * x[j]);
-        let b_t = &inp.bm[(b * len + t) * n..(b * len + t + 1) * n];
-        let c_t = &inp.cm[(b * len + t) * n..(b * len + t + 1) * n];
+        let (b_t, c_t) = (inp.b.get(bt, 0, n), inp.c.get(bt, 0, n));
         let mut acc = [0f32; W];
         for (((h_i, a_i), &b_i), &c_i) in h.iter_mut().zip(&a).zip(b_t).zip(c_t) {
             for j in 0..W {
                 h_i[j] = exp_poly(dt[j] * a_i[j]) * h_i[j] + dx[j] * b_i;
                 acc[j] += h_i[j] * c_i;
+            }
+        }
+        if let Some((_, d, z)) = &fusion {
+            let z = lanes(z.get(bt, d0, cb));
+            for j in 0..W {
+                acc[j] = (acc[j] + d[j] * x[j]) * silu(z[j]);
             }
         }
         y[t * cb..(t + 1) * cb].copy_from_slice(&acc[..cb]);
@@ -151,21 +234,10 @@ fn lanes(values: &[f32]) -> [f32; CHANNEL_BLOCK] {
 }
 
 /// Selective scan forward: returns y (B, L, D) followed by h_last (B, D, N).
-pub fn scan_fwd(x: &[f32], dt: &[f32], rest: &[f32], dims: Dims, n: usize) -> Vec<f32> {
-    let (batch, len, dim) = dims;
-    let [a, h0, bm, cm] = split_rest(rest, dims, n);
-    let inputs = ScanInputs {
-        x,
-        dt,
-        a,
-        h0,
-        bm,
-        cm,
-        dims,
-        n,
-    };
-    run_channel_blocks(batch, len, dim, n, |b, d0, cb| {
-        scan_fwd_block(&inputs, b, d0, cb)
+pub fn scan_fwd(inputs: &ScanInputs) -> Vec<f32> {
+    let (batch, len, dim) = inputs.dims;
+    run_channel_blocks(batch, len, dim, inputs.n, |b, d0, cb| {
+        scan_fwd_block(inputs, b, d0, cb)
     })
 }
 
@@ -190,7 +262,8 @@ pub fn scan_bwd(
     n: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (batch, len, dim) = dims;
-    let [a, h0, bm, cm] = split_rest(rest, dims, n);
+    let (a, h0, bm, cm) = split_rest(rest, dims, n);
+    let (bm, cm) = (bm.data, cm.data);
     let (gy, gh_last) = grad.split_at(batch * len * dim);
     let blocks = dim.div_ceil(CHANNEL_BLOCK);
 
@@ -302,29 +375,73 @@ fn conv_input(x: &[f32], prev: &[f32], (b, len, dim): Dims, d: usize, km1: usize
     }
 }
 
-/// Causal depthwise conv forward (`wb` = taps with the bias as last column, K = `k`): returns y
-/// (B, L, D) followed by the next prev (B, D, K - 1).
-pub fn conv_fwd(x: &[f32], wb: &[f32], prev: &[f32], dims: Dims, k: usize) -> Vec<f32> {
-    let (batch, len, dim) = dims;
+/// The inputs of the causal depthwise conv forward.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvInputs<'a> {
+    /// x (B, L, D).
+    pub x: Rows<'a>,
+    /// The taps with the bias as last column (D, K + 1).
+    pub wb: &'a [f32],
+    /// The K - 1 inputs before x (B, D, K - 1), oldest first.
+    pub prev: &'a [f32],
+    pub dims: Dims,
+    /// K.
+    pub k: usize,
+    /// Whether to apply SiLU to the output (the mixer's activation, fused on the CPU inference
+    /// path; the training op leaves it to autograd).
+    pub silu: bool,
+}
+
+/// One (batch `b`, channels `d0..d0 + cb`) task of the conv forward: y (time-major, len * cb)
+/// and the next prev (cb * (K - 1)). Lane-wise over the block's channels like
+/// [`scan_fwd_block`]: the last K - 1 inputs are kept as a window of lane arrays, oldest first.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn conv_fwd_block(inp: &ConvInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
+    const W: usize = CHANNEL_BLOCK;
+    let ((_, len, dim), k) = (inp.dims, inp.k);
     let km1 = k - 1;
-    run_channel_blocks(batch, len, dim, km1, |b, d0, cb| {
-        let input = |p: usize, j: usize| conv_input(x, prev, (b, len, dim), d0 + j, km1, p);
-        let mut y = vec![0f32; len * cb];
-        for t in 0..len {
-            for j in 0..cb {
-                let w_j = &wb[(d0 + j) * (k + 1)..(d0 + j + 1) * (k + 1)];
-                let mut acc = w_j[k];
-                for (tap, w) in w_j[..k].iter().enumerate() {
-                    acc += w * input(t + tap, j);
-                }
-                y[t * cb + j] = acc;
+    // taps[i][j]: tap i (then the bias, at i = K) of channel d0 + j.
+    let mut taps = vec![[0f32; W]; k + 1];
+    let mut window = vec![[0f32; W]; km1];
+    for j in 0..cb {
+        for (i, tap) in taps.iter_mut().enumerate() {
+            tap[j] = inp.wb[(d0 + j) * (k + 1) + i];
+        }
+        for (p, w) in window.iter_mut().enumerate() {
+            w[j] = inp.prev[(b * dim + d0 + j) * km1 + p];
+        }
+    }
+    let mut y = vec![0f32; len * cb];
+    for t in 0..len {
+        let x = lanes(inp.x.get(b * len + t, d0, cb));
+        let mut acc = taps[k];
+        for (tap, w) in taps.iter().zip(window.iter().chain([&x])) {
+            for j in 0..W {
+                acc[j] += tap[j] * w[j];
             }
         }
-        let next_prev = (0..cb)
-            .flat_map(|j| (len..len + km1).map(move |p| (p, j)))
-            .map(|(p, j)| input(p, j))
-            .collect();
-        (y, next_prev)
+        if inp.silu {
+            for a in &mut acc {
+                *a = silu(*a);
+            }
+        }
+        if km1 > 0 {
+            window.rotate_left(1);
+            window[km1 - 1] = x;
+        }
+        y[t * cb..(t + 1) * cb].copy_from_slice(&acc[..cb]);
+    }
+    let next_prev = (0..cb)
+        .flat_map(|j| window.iter().map(move |w| w[j]))
+        .collect();
+    (y, next_prev)
+}
+
+/// Causal depthwise conv forward: returns y (B, L, D) followed by the next prev (B, D, K - 1).
+pub fn conv_fwd(inputs: &ConvInputs) -> Vec<f32> {
+    let (batch, len, dim) = inputs.dims;
+    run_channel_blocks(batch, len, dim, inputs.k - 1, |b, d0, cb| {
+        conv_fwd_block(inputs, b, d0, cb)
     })
 }
 

@@ -5,7 +5,9 @@
 //! ([`ops`]) with forward and backward passes: a CPU loop (in f32), and with the `cuda` feature
 //! CUDA kernels (f32, bf16 or f16 inputs, f32 arithmetic) for tensors on a CUDA device. It keeps
 //! an unfused [`reference`] implementation made of plain tensor ops as the oracle the fused ones
-//! are tested against.
+//! are tested against. For inference on the CPU, [`infer`] also folds the mixer's elementwise
+//! steps around the conv and the scan (SiLU, softplus of dt, the D skip, the gate) into their
+//! loops.
 //!
 //! Shapes (B batch, L time, D channels = d_inner, N = d_state, K = d_conv):
 //! - `selective_scan(x, dt, a, b, c, h0)`: x, dt (B, L, D); a (D, N); b, c (B, L, N);
@@ -18,6 +20,7 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod infer;
 pub mod ops;
 pub mod reference;
 

@@ -17,7 +17,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-use crate::cpu::{self, Dims};
+use crate::cpu::{self, Dims, Rows};
 
 /// Largest d_state whose backward runs on the GPU; a larger one computes its backward on the
 /// host (the forward runs on the GPU up to 64).
@@ -35,7 +35,7 @@ fn f32_data<'a>(op: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 }
 
 /// The data of a tensor as a host f32 vector (row-major).
-fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
+pub(crate) fn host_f32(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
 }
 
@@ -120,7 +120,25 @@ impl CustomOp3 for SelectiveScanOp {
             f32_data(op, s2, l2)?,
             f32_data(op, s3, l3)?,
         );
-        let out = cpu::scan_fwd(x, dt, rest, dims, self.n);
+        let (a, h0, b, c) = cpu::split_rest(rest, dims, self.n);
+        let (_, _, dim) = dims;
+        let out = cpu::scan_fwd(&cpu::ScanInputs {
+            x: Rows {
+                data: x,
+                stride: dim,
+            },
+            dt: Rows {
+                data: dt,
+                stride: dim,
+            },
+            a,
+            h0,
+            b,
+            c,
+            dims,
+            n: self.n,
+            fusion: None,
+        });
         let shape = Shape::from(out.len());
         Ok((CpuStorage::F32(out), shape))
     }
@@ -207,18 +225,24 @@ pub fn conv_args(
     if k == 0 {
         bail!("causal_conv1d: kernel width must be at least 1")
     }
-    let wb = Tensor::cat(
-        &[
-            w.to_dtype(DType::F32)?,
-            bias.to_dtype(DType::F32)?.reshape((dim, 1))?,
-        ],
-        1,
-    )?;
+    let wb = conv_wb(w, bias)?;
     let prev = match prev {
         Some(p) => p.to_dtype(DType::F32)?.contiguous()?,
         None => Tensor::zeros((batch, dim, k - 1), DType::F32, x.device())?,
     };
     Ok((x.to_dtype(op_dtype(x))?.contiguous()?, wb, prev))
+}
+
+/// The conv's taps `w` (D, K) with the bias (D) as last column: (D, K + 1) f32.
+pub(crate) fn conv_wb(w: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let dim = w.dim(0)?;
+    Tensor::cat(
+        &[
+            w.to_dtype(DType::F32)?,
+            bias.to_dtype(DType::F32)?.reshape((dim, 1))?,
+        ],
+        1,
+    )
 }
 
 impl CustomOp3 for CausalConv1dOp {
@@ -242,7 +266,17 @@ impl CustomOp3 for CausalConv1dOp {
             f32_data(op, s2, l2)?,
             f32_data(op, s3, l3)?,
         );
-        let out = cpu::conv_fwd(x, wb, prev, dims, self.k);
+        let out = cpu::conv_fwd(&cpu::ConvInputs {
+            x: Rows {
+                data: x,
+                stride: dims.2,
+            },
+            wb,
+            prev,
+            dims,
+            k: self.k,
+            silu: false,
+        });
         let shape = Shape::from(out.len());
         Ok((CpuStorage::F32(out), shape))
     }

@@ -1,0 +1,183 @@
+//! CPU inference paths of the Mamba-1 mixer: no autograd, f32 tensors on the CPU.
+//!
+//! Between its matmuls the mixer runs a chain of elementwise steps: SiLU after the conv,
+//! softplus of dt (with dt_proj's bias), the D skip and the gate by `silu(z)` after the scan.
+//! As candle ops each one is a pass over (B, L, D) that allocates its output, and x, z, b and c
+//! are slices of wider projection outputs that the fused ops copy out first. Here they are folded
+//! into the conv and scan loops of [`crate::cpu`], which read those slices where they lie.
+//! Training keeps the unfused composition ([`crate::ops`]), whose backward passes autograd
+//! derives; the tests check that both compute the same.
+
+use candle_core::{bail, CpuStorage, Device, Layout, Result, Storage, StorageRef, Tensor};
+
+use crate::cpu::{self, Rows};
+use crate::ops::{conv_wb, host_f32, split_packed};
+
+/// A tensor's storage held for reading, with its layout.
+struct Host<'a> {
+    storage: StorageRef<'a>,
+    layout: &'a Layout,
+}
+
+impl<'a> Host<'a> {
+    fn new(t: &'a Tensor) -> Self {
+        let (storage, layout) = t.storage_and_layout();
+        Self { storage, layout }
+    }
+
+    /// The tensor (B, L, D), f32 on the CPU, as [`Rows`]: its channels must be contiguous and
+    /// its rows evenly spaced (a contiguous tensor, or a slice of the last dimension of one).
+    fn rows(&self) -> Result<Rows<'_>> {
+        let Storage::Cpu(CpuStorage::F32(data)) = &*self.storage else {
+            bail!("fused CPU mixer: expected an f32 tensor on the CPU")
+        };
+        let (_, len, _) = self.layout.shape().dims3()?;
+        match *self.layout.stride() {
+            [s0, stride, 1] if s0 == len * stride => Ok(Rows {
+                data: &data[self.layout.start_offset()..],
+                stride,
+            }),
+            _ => bail!(
+                "fused CPU mixer: rows with contiguous channels expected, got strides {:?}",
+                self.layout.stride()
+            ),
+        }
+    }
+}
+
+/// Checks that `x` is an f32 tensor on the CPU outside any autograd graph.
+fn check_input(what: &str, x: &Tensor) -> Result<()> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || x.track_op() {
+        bail!("{what}: an f32 CPU tensor without gradient tracking expected")
+    }
+    Ok(())
+}
+
+/// Checks that every `(tensor, dims)` pair, and the optional state, has those dims: a wrong
+/// shape is an error, not an out-of-bounds read in the loops.
+fn check_shapes(
+    what: &str,
+    args: &[(&Tensor, &[usize])],
+    state: Option<(&Tensor, [usize; 3])>,
+) -> Result<()> {
+    let state = state.as_ref().map(|(t, dims)| (*t, &dims[..]));
+    for (t, dims) in args.iter().copied().chain(state) {
+        if t.dims() != dims {
+            bail!(
+                "{what}: expected an argument of shape {dims:?}, got {:?}",
+                t.dims()
+            )
+        }
+    }
+    Ok(())
+}
+
+/// `silu(causal_conv1d(x, w, bias, prev))` (see the crate docs for shapes); `x` may be a slice of
+/// the last dimension of a wider tensor. Returns (y, next prev).
+pub fn causal_conv1d_silu(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    prev: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    check_input("causal_conv1d_silu", x)?;
+    let dims = x.dims3()?;
+    let (batch, _, dim) = dims;
+    let k = w.dim(1)?;
+    if k == 0 {
+        bail!("causal_conv1d_silu: kernel width must be at least 1")
+    }
+    check_shapes(
+        "causal_conv1d_silu",
+        &[(w, &[dim, k]), (bias, &[dim])],
+        prev.map(|p| (p, [batch, dim, k - 1])),
+    )?;
+    let wb = host_f32(&conv_wb(w, bias)?)?;
+    let prev = match prev {
+        Some(p) => host_f32(p)?,
+        None => vec![0f32; batch * dim * (k - 1)],
+    };
+    let host = Host::new(x);
+    let out = cpu::conv_fwd(&cpu::ConvInputs {
+        x: host.rows()?,
+        wb: &wb,
+        prev: &prev,
+        dims,
+        k,
+        silu: true,
+    });
+    let out = Tensor::from_vec(out, x.elem_count() + batch * dim * (k - 1), &Device::Cpu)?;
+    split_packed(&out, dims, k - 1, x.dtype())
+}
+
+/// The rest of the mixer's inputs to [`gated_scan`], besides x.
+#[derive(Debug, Clone, Copy)]
+pub struct GatedScanArgs<'a> {
+    /// dt_proj's output before its bias (B, L, D).
+    pub dt: &'a Tensor,
+    /// dt_proj's bias (D).
+    pub dt_bias: &'a Tensor,
+    /// A (D, N), negative.
+    pub a: &'a Tensor,
+    /// B and C (B, L, N).
+    pub b: &'a Tensor,
+    pub c: &'a Tensor,
+    /// The skip weights D (D).
+    pub d: &'a Tensor,
+    /// The gate z (B, L, D).
+    pub z: &'a Tensor,
+    /// The state before the first step (B, D, N), or None for zeros.
+    pub h0: Option<&'a Tensor>,
+}
+
+/// The mixer's scan with the steps around it: with `delta = softplus(dt + dt_bias)`, runs the
+/// selective scan of x over `delta` (see the crate docs) and returns
+/// `((y + D x) * silu(z), h_last)`. Every (B, L, *) argument may be a slice of the last dimension
+/// of a wider tensor (x and z of in_proj's output, b and c of x_proj's).
+pub fn gated_scan(x: &Tensor, args: &GatedScanArgs) -> Result<(Tensor, Tensor)> {
+    check_input("gated_scan", x)?;
+    let dims = x.dims3()?;
+    let (batch, _, dim) = dims;
+    let n = args.a.dim(1)?;
+    let (bld, bln) = ([batch, dims.1, dim], [batch, dims.1, n]);
+    check_shapes(
+        "gated_scan",
+        &[
+            (args.dt, &bld),
+            (args.z, &bld),
+            (args.b, &bln),
+            (args.c, &bln),
+            (args.a, &[dim, n]),
+            (args.dt_bias, &[dim]),
+            (args.d, &[dim]),
+        ],
+        args.h0.map(|h0| (h0, [batch, dim, n])),
+    )?;
+    let (a, dt_bias, d) = (
+        host_f32(args.a)?,
+        host_f32(args.dt_bias)?,
+        host_f32(args.d)?,
+    );
+    let h0 = match args.h0 {
+        Some(h0) => host_f32(h0)?,
+        None => vec![0f32; batch * dim * n],
+    };
+    let [x_host, dt, b, c, z] = [x, args.dt, args.b, args.c, args.z].map(Host::new);
+    let out = cpu::scan_fwd(&cpu::ScanInputs {
+        x: x_host.rows()?,
+        dt: dt.rows()?,
+        a: &a,
+        h0: &h0,
+        b: b.rows()?,
+        c: c.rows()?,
+        dims,
+        n,
+        fusion: Some(cpu::ScanFusion {
+            dt_bias: &dt_bias,
+            d: &d,
+            z: z.rows()?,
+        }),
+    });
+    let out = Tensor::from_vec(out, x.elem_count() + batch * dim * n, &Device::Cpu)?;
+    split_packed(&out, dims, n, x.dtype())
+}

@@ -1,0 +1,171 @@
+//! The CPU inference paths (`infer`) compute what the unfused composition of the reference ops
+//! computes: `silu(conv)`, and the scan over `softplus(dt + dt_bias)` followed by the D skip and
+//! the gate by `silu(z)`. Their slice arguments are taken, as in the mixer, from wider tensors.
+
+use candle_core::{DType, Device, Result, Tensor};
+use memmamba_kernels::infer::{causal_conv1d_silu, gated_scan, GatedScanArgs};
+use memmamba_kernels::reference;
+
+const TOL: f32 = 1e-4;
+
+fn randn(shape: &[usize]) -> Result<Tensor> {
+    Tensor::randn(0f32, 1f32, shape, &Device::Cpu)
+}
+
+fn assert_close(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    if a.elem_count() == 0 {
+        return Ok(());
+    }
+    let diff = (a - b)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?;
+    assert!(diff < TOL, "{what}: max abs diff {diff} >= {TOL}");
+    Ok(())
+}
+
+/// `parts` tensors (B, L, widths[i]) as slices of the last dimension of one (B, L, sum) tensor,
+/// which is how the mixer's x, z (in_proj) and dt, b, c (x_proj) arrive.
+fn slices_of_one(batch: usize, len: usize, widths: &[usize]) -> Result<Vec<Tensor>> {
+    let whole = randn(&[batch, len, widths.iter().sum()])?;
+    let mut at = 0;
+    widths
+        .iter()
+        .map(|&w| {
+            at += w;
+            whole.narrow(2, at - w, w)
+        })
+        .collect()
+}
+
+/// `max(x, 0) + ln(1 + exp(-|x|))`, as the mixer's unfused path computes it.
+fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+fn check_conv(batch: usize, len: usize, dim: usize, k: usize, with_prev: bool) -> Result<()> {
+    let x = slices_of_one(batch, len, &[dim, dim])?.remove(0);
+    let (w, bias) = (randn(&[dim, k])?, randn(&[dim])?);
+    let prev = with_prev.then(|| randn(&[batch, dim, k - 1])).transpose()?;
+    let what = format!("conv+silu B={batch} L={len} D={dim} K={k} prev={with_prev}");
+    let (y, p) = causal_conv1d_silu(&x, &w, &bias, prev.as_ref())?;
+    let (y_ref, p_ref) = reference::causal_conv1d(&x.contiguous()?, &w, &bias, prev.as_ref())?;
+    assert_close(&format!("{what} y"), &y, &y_ref.silu()?)?;
+    assert_close(&format!("{what} next prev"), &p, &p_ref)
+}
+
+fn check_scan(batch: usize, len: usize, dim: usize, n: usize, with_h0: bool) -> Result<()> {
+    let xz = slices_of_one(batch, len, &[dim, dim])?;
+    let (x, z) = (&xz[0], &xz[1]);
+    let dbc = slices_of_one(batch, len, &[3, n, n])?;
+    let (b, c) = (&dbc[1], &dbc[2]);
+    // dt before its bias, around the mixer's range: softplus(dt + bias) from about 0.02 to 1.
+    let dt = (randn(&[batch, len, dim])? - 2.0)?;
+    let dt_bias = (randn(&[dim])? * 0.5)?;
+    let a = ((randn(&[dim, n])? * 0.5)?.exp()? * -1.0)?;
+    let d = randn(&[dim])?;
+    let h0 = with_h0.then(|| randn(&[batch, dim, n])).transpose()?;
+    let what = format!("gated scan B={batch} L={len} D={dim} N={n} h0={with_h0}");
+    let args = GatedScanArgs {
+        dt: &dt,
+        dt_bias: &dt_bias,
+        a: &a,
+        b,
+        c,
+        d: &d,
+        z,
+        h0: h0.as_ref(),
+    };
+    let (y, h) = gated_scan(x, &args)?;
+
+    let delta = softplus(&dt.broadcast_add(&dt_bias)?)?;
+    let x_c = x.contiguous()?;
+    let (y_ref, h_ref) = reference::selective_scan(
+        &x_c,
+        &delta,
+        &a,
+        &b.contiguous()?,
+        &c.contiguous()?,
+        h0.as_ref(),
+    )?;
+    let y_ref = ((y_ref + x_c.broadcast_mul(&d)?)? * z.contiguous()?.silu()?)?;
+    assert_close(&format!("{what} y"), &y, &y_ref)?;
+    assert_close(&format!("{what} h_last"), &h, &h_ref)
+}
+
+#[test]
+fn conv_with_silu_matches_the_reference_on_several_shapes() -> Result<()> {
+    // (B, L, D, K): L = 1 and L shorter than the kernel, K = 1 (no state) to K = 4, D not a
+    // multiple of the channel block.
+    for &(batch, len, dim, k) in &[
+        (1, 1, 8, 4),
+        (2, 2, 33, 4),
+        (1, 37, 16, 4),
+        (2, 53, 24, 3),
+        (2, 19, 7, 1),
+    ] {
+        check_conv(batch, len, dim, k, false)?;
+        check_conv(batch, len, dim, k, true)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn gated_scan_matches_the_reference_on_several_shapes() -> Result<()> {
+    for &(batch, len, dim, n) in &[
+        (1, 1, 8, 4),
+        (2, 1, 33, 16),
+        (1, 37, 16, 16),
+        (2, 53, 24, 16),
+        (2, 101, 5, 3),
+    ] {
+        check_scan(batch, len, dim, n, false)?;
+        check_scan(batch, len, dim, n, true)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn softplus_of_extreme_rates_is_exact_in_both_tails() -> Result<()> {
+    // softplus(v) is v for large v and exp(v) for very negative v, where `ln(1 + exp(v))` in
+    // f32 would round to 0. One step from a zero state with a = 0 and b = c = 1 gives
+    // y = N softplus(dt) x, times silu(50) = 50 with D = 0.
+    let (dim, n) = (16, 4);
+    let rates = [-60.0f32, -20.0, 0.5, 30.0, 80.0];
+    let dt: Vec<f32> = (0..dim).map(|i| rates[i % rates.len()]).collect();
+    let x = randn(&[1, 1, dim])?;
+    let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu);
+    let ones = |shape: &[usize]| Tensor::ones(shape, DType::F32, &Device::Cpu);
+    let args = GatedScanArgs {
+        dt: &Tensor::from_vec(dt.clone(), (1, 1, dim), &Device::Cpu)?,
+        dt_bias: &zeros(&[dim])?,
+        a: &zeros(&[dim, n])?,
+        b: &ones(&[1, 1, n])?,
+        c: &ones(&[1, 1, n])?,
+        d: &zeros(&[dim])?,
+        z: &(ones(&[1, 1, dim])? * 50.0)?,
+        h0: None,
+    };
+    let y = gated_scan(&x, &args)?.0.flatten_all()?.to_vec1::<f32>()?;
+    let x = x.flatten_all()?.to_vec1::<f32>()?;
+    for ((&y, &x), &v) in y.iter().zip(&x).zip(&dt) {
+        let v = f64::from(v);
+        let softplus = v.max(0.0) + (-v.abs()).exp().ln_1p();
+        let want = n as f64 * softplus * f64::from(x) * 50.0;
+        let rel = ((f64::from(y) - want) / want).abs();
+        assert!(rel < 1e-5, "dt {v}: got {y}, want {want}");
+    }
+    Ok(())
+}
+
+#[test]
+fn tracked_or_wrongly_shaped_inputs_are_errors() -> Result<()> {
+    let (w, bias) = (randn(&[8, 4])?, randn(&[8])?);
+    let var = candle_core::Var::from_tensor(&randn(&[1, 3, 8])?)?;
+    assert!(causal_conv1d_silu(var.as_tensor(), &w, &bias, None).is_err());
+    assert!(causal_conv1d_silu(&randn(&[1, 3, 8])?, &w, &randn(&[7])?, None).is_err());
+    Ok(())
+}
