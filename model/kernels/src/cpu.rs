@@ -15,33 +15,39 @@ const CHANNEL_BLOCK: usize = 16;
 /// (batch, len, dim) of a (B, L, D) input.
 pub type Dims = (usize, usize, usize);
 
+/// One output row of a channel block: its [`CHANNEL_BLOCK`] lanes (the lanes past the block's
+/// channels are padding). Whole arrays are stored and copied as vectors; a slice of an
+/// accumulator of dynamic length would keep it in memory instead of a register.
+type Lanes = [f32; CHANNEL_BLOCK];
+
 /// Runs `block(b, d0, cb)` for every batch `b` and block of `cb` channels starting at `d0`, in
-/// parallel. Each call returns its outputs in time-major order (`len * cb`) and its final state
-/// (`cb * state`). Returns them packed as y (B, L, D) followed by state (B, D, state).
+/// parallel. Each call returns its outputs in time order (`len` rows) and its final state
+/// (`cb * state`). Returns them packed as y (B, L, D) followed by state (B, D, state), written
+/// in order (no zero-fill first).
 fn run_channel_blocks<F>(batch: usize, len: usize, dim: usize, state: usize, block: F) -> Vec<f32>
 where
-    F: Fn(usize, usize, usize) -> (Vec<f32>, Vec<f32>) + Sync,
+    F: Fn(usize, usize, usize) -> (Vec<Lanes>, Vec<f32>) + Sync,
 {
     let blocks = dim.div_ceil(CHANNEL_BLOCK);
-    let results: Vec<(Vec<f32>, Vec<f32>)> = (0..batch * blocks)
+    let results: Vec<(Vec<Lanes>, Vec<f32>)> = (0..batch * blocks)
         .into_par_iter()
         .map(|task| {
             let (b, d0) = (task / blocks, (task % blocks) * CHANNEL_BLOCK);
             block(b, d0, CHANNEL_BLOCK.min(dim - d0))
         })
         .collect();
-    let y_len = batch * len * dim;
-    let mut out = vec![0f32; y_len + batch * dim * state];
-    let (y_out, state_out) = out.split_at_mut(y_len);
-    for (task, (y, s)) in results.iter().enumerate() {
-        let (b, d0) = (task / blocks, (task % blocks) * CHANNEL_BLOCK);
-        let cb = CHANNEL_BLOCK.min(dim - d0);
+    let mut out = Vec::with_capacity(batch * dim * (len + state));
+    for row in results.chunks(blocks) {
         for t in 0..len {
-            let row = (b * len + t) * dim + d0;
-            y_out[row..row + cb].copy_from_slice(&y[t * cb..(t + 1) * cb]);
+            for (y, _) in &row[..blocks - 1] {
+                out.extend_from_slice(&y[t]);
+            }
+            let last = dim - (blocks - 1) * CHANNEL_BLOCK;
+            out.extend_from_slice(&row[blocks - 1].0[t][..last]);
         }
-        let at = (b * dim + d0) * state;
-        state_out[at..at + cb * state].copy_from_slice(s);
+    }
+    for (_, s) in &results {
+        out.extend_from_slice(s);
     }
     out
 }
@@ -63,7 +69,27 @@ impl<'a> Rows<'a> {
         let at = bt * self.stride + d0;
         &self.data[at..at + len]
     }
+
+    /// Asks the CPU to fetch channel `d0` of row `bt` (when there is one) into the cache. The
+    /// loops walk time over a block of channels, so the rows they read lie a row stride (a page
+    /// or more) apart: the hardware prefetchers do not follow that, and without this each step
+    /// stalled on a cache and TLB miss (a quarter of the scan's time).
+    #[inline(always)]
+    fn prefetch(&self, bt: usize, d0: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = self.data.get(bt * self.stride + d0) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: SSE is part of the x86-64 baseline, and a prefetch of a valid address
+            // (an element of `data`) has no effect besides the cache.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(v).cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (bt, d0);
+    }
 }
+
+/// How many time steps ahead the loops prefetch their rows ([`Rows::prefetch`]).
+const PREFETCH_STEPS: usize = 8;
 
 /// The parts a, h0, b, c of the scan's packed `rest` (b and c as contiguous rows of N).
 pub fn split_rest(
@@ -80,7 +106,8 @@ pub fn split_rest(
 
 /// `out[i] = exp(dt * a[i])`, the per-state decay of one scan step. A loop of its own over a
 /// polynomial exp: libm's `expf` is a call, which keeps the loop scalar, and it was the largest
-/// single cost of the CPU scan.
+/// single cost of the CPU scan. Compiled with FMA like the forward loops (see [`exp_poly`]).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn decays(dt: f32, a: &[f32], out: &mut [f32]) {
     for (e, &a) in out.iter_mut().zip(a) {
         *e = exp_poly(dt * a);
@@ -90,18 +117,19 @@ fn decays(dt: f32, a: &[f32], out: &mut [f32]) {
 /// `exp(x)` within a few ulp for x in [-87, 88] (clamped outside; the scan only takes x <= 0):
 /// x = n ln2 + r with |r| <= ln2 / 2, e^r by its degree-6 Taylor polynomial, times 2^n built
 /// from the exponent bits. Branch-free and conversion-free (n is read from the bits of the
-/// rounding sum), so the compiler vectorises loops over it.
+/// rounding sum), so the compiler vectorises loops over it. Its callers are compiled for FMA
+/// targets ([`multiversion`]), where `mul_add` is one instruction (on the baseline build, the
+/// fallback for CPUs without FMA, it is a libm call: slower, as exact).
 #[inline(always)]
 fn exp_poly(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let shifted = x.mul_add(std::f32::consts::LOG2_E, ROUND);
     let n = shifted - ROUND;
-    let r = (x - n * 0.693_145_75) - n * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let r = n.mul_add(-1.428_606_8e-6, n.mul_add(-0.693_145_75, x));
+    let p = [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0]
+        .iter()
+        .fold(1.0f32 / 720.0, |p, &c| p.mul_add(r, c));
     // The low bits of `shifted` hold n (|n| < 2^22 keeps its exponent that of ROUND).
     let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
     p * f32::from_bits(n_bits.wrapping_add(127) << 23)
@@ -114,10 +142,9 @@ fn exp_poly(x: f32) -> f32 {
 fn ln_1p_unit(y: f32) -> f32 {
     let s = y / (2.0 + y);
     let s2 = s * s;
-    let series = 1.0
-        + s2 * (1.0 / 3.0
-            + s2 * (1.0 / 5.0
-                + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0))))));
+    let series = [1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0]
+        .iter()
+        .fold(1.0f32 / 13.0, |p, &c| p.mul_add(s2, c));
     2.0 * s * series
 }
 
@@ -163,14 +190,14 @@ pub struct ScanInputs<'a> {
     pub fusion: Option<ScanFusion<'a>>,
 }
 
-/// One (batch `b`, channels `d0..d0 + cb`) task of the scan forward: y (time-major, len * cb)
+/// One (batch `b`, channels `d0..d0 + cb`) task of the scan forward: y (`len` rows of lanes)
 /// and the final state (cb * n). The block's state is held state-major (row `i`: state `i` of
 /// its channels, padded to [`CHANNEL_BLOCK`] lanes with zero rates, which keep a zero state), so
 /// every step is lane-wise over the channels: no reduction across a vector. Compiled for
 /// AVX-512 and for AVX2 as well as the baseline and picked at run time (the baseline x86-64
 /// build has only SSE2; 16 lanes are one AVX-512 register).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
+fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<Lanes>, Vec<f32>) {
     const W: usize = CHANNEL_BLOCK;
     let ((_, len, dim), n) = (inp.dims, inp.n);
     let h_at = (b * dim + d0) * n;
@@ -186,9 +213,17 @@ fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>
         let block = |v: &[f32]| lanes(&v[d0..d0 + cb]);
         (block(f.dt_bias), block(f.d), f.z)
     });
-    let mut y = vec![0f32; len * cb];
+    let mut y = Vec::with_capacity(len);
     for t in 0..len {
         let bt = b * len + t;
+        if t + PREFETCH_STEPS < len {
+            let ahead = bt + PREFETCH_STEPS;
+            inp.x.prefetch(ahead, d0);
+            inp.dt.prefetch(ahead, d0);
+            if let Some((_, _, z)) = &fusion {
+                z.prefetch(ahead, d0);
+            }
+        }
         let mut dt = lanes(inp.dt.get(bt, d0, cb));
         let x = lanes(inp.x.get(bt, d0, cb));
         if let Some((dt_bias, _, _)) = &fusion {
@@ -201,17 +236,17 @@ fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>
         let mut acc = [0f32; W];
         for (((h_i, a_i), &b_i), &c_i) in h.iter_mut().zip(&a).zip(b_t).zip(c_t) {
             for j in 0..W {
-                h_i[j] = exp_poly(dt[j] * a_i[j]) * h_i[j] + dx[j] * b_i;
-                acc[j] += h_i[j] * c_i;
+                h_i[j] = exp_poly(dt[j] * a_i[j]).mul_add(h_i[j], dx[j] * b_i);
+                acc[j] = h_i[j].mul_add(c_i, acc[j]);
             }
         }
         if let Some((_, d, z)) = &fusion {
             let z = lanes(z.get(bt, d0, cb));
             for j in 0..W {
-                acc[j] = (acc[j] + d[j] * x[j]) * silu(z[j]);
+                acc[j] = d[j].mul_add(x[j], acc[j]) * silu(z[j]);
             }
         }
-        y[t * cb..(t + 1) * cb].copy_from_slice(&acc[..cb]);
+        y.push(acc);
     }
     let mut h_last = vec![0f32; cb * n];
     for j in 0..cb {
@@ -392,11 +427,11 @@ pub struct ConvInputs<'a> {
     pub silu: bool,
 }
 
-/// One (batch `b`, channels `d0..d0 + cb`) task of the conv forward: y (time-major, len * cb)
+/// One (batch `b`, channels `d0..d0 + cb`) task of the conv forward: y (`len` rows of lanes)
 /// and the next prev (cb * (K - 1)). Lane-wise over the block's channels like
 /// [`scan_fwd_block`]: the last K - 1 inputs are kept as a window of lane arrays, oldest first.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn conv_fwd_block(inp: &ConvInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>, Vec<f32>) {
+fn conv_fwd_block(inp: &ConvInputs, b: usize, d0: usize, cb: usize) -> (Vec<Lanes>, Vec<f32>) {
     const W: usize = CHANNEL_BLOCK;
     let ((_, len, dim), k) = (inp.dims, inp.k);
     let km1 = k - 1;
@@ -411,13 +446,16 @@ fn conv_fwd_block(inp: &ConvInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>
             w[j] = inp.prev[(b * dim + d0 + j) * km1 + p];
         }
     }
-    let mut y = vec![0f32; len * cb];
+    let mut y = Vec::with_capacity(len);
     for t in 0..len {
+        if t + PREFETCH_STEPS < len {
+            inp.x.prefetch(b * len + t + PREFETCH_STEPS, d0);
+        }
         let x = lanes(inp.x.get(b * len + t, d0, cb));
         let mut acc = taps[k];
         for (tap, w) in taps.iter().zip(window.iter().chain([&x])) {
             for j in 0..W {
-                acc[j] += tap[j] * w[j];
+                acc[j] = tap[j].mul_add(w[j], acc[j]);
             }
         }
         if inp.silu {
@@ -429,7 +467,7 @@ fn conv_fwd_block(inp: &ConvInputs, b: usize, d0: usize, cb: usize) -> (Vec<f32>
             window.rotate_left(1);
             window[km1 - 1] = x;
         }
-        y[t * cb..(t + 1) * cb].copy_from_slice(&acc[..cb]);
+        y.push(acc);
     }
     let next_prev = (0..cb)
         .flat_map(|j| window.iter().map(move |w| w[j]))
