@@ -42,11 +42,13 @@ impl NoteAttention {
     }
 
     /// Attends from `u` (B, S, d) over notes given by their `keys`, `values` (B, V, d_note) and
-    /// `log_scores` (B, V). `mask_bias` (B, S, V) is 0 where token s may see note v and
-    /// [`MASKED`] elsewhere; `seen` (B, S) is 1 for tokens that see at least one note and 0 for
-    /// the others, which read zeros. Returns the read `c = W_o attn` (B, S, d) and the attention
-    /// weights (B, H, S, V). With `differentiable` off, uses candle's fused softmax, which has
-    /// no backward pass.
+    /// `log_scores` (B, V). `visible` (B, S, V) is 1 where token s may see note v and 0
+    /// elsewhere; a token that sees no note reads zeros. Returns the read `c = W_o attn`
+    /// (B, S, d) and, with `want_weights`, the attention weights (B, H, S, V).
+    ///
+    /// With `differentiable` off on the CPU, the attention runs as one fused loop
+    /// ([`memmamba_kernels::infer::note_attention`]); otherwise as candle ops, with candle's
+    /// fused softmax (which has no backward pass) when `differentiable` is off.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -54,10 +56,23 @@ impl NoteAttention {
         keys: &Tensor,
         values: &Tensor,
         log_scores: &Tensor,
-        mask_bias: &Tensor,
-        seen: &Tensor,
+        visible: &Tensor,
         differentiable: bool,
-    ) -> Result<(Tensor, Tensor)> {
+        want_weights: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let q = self.w_q.forward(u)?;
+        if !differentiable && u.device().is_cpu() && u.dtype() == DType::F32 {
+            let (read, weights) = memmamba_kernels::infer::note_attention(
+                &q,
+                keys,
+                values,
+                log_scores,
+                visible,
+                self.heads,
+                want_weights,
+            )?;
+            return Ok((self.w_o.forward(&read)?, weights));
+        }
         let (b, s, _) = u.dims3()?;
         let v_len = keys.dim(1)?;
         let n = keys.dim(2)?;
@@ -65,9 +80,12 @@ impl NoteAttention {
         let heads = |t: &Tensor, len: usize| -> Result<Tensor> {
             t.reshape((b, len, h, dh))?.transpose(1, 2)?.contiguous()
         };
-        let q = heads(&(self.w_q.forward(u)? / (dh as f64).sqrt())?, s)?;
+        let q = heads(&(q / (dh as f64).sqrt())?, s)?;
         let k = heads(keys, v_len)?;
         let v = heads(values, v_len)?;
+        // 0 for a visible note, MASKED for the others; a token that sees none reads zeros.
+        let mask_bias = ((visible - 1.0)? * f64::from(-MASKED))?;
+        let seen = visible.max(D::Minus1)?;
         let bias = mask_bias
             .broadcast_add(&log_scores.unsqueeze(1)?)?
             .unsqueeze(1)?;
@@ -79,7 +97,7 @@ impl NoteAttention {
         };
         let weights = weights.broadcast_mul(&seen.reshape((b, 1, s, 1))?)?;
         let read = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, s, n))?;
-        Ok((self.w_o.forward(&read)?, weights))
+        Ok((self.w_o.forward(&read)?, want_weights.then_some(weights)))
     }
 }
 

@@ -8,9 +8,9 @@
 //! (the start of the first chunk), the block's notes and padding to whole chunks. That is a fixed
 //! number of batched ops per layer, for training (from an empty state) and for streaming alike.
 
-use candle_core::{DType, Device, IndexOp, Tensor, D};
+use candle_core::{DType, Device, IndexOp, Tensor};
 
-use crate::attention::{NoteAttention, MASKED};
+use crate::attention::NoteAttention;
 use crate::config::Config;
 use crate::error::Result;
 use crate::pool::{admit, is_noted, LayerPool, NoteSet, Slot};
@@ -386,19 +386,16 @@ pub(crate) fn attend_chunks(
         logs.push(l);
         visible.push(layer.visibility(&causal)?);
     }
-    let visible = Tensor::cat(&visible, 2)?;
-    let bias = ((&visible - 1.0)? * f64::from(-MASKED))?;
-    let seen = visible.max(D::Minus1)?;
     let (read, weights) = attn.forward(
         &u.reshape((batch * nc, c, d))?,
         &Tensor::cat(&keys, 1)?,
         &Tensor::cat(&values, 1)?,
         &Tensor::cat(&logs, 1)?,
-        &bias,
-        &seen,
+        &Tensor::cat(&visible, 2)?,
         differentiable,
+        trace,
     )?;
-    let trace = if trace {
+    let trace = if let Some(weights) = weights {
         // The last token's row, mean over heads: (B, sum of the layers' K + C).
         let last = grid.total() - 1;
         let (h, width) = (weights.dim(1)?, weights.dim(3)?);

@@ -276,6 +276,109 @@ pub fn scan_fwd(inputs: &ScanInputs) -> Vec<f32> {
     })
 }
 
+/// The inputs of the note attention forward ([`note_attention`]): R independent rows (chunks),
+/// each with S queries over V notes of width `n` (H heads of `n / H`).
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionInputs<'a> {
+    /// Queries (R, S, n), not yet scaled.
+    pub q: &'a [f32],
+    /// Keys and values (R, V, n).
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    /// Added to each note's logit (R, V).
+    pub log_scores: &'a [f32],
+    /// 1 where query s may read note v, else 0 (R, S, V).
+    pub visible: &'a [f32],
+    /// (R, S, V, n, H).
+    pub dims: (usize, usize, usize, usize, usize),
+    /// Multiplies the query-key products (1 / sqrt(n / H)).
+    pub scale: f32,
+}
+
+/// One row of [`note_attention`]: its read (S * n) and, with `want_weights`, its weights
+/// (H * S * V).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
+    let (_, s_len, v_len, n, heads) = inp.dims;
+    let dh = n / heads;
+    let row_notes = r * v_len * n..(r + 1) * v_len * n;
+    let (keys, values) = (&inp.keys[row_notes.clone()], &inp.values[row_notes]);
+    let log_scores = &inp.log_scores[r * v_len..(r + 1) * v_len];
+    let mut read = vec![0f32; s_len * n];
+    let mut weights = vec![
+        0f32;
+        if want_weights {
+            heads * s_len * v_len
+        } else {
+            0
+        }
+    ];
+    // One head's keys transposed (dh, V), so that a query's logits are a sum of dh rows, and
+    // its values (V, dh): both loops then run over contiguous memory.
+    let mut kt = vec![0f32; dh * v_len];
+    let mut vh = vec![0f32; v_len * dh];
+    let mut w = vec![0f32; v_len];
+    for h in 0..heads {
+        for v in 0..v_len {
+            let at = v * n + h * dh;
+            for d in 0..dh {
+                kt[d * v_len + v] = keys[at + d];
+            }
+            vh[v * dh..(v + 1) * dh].copy_from_slice(&values[at..at + dh]);
+        }
+        for s in 0..s_len {
+            let visible = &inp.visible[(r * s_len + s) * v_len..(r * s_len + s + 1) * v_len];
+            if !visible.iter().any(|&m| m > 0.0) {
+                continue; // a query that sees no note reads zeros
+            }
+            let q = &inp.q[(r * s_len + s) * n + h * dh..(r * s_len + s) * n + (h + 1) * dh];
+            w.copy_from_slice(log_scores);
+            for (&q_d, k_d) in q.iter().zip(kt.chunks_exact(v_len)) {
+                let q_d = q_d * inp.scale;
+                for (l, &k) in w.iter_mut().zip(k_d) {
+                    *l = q_d.mul_add(k, *l);
+                }
+            }
+            // Softmax over the visible notes; the others get exactly 0.
+            let max =
+                w.iter().zip(visible).fold(
+                    f32::NEG_INFINITY,
+                    |m, (&l, &vis)| if vis > 0.0 { m.max(l) } else { m },
+                );
+            let mut sum = 0.0;
+            for (l, &vis) in w.iter_mut().zip(visible) {
+                *l = if vis > 0.0 { exp_poly(*l - max) } else { 0.0 };
+                sum += *l;
+            }
+            let inv = 1.0 / sum;
+            let out = &mut read[s * n + h * dh..s * n + (h + 1) * dh];
+            for (l, v_row) in w.iter_mut().zip(vh.chunks_exact(dh)) {
+                *l *= inv;
+                for (o, &x) in out.iter_mut().zip(v_row) {
+                    *o = l.mul_add(x, *o);
+                }
+            }
+            if want_weights {
+                weights[(h * s_len + s) * v_len..(h * s_len + s + 1) * v_len].copy_from_slice(&w);
+            }
+        }
+    }
+    (read, weights)
+}
+
+/// Multi-head attention of queries over notes, every row in parallel: with per head
+/// `logits = scale * q k^T + log_scores` over the visible notes, returns the read
+/// `softmax(logits) v` (R, S, n) (zeros for a query that sees no note) and, with
+/// `want_weights`, the weights (R, H, S, V) (0 for notes it may not see).
+pub fn note_attention(inp: &AttentionInputs, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..inp.dims.0)
+        .into_par_iter()
+        .map(|r| attention_row(inp, r, want_weights))
+        .collect();
+    let (reads, weights): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+    (reads.concat(), weights.concat())
+}
+
 /// Gradients computed by one (batch, channel block) task of the scan backward.
 struct ScanBlockGrads {
     gx: Vec<f32>,

@@ -1,4 +1,8 @@
-//! CPU inference paths of the Mamba-1 mixer: no autograd, f32 tensors on the CPU.
+//! CPU inference paths of the Mamba-1 mixer and of the note attention: no autograd, f32 tensors
+//! on the CPU.
+//!
+//! The same goes for the note attention: [`note_attention`] is one loop per chunk instead of a
+//! dozen candle ops (head reshapes, masks, softmax) over (chunks, heads, C, K + C) tensors.
 //!
 //! Between its matmuls the mixer runs a chain of elementwise steps: SiLU after the conv,
 //! softplus of dt (with dt_proj's bias), the D skip and the gate by `silu(z)` after the scan.
@@ -25,12 +29,26 @@ impl<'a> Host<'a> {
         Self { storage, layout }
     }
 
+    /// The f32 CPU storage of the tensor.
+    fn data(&self) -> Result<&[f32]> {
+        match &*self.storage {
+            Storage::Cpu(CpuStorage::F32(data)) => Ok(data),
+            _ => bail!("fused CPU inference: expected an f32 tensor on the CPU"),
+        }
+    }
+
+    /// The data of a contiguous tensor.
+    fn contiguous(&self) -> Result<&[f32]> {
+        match self.layout.contiguous_offsets() {
+            Some((start, end)) => Ok(&self.data()?[start..end]),
+            None => bail!("fused CPU inference: expected a contiguous tensor"),
+        }
+    }
+
     /// The tensor (B, L, D), f32 on the CPU, as [`Rows`]: its channels must be contiguous and
     /// its rows evenly spaced (a contiguous tensor, or a slice of the last dimension of one).
     fn rows(&self) -> Result<Rows<'_>> {
-        let Storage::Cpu(CpuStorage::F32(data)) = &*self.storage else {
-            bail!("fused CPU mixer: expected an f32 tensor on the CPU")
-        };
+        let data = self.data()?;
         let (_, len, _) = self.layout.shape().dims3()?;
         match *self.layout.stride() {
             [s0, stride, 1] if s0 == len * stride => Ok(Rows {
@@ -38,7 +56,7 @@ impl<'a> Host<'a> {
                 stride,
             }),
             _ => bail!(
-                "fused CPU mixer: rows with contiguous channels expected, got strides {:?}",
+                "fused CPU inference: rows with contiguous channels expected, got strides {:?}",
                 self.layout.stride()
             ),
         }
@@ -180,4 +198,63 @@ pub fn gated_scan(x: &Tensor, args: &GatedScanArgs) -> Result<(Tensor, Tensor)> 
     });
     let out = Tensor::from_vec(out, x.elem_count() + batch * dim * n, &Device::Cpu)?;
     split_packed(&out, dims, n, x.dtype())
+}
+
+/// Multi-head attention of queries `q` (R, S, n) over notes given by their `keys`, `values`
+/// (R, V, n) and `log_scores` (R, V), with `heads` heads of `n / heads`: per head, the logits
+/// `q k^T / sqrt(n / heads) + log_scores` of the notes that `visible` (R, S, V, 1 or 0) lets a
+/// query see go through a softmax, and the read is the weighted sum of their values; a query
+/// that sees no note reads zeros. Returns the read (R, S, n) and, with `want_weights`, the
+/// weights (R, heads, S, V), 0 where a note is not visible.
+pub fn note_attention(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    log_scores: &Tensor,
+    visible: &Tensor,
+    heads: usize,
+    want_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    check_input("note_attention", q)?;
+    let (rows, s_len, n) = q.dims3()?;
+    let v_len = keys.dim(1)?;
+    if heads == 0 || n % heads != 0 {
+        bail!("note_attention: {heads} heads do not divide the width {n}")
+    }
+    check_shapes(
+        "note_attention",
+        &[
+            (keys, &[rows, v_len, n]),
+            (values, &[rows, v_len, n]),
+            (log_scores, &[rows, v_len]),
+            (visible, &[rows, s_len, v_len]),
+        ],
+        None,
+    )?;
+    // No copy for the contiguous tensors the model passes.
+    let (q, keys, values, log_scores, visible) = (
+        q.contiguous()?,
+        keys.contiguous()?,
+        values.contiguous()?,
+        log_scores.contiguous()?,
+        visible.contiguous()?,
+    );
+    let [q_h, k_h, v_h, l_h, m_h] = [&q, &keys, &values, &log_scores, &visible].map(Host::new);
+    let (read, weights) = cpu::note_attention(
+        &cpu::AttentionInputs {
+            q: q_h.contiguous()?,
+            keys: k_h.contiguous()?,
+            values: v_h.contiguous()?,
+            log_scores: l_h.contiguous()?,
+            visible: m_h.contiguous()?,
+            dims: (rows, s_len, v_len, n, heads),
+            scale: 1.0 / ((n / heads) as f32).sqrt(),
+        },
+        want_weights,
+    );
+    let read = Tensor::from_vec(read, (rows, s_len, n), &Device::Cpu)?;
+    let weights = want_weights
+        .then(|| Tensor::from_vec(weights, (rows, heads, s_len, v_len), &Device::Cpu))
+        .transpose()?;
+    Ok((read, weights))
 }

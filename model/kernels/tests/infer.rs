@@ -1,9 +1,9 @@
 //! The CPU inference paths (`infer`) compute what the unfused composition of the reference ops
 //! computes: `silu(conv)`, and the scan over `softplus(dt + dt_bias)` followed by the D skip and
-//! the gate by `silu(z)`. Their slice arguments are taken, as in the mixer, from wider tensors.
+//! the gate by `silu(z)`; multi-head attention with masks and a softmax. Their slice arguments are taken, as in the mixer, from wider tensors.
 
 use candle_core::{DType, Device, Result, Tensor};
-use memmamba_kernels::infer::{causal_conv1d_silu, gated_scan, GatedScanArgs};
+use memmamba_kernels::infer::{causal_conv1d_silu, gated_scan, note_attention, GatedScanArgs};
 use memmamba_kernels::reference;
 
 const TOL: f32 = 1e-4;
@@ -167,5 +167,78 @@ fn tracked_or_wrongly_shaped_inputs_are_errors() -> Result<()> {
     let var = candle_core::Var::from_tensor(&randn(&[1, 3, 8])?)?;
     assert!(causal_conv1d_silu(var.as_tensor(), &w, &bias, None).is_err());
     assert!(causal_conv1d_silu(&randn(&[1, 3, 8])?, &w, &randn(&[7])?, None).is_err());
+    Ok(())
+}
+
+/// The attention as candle ops, as the model's differentiable path computes it: weights
+/// (R, H, S, V) and read (R, S, n).
+fn attention_reference(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    log_scores: &Tensor,
+    visible: &Tensor,
+    heads: usize,
+) -> Result<(Tensor, Tensor)> {
+    let (rows, s, n) = q.dims3()?;
+    let v_len = keys.dim(1)?;
+    let dh = n / heads;
+    let split = |t: &Tensor, len: usize| {
+        t.reshape((rows, len, heads, dh))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let (q, k, v) = (
+        split(&(q / (dh as f64).sqrt())?, s)?,
+        split(keys, v_len)?,
+        split(values, v_len)?,
+    );
+    let bias = ((visible - 1.0)? * 1e9)?
+        .broadcast_add(&log_scores.unsqueeze(1)?)?
+        .unsqueeze(1)?;
+    let logits = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
+    let max = logits.max_keepdim(3)?;
+    let e = logits.broadcast_sub(&max)?.exp()?;
+    let seen = visible.max_keepdim(2)?.unsqueeze(1)?;
+    let weights = e.broadcast_div(&e.sum_keepdim(3)?)?.broadcast_mul(&seen)?;
+    let read = weights.matmul(&v)?.transpose(1, 2)?.reshape((rows, s, n))?;
+    Ok((read, weights))
+}
+
+#[test]
+fn note_attention_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
+    // (rows, S, V, n, heads): one head, V not a multiple of a vector, the model's shapes.
+    for &(rows, s, v_len, n, heads) in &[
+        (1, 1, 1, 4, 1),
+        (3, 5, 7, 8, 2),
+        (2, 4, 12, 16, 2),
+        (4, 64, 128, 64, 4),
+        (2, 16, 40, 64, 4),
+    ] {
+        let q = randn(&[rows, s, n])?;
+        let (keys, values) = (randn(&[rows, v_len, n])?, randn(&[rows, v_len, n])?);
+        let log_scores = (randn(&[rows, v_len])?.abs()? * -1.0)?;
+        // About half the notes visible, and the first query of every row sees none.
+        let visible = randn(&[rows, s, v_len])?.ge(0.0)?.to_dtype(DType::F32)?;
+        let visible = visible.slice_assign(
+            &[0..rows, 0..1, 0..v_len],
+            &Tensor::zeros((rows, 1, v_len), DType::F32, &Device::Cpu)?,
+        )?;
+        let what = format!("attention R={rows} S={s} V={v_len} n={n} H={heads}");
+        let (read, weights) =
+            note_attention(&q, &keys, &values, &log_scores, &visible, heads, true)?;
+        let (read_ref, weights_ref) =
+            attention_reference(&q, &keys, &values, &log_scores, &visible, heads)?;
+        assert_close(&format!("{what} read"), &read, &read_ref)?;
+        assert_close(
+            &format!("{what} weights"),
+            &weights.expect("weights were asked for"),
+            &weights_ref,
+        )?;
+        let (read_only, none) =
+            note_attention(&q, &keys, &values, &log_scores, &visible, heads, false)?;
+        assert!(none.is_none());
+        assert_close(&format!("{what} read without weights"), &read_only, &read)?;
+    }
     Ok(())
 }
