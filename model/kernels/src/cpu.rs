@@ -233,17 +233,22 @@ fn scan_fwd_block(inp: &ScanInputs, b: usize, d0: usize, cb: usize) -> (Vec<Lane
         }
         let dx: [f32; W] = std::array::from_fn(|j| dt[j] * x[j]);
         let (b_t, c_t) = (inp.b.get(bt, 0, n), inp.c.get(bt, 0, n));
+        // `acc` is only touched by loops short enough to unroll, which keeps it in a register:
+        // inside a loop with an exp in its body it lived on the stack, and the sum over the
+        // states became a chain of store-to-load forwards.
         let mut acc = [0f32; W];
         for (((h_i, a_i), &b_i), &c_i) in h.iter_mut().zip(&a).zip(b_t).zip(c_t) {
+            let decay: Lanes = std::array::from_fn(|j| exp_poly(dt[j] * a_i[j]));
             for j in 0..W {
-                h_i[j] = exp_poly(dt[j] * a_i[j]).mul_add(h_i[j], dx[j] * b_i);
+                h_i[j] = decay[j].mul_add(h_i[j], dx[j] * b_i);
                 acc[j] = h_i[j].mul_add(c_i, acc[j]);
             }
         }
         if let Some((_, d, z)) = &fusion {
             let z = lanes(z.get(bt, d0, cb));
+            let gate: Lanes = std::array::from_fn(|j| silu(z[j]));
             for j in 0..W {
-                acc[j] = d[j].mul_add(x[j], acc[j]) * silu(z[j]);
+                acc[j] = d[j].mul_add(x[j], acc[j]) * gate[j];
             }
         }
         y.push(acc);
@@ -295,8 +300,31 @@ pub struct AttentionInputs<'a> {
     pub scale: f32,
 }
 
+/// `values` folded with `f` (associative and commutative, like max or +) from `init`, in
+/// [`CHANNEL_BLOCK`] lanes: a fold straight over the values is one chain of dependent
+/// operations that the compiler may not reorder (for floats) and so keeps scalar.
+#[inline(always)]
+fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; CHANNEL_BLOCK];
+    let mut chunks = values.chunks_exact(CHANNEL_BLOCK);
+    for chunk in &mut chunks {
+        for j in 0..CHANNEL_BLOCK {
+            acc[j] = f(acc[j], chunk[j]);
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&acc)
+        .fold(init, |a, &b| f(a, b))
+}
+
 /// One row of [`note_attention`]: its read (S * n) and, with `want_weights`, its weights
 /// (H * S * V).
+///
+/// Every inner loop runs over contiguous memory: keys transposed per dimension for the logits,
+/// and the reads summed note by note for all queries at once (one accumulator row per query,
+/// so that the sums are independent chains, not one chain of V dependent FMAs).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
     let (_, s_len, v_len, n, heads) = inp.dims;
@@ -304,6 +332,14 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
     let row_notes = r * v_len * n..(r + 1) * v_len * n;
     let (keys, values) = (&inp.keys[row_notes.clone()], &inp.values[row_notes]);
     let log_scores = &inp.log_scores[r * v_len..(r + 1) * v_len];
+    let visible = &inp.visible[r * s_len * v_len..(r + 1) * s_len * v_len];
+    // kt[c * V + v]: dimension c of note v's key.
+    let mut kt = vec![0f32; n * v_len];
+    for (v, key) in keys.chunks_exact(n).enumerate() {
+        for (c, &k) in key.iter().enumerate() {
+            kt[c * v_len + v] = k;
+        }
+    }
     let mut read = vec![0f32; s_len * n];
     let mut weights = vec![
         0f32;
@@ -313,54 +349,53 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
             0
         }
     ];
-    // One head's keys transposed (dh, V), so that a query's logits are a sum of dh rows, and
-    // its values (V, dh): both loops then run over contiguous memory.
-    let mut kt = vec![0f32; dh * v_len];
-    let mut vh = vec![0f32; v_len * dh];
-    let mut w = vec![0f32; v_len];
+    // One head's weights (S, V), zeros for a query that sees no note, and its reads (S, dh).
+    let mut probs = vec![0f32; s_len * v_len];
+    let mut sums = vec![0f32; s_len * dh];
     for h in 0..heads {
-        for v in 0..v_len {
-            let at = v * n + h * dh;
-            for d in 0..dh {
-                kt[d * v_len + v] = keys[at + d];
-            }
-            vh[v * dh..(v + 1) * dh].copy_from_slice(&values[at..at + dh]);
-        }
-        for s in 0..s_len {
-            let visible = &inp.visible[(r * s_len + s) * v_len..(r * s_len + s + 1) * v_len];
-            if !visible.iter().any(|&m| m > 0.0) {
-                continue; // a query that sees no note reads zeros
-            }
+        for (s, w) in probs.chunks_exact_mut(v_len).enumerate() {
+            let vis = &visible[s * v_len..(s + 1) * v_len];
             let q = &inp.q[(r * s_len + s) * n + h * dh..(r * s_len + s) * n + (h + 1) * dh];
             w.copy_from_slice(log_scores);
-            for (&q_d, k_d) in q.iter().zip(kt.chunks_exact(v_len)) {
+            for (&q_d, k_d) in q.iter().zip(kt[h * dh * v_len..].chunks_exact(v_len)) {
                 let q_d = q_d * inp.scale;
                 for (l, &k) in w.iter_mut().zip(k_d) {
                     *l = q_d.mul_add(k, *l);
                 }
             }
-            // Softmax over the visible notes; the others get exactly 0.
-            let max =
-                w.iter().zip(visible).fold(
-                    f32::NEG_INFINITY,
-                    |m, (&l, &vis)| if vis > 0.0 { m.max(l) } else { m },
-                );
-            let mut sum = 0.0;
-            for (l, &vis) in w.iter_mut().zip(visible) {
-                *l = if vis > 0.0 { exp_poly(*l - max) } else { 0.0 };
-                sum += *l;
+            // Softmax over the visible notes; the others get exactly 0 (exp_poly clamps the
+            // hidden ones' -inf to a finite value, which the mask then zeroes).
+            for (l, &m) in w.iter_mut().zip(vis) {
+                *l = if m > 0.0 { *l } else { f32::NEG_INFINITY };
             }
-            let inv = 1.0 / sum;
-            let out = &mut read[s * n + h * dh..s * n + (h + 1) * dh];
-            for (l, v_row) in w.iter_mut().zip(vh.chunks_exact(dh)) {
+            let max = lane_fold(w, f32::NEG_INFINITY, f32::max);
+            if max == f32::NEG_INFINITY {
+                w.fill(0.0); // a query that sees no note reads zeros
+                continue;
+            }
+            for (l, &m) in w.iter_mut().zip(vis) {
+                *l = exp_poly(*l - max) * m;
+            }
+            let inv = 1.0 / lane_fold(w, 0.0, |a, b| a + b);
+            for l in w.iter_mut() {
                 *l *= inv;
-                for (o, &x) in out.iter_mut().zip(v_row) {
-                    *o = l.mul_add(x, *o);
+            }
+        }
+        if want_weights {
+            weights[h * s_len * v_len..(h + 1) * s_len * v_len].copy_from_slice(&probs);
+        }
+        sums.fill(0.0);
+        for (v, value) in values.chunks_exact(n).enumerate() {
+            let value = &value[h * dh..(h + 1) * dh];
+            for (acc, w) in sums.chunks_exact_mut(dh).zip(probs.chunks_exact(v_len)) {
+                let l = w[v];
+                for (a, &x) in acc.iter_mut().zip(value) {
+                    *a = l.mul_add(x, *a);
                 }
             }
-            if want_weights {
-                weights[(h * s_len + s) * v_len..(h * s_len + s + 1) * v_len].copy_from_slice(&w);
-            }
+        }
+        for (out, acc) in read.chunks_exact_mut(n).zip(sums.chunks_exact(dh)) {
+            out[h * dh..(h + 1) * dh].copy_from_slice(acc);
         }
     }
     (read, weights)
