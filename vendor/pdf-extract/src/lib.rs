@@ -174,15 +174,20 @@ fn to_utf8(encoding: &[u16], s: &[u8]) -> String {
 }
 
 
+// MemReader patch: a reference to an object that is not there is the null object (ISO 32000-1,
+// 7.3.10); upstream panicked ("missing object reference").
+static NULL: Object = Object::Null;
+
 fn maybe_deref<'a>(doc: &'a Document, o: &'a Object) -> &'a Object {
     match o {
-        &Object::Reference(r) => doc.get_object(r).expect("missing object reference"),
+        &Object::Reference(r) => doc.get_object(r).unwrap_or(&NULL),
         _ => o
     }
 }
 
+// MemReader patch: an entry whose value is null is absent (ISO 32000-1, 7.3.7).
 fn maybe_get_obj<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
-    dict.get(key).map(|o| maybe_deref(doc, o)).ok()
+    dict.get(key).map(|o| maybe_deref(doc, o)).ok().filter(|o| !matches!(o, Object::Null))
 }
 
 // an intermediate trait that can be used to chain conversions that may have failed
@@ -278,11 +283,12 @@ fn maybe_get<'a, T: FromObj<'a>>(doc: &'a Document, dict: &'a Dictionary, key: &
     maybe_get_obj(doc, dict, key).and_then(|o| T::from_obj(doc, o))
 }
 
+// MemReader patch: a name that is missing or not a name is the empty name (upstream panicked:
+// "deref", "name"); a font without /BaseFont or /Subtype is then read as a simple font.
 fn get_name_string<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> String {
-    pdf_to_utf8(dict.get(key).map(|o| maybe_deref(doc, o)).unwrap_or_else(|_| panic!("deref")).as_name().expect("name"))
+    maybe_get_name_string(doc, dict, key).unwrap_or_default()
 }
 
-#[allow(dead_code)]
 fn maybe_get_name_string<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<String> {
     maybe_get_obj(doc, dict, key).and_then(|n| n.as_name().ok()).map(|n| pdf_to_utf8(n))
 }
