@@ -41,9 +41,9 @@ impl NoteAttention {
         Ok((self.w_k.forward(notes)?, self.w_v.forward(notes)?))
     }
 
-    /// Attends from `u` (B, S, d) over notes given by their `keys`, `values` (B, V, d_note) and
-    /// `log_scores` (B, V). `visible` (B, S, V) is 1 where token s may see note v and 0
-    /// elsewhere; a token that sees no note reads zeros. Returns the read `c = W_o attn`
+    /// Attends from `u` (B, S, d) over notes given by their keys, values and log-scores side by
+    /// side in `notes` (B, V, 2 d_note + 1). `visible` (B, S, V) is 1 where token s may see
+    /// note v and 0 elsewhere; a token that sees no note reads zeros. Returns the read `c = W_o attn`
     /// (B, S, d) and, with `want_weights`, the attention weights (B, H, S, V).
     ///
     /// With `differentiable` off on the CPU, the attention runs as one fused loop
@@ -53,9 +53,7 @@ impl NoteAttention {
     pub fn forward(
         &self,
         u: &Tensor,
-        keys: &Tensor,
-        values: &Tensor,
-        log_scores: &Tensor,
+        notes: &Tensor,
         visible: &Tensor,
         differentiable: bool,
         want_weights: bool,
@@ -64,9 +62,7 @@ impl NoteAttention {
         if !differentiable && u.device().is_cpu() && u.dtype() == DType::F32 {
             let (read, weights) = memmamba_kernels::infer::note_attention(
                 &q,
-                keys,
-                values,
-                log_scores,
+                notes,
                 visible,
                 self.heads,
                 want_weights,
@@ -74,15 +70,18 @@ impl NoteAttention {
             return Ok((self.w_o.forward(&read)?, weights));
         }
         let (b, s, _) = u.dims3()?;
-        let v_len = keys.dim(1)?;
-        let n = keys.dim(2)?;
+        let (v_len, width) = (notes.dim(1)?, notes.dim(2)?);
+        let n = (width - 1) / 2;
+        let keys = notes.narrow(2, 0, n)?.contiguous()?;
+        let values = notes.narrow(2, n, n)?.contiguous()?;
+        let log_scores = notes.narrow(2, 2 * n, 1)?.squeeze(2)?;
         let (h, dh) = (self.heads, n / self.heads);
         let heads = |t: &Tensor, len: usize| -> Result<Tensor> {
             t.reshape((b, len, h, dh))?.transpose(1, 2)?.contiguous()
         };
         let q = heads(&(q / (dh as f64).sqrt())?, s)?;
-        let k = heads(keys, v_len)?;
-        let v = heads(values, v_len)?;
+        let k = heads(&keys, v_len)?;
+        let v = heads(&values, v_len)?;
         // 0 for a visible note, MASKED for the others; a token that sees none reads zeros.
         let mask_bias = ((visible - 1.0)? * f64::from(-MASKED))?;
         let seen = visible.max(D::Minus1)?;

@@ -8,7 +8,7 @@
 //! (the start of the first chunk), the block's notes and padding to whole chunks. That is a fixed
 //! number of batched ops per layer, for training (from an empty state) and for streaming alike.
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, IndexOp, Tensor};
 
 use crate::attention::NoteAttention;
 use crate::config::Config;
@@ -97,10 +97,10 @@ pub(crate) struct BlockNotes {
     /// Per batch row, chunk and slot, the table row that the slot holds while the chunk is
     /// read (an empty slot points at row 0; the mask hides it): (B, nc * K), u32.
     slot_source: Tensor,
-    /// 1 where the chunk's pool slot holds a note: (B * nc, 1, K).
-    slot_valid: Tensor,
-    /// 1 where the chunk's token writes a note (padding never does): (B * nc, 1, C).
-    noted: Tensor,
+    /// Which of its K + C notes each of a chunk's C tokens may read, 0 or 1:
+    /// (B * nc, C, K + C). A token sees the pool slots that hold a note and the noted tokens
+    /// before it in its chunk (padding never writes a note).
+    visible: Tensor,
     /// The slots as the last chunk sees them, per batch row (for tracing).
     last_slots: Vec<Vec<Slot>>,
     /// The slots after the block's commits and their table rows, per batch row.
@@ -154,8 +154,7 @@ impl BlockNotes {
             .collect();
         let nc = grid.chunks();
         let mut slot_source = Vec::with_capacity(batch * nc * k);
-        let mut slot_valid = Vec::with_capacity(batch * nc * k);
-        let mut noted = Vec::with_capacity(batch * nc * c);
+        let mut visible = Vec::with_capacity(batch * nc * c * (k + c));
         let mut last_slots = Vec::with_capacity(batch);
         let mut final_slots = Vec::with_capacity(batch);
         for (row, start_slots) in scores.iter().zip(&pool.slots) {
@@ -163,13 +162,16 @@ impl BlockNotes {
                 start_slots.iter().zip(0..).map(|(&s, i)| (s, i)).collect();
             for i in 0..nc {
                 slot_source.extend(slots.iter().map(|&(_, source)| source));
-                slot_valid.extend(slots.iter().map(|(s, _)| f32::from(u8::from(s.valid))));
                 if i + 1 == nc {
                     last_slots.push(slots.iter().map(|&(s, _)| s).collect());
                 }
                 let chunk = i * c..(i + 1) * c;
                 let real = |t: usize| t < grid.total() && is_noted(row[t], cfg.tau1);
-                noted.extend(chunk.clone().map(|t| f32::from(u8::from(real(t)))));
+                let flag = |b: bool| f32::from(u8::from(b));
+                for s in chunk.clone() {
+                    visible.extend(slots.iter().map(|(slot, _)| flag(slot.valid)));
+                    visible.extend(chunk.clone().map(|t| flag(t < s && real(t))));
+                }
                 if chunk.end > grid.committed() {
                     continue;
                 }
@@ -193,8 +195,7 @@ impl BlockNotes {
             tables,
             scores,
             slot_source: Tensor::from_vec(slot_source, (batch, nc * k), device)?,
-            slot_valid: Tensor::from_vec(slot_valid, (batch * nc, 1, k), device)?,
-            noted: Tensor::from_vec(noted, (batch * nc, 1, c), device)?,
+            visible: Tensor::from_vec(visible, (batch * nc, c, k + c), device)?,
             last_slots,
             final_slots,
         })
@@ -247,27 +248,18 @@ impl BlockNotes {
         Ok(())
     }
 
-    /// Which of its K + C notes each of a chunk's C tokens may read: (B * nc, C, K + C), 0 or 1.
-    fn visibility(&self, causal: &Tensor) -> Result<Tensor> {
-        let (rows, _, c) = self.noted.dims3()?;
-        let k = self.slot_valid.dim(2)?;
-        let pool = self.slot_valid.broadcast_as((rows, c, k))?;
-        let own = causal.broadcast_mul(&self.noted)?;
-        Ok(Tensor::cat(&[&pool, &own], 2)?)
-    }
-
-    /// Reader `reader`'s notes gathered per chunk (its K pool slots, then its C tokens): keys
-    /// and values (B * nc, K + C, d_note) and log-scores (B * nc, K + C).
+    /// Reader `reader`'s notes gathered per chunk (its K pool slots, then its C tokens): keys,
+    /// values and log-score side by side, (B * nc, K + C, 2 d_note + 1).
     ///
     /// With `differentiable`, the pool slots are gathered by multiplying with a one-hot
     /// selection matrix rather than by `index_select`: the backward pass of the latter is
     /// candle's `index_add`, whose CUDA kernel loops over all indices in one thread per output
     /// column and took most of a training step.
-    fn gathered(&self, reader: usize, differentiable: bool) -> Result<(Tensor, Tensor, Tensor)> {
+    fn gathered(&self, reader: usize, differentiable: bool) -> Result<Tensor> {
         let table = &self.tables[reader];
         let (batch, rows, width) = table.dims3()?;
-        let (chunks, _, c) = self.noted.dims3()?;
-        let k = self.slot_valid.dim(2)?;
+        let (chunks, c, seen) = self.visible.dims3()?;
+        let k = seen - c;
         let pool = if differentiable {
             let all = Tensor::arange(0u32, rows as u32, table.device())?;
             self.slot_source
@@ -286,13 +278,7 @@ impl BlockNotes {
                 .index_select(&index, 0)?
         };
         let own = table.narrow(1, k, rows - k)?.reshape((chunks, c, width))?;
-        let all = Tensor::cat(&[&pool.reshape((chunks, k, width))?, &own], 1)?;
-        let d = (width - 1) / 2;
-        Ok((
-            all.narrow(2, 0, d)?.contiguous()?,
-            all.narrow(2, d, d)?.contiguous()?,
-            all.narrow(2, 2 * d, 1)?.squeeze(2)?.contiguous()?,
-        ))
+        Ok(Tensor::cat(&[&pool.reshape((chunks, k, width))?, &own], 1)?)
     }
 
     /// The notes the block's last token could see, with their attention weights `weights`
@@ -344,14 +330,6 @@ fn split(tables: &[Tensor]) -> Result<NoteSet> {
     })
 }
 
-/// `1` where chunk token s may read chunk token j (j < s): (1, C, C).
-fn strictly_causal(c: usize, device: &Device) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..c * c)
-        .map(|n| f32::from(u8::from(n % c < n / c)))
-        .collect();
-    Ok(Tensor::from_vec(mask, (1, c, c), device)?)
-}
-
 /// What one attention module read over a block.
 pub(crate) struct Read {
     /// The read `c` for every grid row: (B, padded, d).
@@ -374,23 +352,15 @@ pub(crate) fn attend_chunks(
     let (batch, padded, d) = u.dims3()?;
     let grid = layers[0].grid;
     let (nc, c) = (grid.chunks(), grid.chunk);
-    let causal = strictly_causal(c, u.device())?;
-    let mut keys = Vec::with_capacity(layers.len());
-    let mut values = Vec::with_capacity(layers.len());
-    let mut logs = Vec::with_capacity(layers.len());
+    let mut notes = Vec::with_capacity(layers.len());
     let mut visible = Vec::with_capacity(layers.len());
     for layer in layers {
-        let (k, v, l) = layer.gathered(reader, differentiable)?;
-        keys.push(k);
-        values.push(v);
-        logs.push(l);
-        visible.push(layer.visibility(&causal)?);
+        notes.push(layer.gathered(reader, differentiable)?);
+        visible.push(&layer.visible);
     }
     let (read, weights) = attn.forward(
         &u.reshape((batch * nc, c, d))?,
-        &Tensor::cat(&keys, 1)?,
-        &Tensor::cat(&values, 1)?,
-        &Tensor::cat(&logs, 1)?,
+        &Tensor::cat(&notes, 1)?,
         &Tensor::cat(&visible, 2)?,
         differentiable,
         trace,
@@ -407,7 +377,7 @@ pub(crate) fn attend_chunks(
         let mut per_row = vec![Vec::new(); batch];
         let mut offset = 0;
         for layer in layers {
-            let w = layer.slot_valid.dim(2)? + c;
+            let w = layer.visible.dim(2)?;
             let part: Vec<Vec<f32>> = row.iter().map(|r| r[offset..offset + w].to_vec()).collect();
             for (all, notes) in per_row.iter_mut().zip(layer.last_token(&part)) {
                 all.extend(notes);

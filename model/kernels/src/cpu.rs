@@ -287,11 +287,9 @@ pub fn scan_fwd(inputs: &ScanInputs) -> Vec<f32> {
 pub struct AttentionInputs<'a> {
     /// Queries (R, S, n), not yet scaled.
     pub q: &'a [f32],
-    /// Keys and values (R, V, n).
-    pub keys: &'a [f32],
-    pub values: &'a [f32],
-    /// Added to each note's logit (R, V).
-    pub log_scores: &'a [f32],
+    /// Per note its key, its value and its log-score (added to its logits), side by side:
+    /// (R, V, 2n + 1).
+    pub notes: &'a [f32],
     /// 1 where query s may read note v, else 0 (R, S, V).
     pub visible: &'a [f32],
     /// (R, S, V, n, H).
@@ -329,16 +327,17 @@ fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
 fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
     let (_, s_len, v_len, n, heads) = inp.dims;
     let dh = n / heads;
-    let row_notes = r * v_len * n..(r + 1) * v_len * n;
-    let (keys, values) = (&inp.keys[row_notes.clone()], &inp.values[row_notes]);
-    let log_scores = &inp.log_scores[r * v_len..(r + 1) * v_len];
+    let width = 2 * n + 1;
+    let notes = &inp.notes[r * v_len * width..(r + 1) * v_len * width];
     let visible = &inp.visible[r * s_len * v_len..(r + 1) * s_len * v_len];
     // kt[c * V + v]: dimension c of note v's key.
     let mut kt = vec![0f32; n * v_len];
-    for (v, key) in keys.chunks_exact(n).enumerate() {
-        for (c, &k) in key.iter().enumerate() {
+    let mut log_scores = vec![0f32; v_len];
+    for (v, note) in notes.chunks_exact(width).enumerate() {
+        for (c, &k) in note[..n].iter().enumerate() {
             kt[c * v_len + v] = k;
         }
+        log_scores[v] = note[2 * n];
     }
     let mut read = vec![0f32; s_len * n];
     let mut weights = vec![
@@ -356,7 +355,7 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
         for (s, w) in probs.chunks_exact_mut(v_len).enumerate() {
             let vis = &visible[s * v_len..(s + 1) * v_len];
             let q = &inp.q[(r * s_len + s) * n + h * dh..(r * s_len + s) * n + (h + 1) * dh];
-            w.copy_from_slice(log_scores);
+            w.copy_from_slice(&log_scores);
             for (&q_d, k_d) in q.iter().zip(kt[h * dh * v_len..].chunks_exact(v_len)) {
                 let q_d = q_d * inp.scale;
                 for (l, &k) in w.iter_mut().zip(k_d) {
@@ -385,8 +384,8 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
             weights[h * s_len * v_len..(h + 1) * s_len * v_len].copy_from_slice(&probs);
         }
         sums.fill(0.0);
-        for (v, value) in values.chunks_exact(n).enumerate() {
-            let value = &value[h * dh..(h + 1) * dh];
+        for (v, note) in notes.chunks_exact(width).enumerate() {
+            let value = &note[n + h * dh..n + (h + 1) * dh];
             for (acc, w) in sums.chunks_exact_mut(dh).zip(probs.chunks_exact(v_len)) {
                 let l = w[v];
                 for (a, &x) in acc.iter_mut().zip(value) {

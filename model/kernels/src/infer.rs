@@ -200,53 +200,41 @@ pub fn gated_scan(x: &Tensor, args: &GatedScanArgs) -> Result<(Tensor, Tensor)> 
     split_packed(&out, dims, n, x.dtype())
 }
 
-/// Multi-head attention of queries `q` (R, S, n) over notes given by their `keys`, `values`
-/// (R, V, n) and `log_scores` (R, V), with `heads` heads of `n / heads`: per head, the logits
-/// `q k^T / sqrt(n / heads) + log_scores` of the notes that `visible` (R, S, V, 1 or 0) lets a
-/// query see go through a softmax, and the read is the weighted sum of their values; a query
-/// that sees no note reads zeros. Returns the read (R, S, n) and, with `want_weights`, the
-/// weights (R, heads, S, V), 0 where a note is not visible.
+/// Multi-head attention of queries `q` (R, S, n) over notes given by their keys, values and
+/// log-scores side by side in `notes` (R, V, 2n + 1), with `heads` heads of `n / heads`: per
+/// head, the logits `q k^T / sqrt(n / heads) + log_scores` of the notes that `visible`
+/// (R, S, V, 1 or 0) lets a query see go through a softmax, and the read is the weighted sum of
+/// their values; a query that sees no note reads zeros. Returns the read (R, S, n) and, with
+/// `want_weights`, the weights (R, heads, S, V), 0 where a note is not visible.
 pub fn note_attention(
     q: &Tensor,
-    keys: &Tensor,
-    values: &Tensor,
-    log_scores: &Tensor,
+    notes: &Tensor,
     visible: &Tensor,
     heads: usize,
     want_weights: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
     check_input("note_attention", q)?;
     let (rows, s_len, n) = q.dims3()?;
-    let v_len = keys.dim(1)?;
+    let v_len = notes.dim(1)?;
     if heads == 0 || n % heads != 0 {
         bail!("note_attention: {heads} heads do not divide the width {n}")
     }
     check_shapes(
         "note_attention",
         &[
-            (keys, &[rows, v_len, n]),
-            (values, &[rows, v_len, n]),
-            (log_scores, &[rows, v_len]),
+            (notes, &[rows, v_len, 2 * n + 1]),
             (visible, &[rows, s_len, v_len]),
         ],
         None,
     )?;
     // No copy for the contiguous tensors the model passes.
-    let (q, keys, values, log_scores, visible) = (
-        q.contiguous()?,
-        keys.contiguous()?,
-        values.contiguous()?,
-        log_scores.contiguous()?,
-        visible.contiguous()?,
-    );
-    let [q_h, k_h, v_h, l_h, m_h] = [&q, &keys, &values, &log_scores, &visible].map(Host::new);
+    let (q, notes, visible) = (q.contiguous()?, notes.contiguous()?, visible.contiguous()?);
+    let [q_h, notes_h, visible_h] = [&q, &notes, &visible].map(Host::new);
     let (read, weights) = cpu::note_attention(
         &cpu::AttentionInputs {
             q: q_h.contiguous()?,
-            keys: k_h.contiguous()?,
-            values: v_h.contiguous()?,
-            log_scores: l_h.contiguous()?,
-            visible: m_h.contiguous()?,
+            notes: notes_h.contiguous()?,
+            visible: visible_h.contiguous()?,
             dims: (rows, s_len, v_len, n, heads),
             scale: 1.0 / ((n / heads) as f32).sqrt(),
         },

@@ -225,8 +225,8 @@ fn note_attention_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
             &Tensor::zeros((rows, 1, v_len), DType::F32, &Device::Cpu)?,
         )?;
         let what = format!("attention R={rows} S={s} V={v_len} n={n} H={heads}");
-        let (read, weights) =
-            note_attention(&q, &keys, &values, &log_scores, &visible, heads, true)?;
+        let notes = Tensor::cat(&[&keys, &values, &log_scores.unsqueeze(2)?], 2)?;
+        let (read, weights) = note_attention(&q, &notes, &visible, heads, true)?;
         let (read_ref, weights_ref) =
             attention_reference(&q, &keys, &values, &log_scores, &visible, heads)?;
         assert_close(&format!("{what} read"), &read, &read_ref)?;
@@ -235,8 +235,7 @@ fn note_attention_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
             &weights.expect("weights were asked for"),
             &weights_ref,
         )?;
-        let (read_only, none) =
-            note_attention(&q, &keys, &values, &log_scores, &visible, heads, false)?;
+        let (read_only, none) = note_attention(&q, &notes, &visible, heads, false)?;
         assert!(none.is_none());
         assert_close(&format!("{what} read without weights"), &read_only, &read)?;
     }
