@@ -317,12 +317,26 @@ fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
         .fold(init, |a, &b| f(a, b))
 }
 
+/// The dot product of `a` and `b`, summed in [`CHANNEL_BLOCK`] lanes like [`lane_fold`].
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; CHANNEL_BLOCK];
+    let (mut xs, mut ys) = (a.chunks_exact(CHANNEL_BLOCK), b.chunks_exact(CHANNEL_BLOCK));
+    for (x, y) in (&mut xs).zip(&mut ys) {
+        for j in 0..CHANNEL_BLOCK {
+            acc[j] = x[j].mul_add(y[j], acc[j]);
+        }
+    }
+    let tail = xs.remainder().iter().zip(ys.remainder());
+    tail.fold(acc.iter().sum(), |sum, (&x, &y)| x.mul_add(y, sum))
+}
+
 /// One row of [`note_attention`]: its read (S * n) and, with `want_weights`, its weights
 /// (H * S * V).
 ///
-/// Every inner loop runs over contiguous memory: keys transposed per dimension for the logits,
-/// and the reads summed note by note for all queries at once (one accumulator row per query,
-/// so that the sums are independent chains, not one chain of V dependent FMAs).
+/// Every inner loop runs over contiguous memory: keys and values are transposed per dimension,
+/// so that a query's logits are a sum of rows of V and each dimension of its read a dot product
+/// of its weights with a row of V.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
     let (_, s_len, v_len, n, heads) = inp.dims;
@@ -330,12 +344,13 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
     let width = 2 * n + 1;
     let notes = &inp.notes[r * v_len * width..(r + 1) * v_len * width];
     let visible = &inp.visible[r * s_len * v_len..(r + 1) * s_len * v_len];
-    // kt[c * V + v]: dimension c of note v's key.
-    let mut kt = vec![0f32; n * v_len];
+    // kt[c * V + v] and vt[c * V + v]: dimension c of note v's key and of its value.
+    let (mut kt, mut vt) = (vec![0f32; n * v_len], vec![0f32; n * v_len]);
     let mut log_scores = vec![0f32; v_len];
     for (v, note) in notes.chunks_exact(width).enumerate() {
-        for (c, &k) in note[..n].iter().enumerate() {
-            kt[c * v_len + v] = k;
+        for c in 0..n {
+            kt[c * v_len + v] = note[c];
+            vt[c * v_len + v] = note[n + c];
         }
         log_scores[v] = note[2 * n];
     }
@@ -348,9 +363,8 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
             0
         }
     ];
-    // One head's weights (S, V), zeros for a query that sees no note, and its reads (S, dh).
+    // One head's weights (S, V), zeros for a query that sees no note.
     let mut probs = vec![0f32; s_len * v_len];
-    let mut sums = vec![0f32; s_len * dh];
     for h in 0..heads {
         for (s, w) in probs.chunks_exact_mut(v_len).enumerate() {
             let vis = &visible[s * v_len..(s + 1) * v_len];
@@ -383,18 +397,11 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
         if want_weights {
             weights[h * s_len * v_len..(h + 1) * s_len * v_len].copy_from_slice(&probs);
         }
-        sums.fill(0.0);
-        for (v, note) in notes.chunks_exact(width).enumerate() {
-            let value = &note[n + h * dh..n + (h + 1) * dh];
-            for (acc, w) in sums.chunks_exact_mut(dh).zip(probs.chunks_exact(v_len)) {
-                let l = w[v];
-                for (a, &x) in acc.iter_mut().zip(value) {
-                    *a = l.mul_add(x, *a);
-                }
+        for (out, w) in read.chunks_exact_mut(n).zip(probs.chunks_exact(v_len)) {
+            let head_values = vt[h * dh * v_len..(h + 1) * dh * v_len].chunks_exact(v_len);
+            for (o, v_d) in out[h * dh..(h + 1) * dh].iter_mut().zip(head_values) {
+                *o = lane_dot(w, v_d);
             }
-        }
-        for (out, acc) in read.chunks_exact_mut(n).zip(sums.chunks_exact(dh)) {
-            out[h * dh..(h + 1) * dh].copy_from_slice(acc);
         }
     }
     (read, weights)
