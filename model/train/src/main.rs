@@ -103,6 +103,10 @@ enum Command {
         seq_len: usize,
         #[arg(long, default_value_t = 8)]
         batch: usize,
+        /// Samples per forward and backward pass (default: the whole batch): the same steps in
+        /// less GPU memory, the batch's gradients summed over its micro-batches.
+        #[arg(long)]
+        micro_batch: Option<usize>,
         #[arg(long, default_value_t = 2000)]
         steps: u64,
         #[arg(long, default_value_t = 100)]
@@ -326,6 +330,7 @@ fn main() -> Result<()> {
             notes_off,
             seq_len,
             batch,
+            micro_batch,
             steps,
             warmup,
             lr,
@@ -390,6 +395,9 @@ fn main() -> Result<()> {
             } else {
                 Trainer::new(config, &device)?
             };
+            if let Some(size) = micro_batch {
+                trainer.set_micro_batch(size);
+            }
             if trainer.step() >= trainer.config.steps {
                 bail!("{} already reached step {}", out.display(), trainer.step());
             }

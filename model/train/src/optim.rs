@@ -49,6 +49,24 @@ pub struct AdamW {
     step: u64,
 }
 
+/// The gradients of an optimizer's parameters, in its slot order. A backward pass's
+/// `GradStore` also keeps the gradients of constant operands (one-hot selections, masks), as
+/// large as activations; taking only these lets it go before the next micro-batch's pass.
+pub struct Gradients(Vec<Option<Tensor>>);
+
+impl Gradients {
+    /// Adds `other` (of the same optimizer) to these.
+    pub fn add(&mut self, other: Gradients) -> Result<(), TrainError> {
+        for (sum, g) in self.0.iter_mut().zip(other.0) {
+            *sum = match (sum.take(), g) {
+                (Some(s), Some(g)) => Some((s + g)?),
+                (s, g) => s.or(g),
+            };
+        }
+        Ok(())
+    }
+}
+
 impl AdamW {
     /// One slot per named variable, in name order (so saved states line up).
     pub fn new(vars: HashMap<String, Var>, config: AdamWConfig) -> Result<Self, TrainError> {
@@ -80,30 +98,38 @@ impl AdamW {
         self.step
     }
 
+    /// The gradients of the parameters out of a backward pass's `store`.
+    pub fn gradients(&self, store: &GradStore) -> Gradients {
+        Gradients(
+            self.slots
+                .iter()
+                .map(|slot| store.get(slot.var.as_tensor()).cloned())
+                .collect(),
+        )
+    }
+
     /// The global L2 norm of the gradients of all parameters.
-    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64, TrainError> {
+    pub fn grad_norm(&self, grads: &Gradients) -> Result<f64, TrainError> {
         let mut total = 0f64;
-        for slot in &self.slots {
-            if let Some(g) = grads.get(slot.var.as_tensor()) {
-                total += g
-                    .to_dtype(DType::F32)?
-                    .sqr()?
-                    .sum_all()?
-                    .to_scalar::<f32>()? as f64;
-            }
+        for g in grads.0.iter().flatten() {
+            total += g
+                .to_dtype(DType::F32)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f32>()? as f64;
         }
         Ok(total.sqrt())
     }
 
     /// One update at learning rate `lr`, with the gradients scaled by `grad_scale` (for
     /// clipping). A parameter without a gradient is left as it is.
-    pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<(), TrainError> {
+    pub fn step(&mut self, grads: &Gradients, lr: f64, grad_scale: f64) -> Result<(), TrainError> {
         self.step += 1;
         let c = self.config;
         let bias1 = 1.0 - c.beta1.powi(self.step as i32);
         let bias2 = 1.0 - c.beta2.powi(self.step as i32);
-        for slot in &mut self.slots {
-            let Some(g) = grads.get(slot.var.as_tensor()) else {
+        for (slot, g) in self.slots.iter_mut().zip(&grads.0) {
+            let Some(g) = g else {
                 continue;
             };
             let g = (g * grad_scale)?;

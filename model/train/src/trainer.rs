@@ -11,7 +11,7 @@ use memmamba::{Config, MemMamba};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::weighted_cross_entropy;
-use crate::optim::{learning_rate, AdamW, AdamWConfig};
+use crate::optim::{learning_rate, AdamW, AdamWConfig, Gradients};
 use crate::rng::Rng;
 use crate::tasks::{draw_sample, Sample, TaskMix};
 use crate::tokenizer::BookTokenizer;
@@ -62,6 +62,9 @@ pub struct Trainer {
     optimizer: AdamW,
     step: u64,
     device: Device,
+    /// Samples per forward and backward pass; a step's batch is split into micro-batches of
+    /// this size and their gradients summed (the same step, less activation memory).
+    micro_batch: usize,
 }
 
 const CHECKPOINT: &str = "checkpoint";
@@ -108,6 +111,7 @@ impl Trainer {
             config.optimizer,
         )?;
         Ok(Trainer {
+            micro_batch: config.batch,
             config,
             varmap,
             model,
@@ -201,13 +205,19 @@ impl Trainer {
         Ok(weighted_cross_entropy(&logits, &targets, &weights)?)
     }
 
+    /// Runs each step's forward and backward passes over `size` samples at a time (at least 1;
+    /// by default the whole batch). The step is the same up to float rounding; only the
+    /// activation memory, which grows with the tokens of one pass, shrinks.
+    pub fn set_micro_batch(&mut self, size: usize) {
+        self.micro_batch = size.max(1);
+    }
+
     /// One optimisation step on `samples`; returns the loss before the update and the gradient
     /// norm before clipping.
     pub fn train_step(&mut self, samples: &[Sample]) -> Result<(f64, f64), TrainError> {
         let c = &self.config;
         let lr = learning_rate(self.step, c.warmup, c.steps, c.peak_lr, c.min_lr);
-        let loss = self.loss(samples)?;
-        let grads = loss.backward()?;
+        let (loss, grads) = self.loss_and_gradients(samples)?;
         let norm = self.optimizer.grad_norm(&grads)?;
         let scale = if norm > self.config.clip {
             self.config.clip / (norm + 1e-6)
@@ -216,7 +226,33 @@ impl Trainer {
         };
         self.optimizer.step(&grads, lr, scale)?;
         self.step += 1;
-        Ok((loss.to_scalar::<f32>()? as f64, norm))
+        Ok((loss, norm))
+    }
+
+    /// The weighted loss of `samples` and its gradients, one micro-batch at a time: the loss is
+    /// `sum(w * nll) / sum(w)` over all samples, so each micro-batch's own weighted mean counts
+    /// with its share of the total weight.
+    fn loss_and_gradients(&self, samples: &[Sample]) -> Result<(f64, Gradients), TrainError> {
+        let weight = |part: &[Sample]| -> f64 {
+            part.iter()
+                .flat_map(|s| &s.weights)
+                .map(|&w| w as f64)
+                .sum()
+        };
+        let total_weight = weight(samples);
+        let mut loss = 0.0;
+        let mut summed: Option<Gradients> = None;
+        for part in samples.chunks(self.micro_batch) {
+            let part_loss = (self.loss(part)? * (weight(part) / total_weight))?;
+            loss += part_loss.to_scalar::<f32>()? as f64;
+            let grads = self.optimizer.gradients(&part_loss.backward()?);
+            match &mut summed {
+                None => summed = Some(grads),
+                Some(sum) => sum.add(grads)?,
+            }
+        }
+        let grads = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
+        Ok((loss, grads))
     }
 
     /// Mean loss over `eval_batches` fixed batches of `store` (drawn with a seed of their own).

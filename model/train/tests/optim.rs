@@ -53,7 +53,7 @@ fn adamw_minimises_a_quadratic_and_its_state_round_trips() {
             .sum_all()
             .unwrap();
         let grads = loss.backward().unwrap();
-        opt.step(&grads, 0.05, 1.0).unwrap();
+        opt.step(&opt.gradients(&grads), 0.05, 1.0).unwrap();
         loss.to_scalar::<f32>().unwrap()
     };
     let (w, mut opt) = make();

@@ -149,3 +149,38 @@ fn a_run_started_from_saved_weights_starts_where_they_are_and_trains_on() {
     assert!(err.contains("config"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_step_over_micro_batches_is_the_step_over_the_whole_batch() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let mut config = config(tokenizer.vocab_size());
+    config.batch = 3;
+    config.mix = TaskMix {
+        passkey: 0.5,
+        ..TaskMix::default()
+    };
+    let mut whole = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    let path = std::env::temp_dir().join(format!("memmamba-micro-{}.st", std::process::id()));
+    whole.model.save(&path).unwrap();
+    let mut split = Trainer::from_weights(&path, config, &Device::Cpu).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // Micro-batches of 2 and 1 samples: unequal parts, each with its own loss weights.
+    split.set_micro_batch(2);
+
+    let batch = whole.batch(&store, tokenizer, 0).unwrap();
+    let (whole_loss, whole_norm) = whole.train_step(&batch).unwrap();
+    let (split_loss, split_norm) = split.train_step(&batch).unwrap();
+    assert!(
+        (whole_loss - split_loss).abs() < 1e-5 * whole_loss,
+        "{whole_loss} vs {split_loss}"
+    );
+    assert!(
+        (whole_norm - split_norm).abs() < 1e-4 * whole_norm,
+        "{whole_norm} vs {split_norm}"
+    );
+    let after = |t: &Trainer| t.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
+    let (a, b) = (after(&whole), after(&split));
+    assert!((a - b).abs() < 1e-4 * a, "after the step: {a} vs {b}");
+    assert!(a < whole_loss as f32);
+}
