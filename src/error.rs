@@ -75,7 +75,9 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Err
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, synced, then
-/// renamed over `path`, so a reader sees the old file or the new one, never half of one.
+/// renamed over `path`, so a reader sees the old file or the new one, never half of one. The
+/// temporary file is locked until the rename: one that can be locked was left by a process that
+/// died ([`crate::snapshot`] removes those next to an export).
 pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
@@ -89,6 +91,7 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        file.lock()?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)

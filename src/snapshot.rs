@@ -230,18 +230,13 @@ pub fn export(
 }
 
 /// Removes what exports to `path` that were killed before their rename left: the temporary
-/// files `.NAME.tmp-PID-N` (`write_atomic`'s) next to it whose process is gone, each a
-/// partial snapshot as large as a whole one. Only where a process's liveness is known
-/// (Linux's /proc); best effort: a file that cannot be removed stays.
-///
-/// Elsewhere (macOS, Windows) std has no way to ask whether a process lives at the declared
-/// MSRV (1.85). The portable design is a lock instead of a pid: `write_atomic` holds an
-/// exclusive lock on its temporary file until the rename, the OS drops it when the process
-/// dies, and a temporary file that can be locked is stale. That needs `File::try_lock`
-/// (Rust 1.89) or a locking crate (fs4, already built for tantivy) in the root package.
+/// files `.NAME.tmp-PID-N` (`write_atomic`'s) next to it that no process holds locked, each a
+/// partial snapshot as large as a whole one. The OS drops a dead process's lock, so a file that
+/// can be locked is stale. Best effort: a file that cannot be opened or removed stays. An
+/// export to the same path that has created its file but not yet locked it loses the file and
+/// fails with an error (two exports to one path at the same instant; nothing is lost).
 fn remove_stale_temporaries(path: &Path) {
-    let proc = Path::new("/proc/self");
-    let (Some(name), true) = (path.file_name(), proc.exists()) else {
+    let Some(name) = path.file_name() else {
         return;
     };
     let dir = match path.parent() {
@@ -263,7 +258,15 @@ fn remove_stale_temporaries(path: &Path) {
         let numbers = [pid, n]
             .iter()
             .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-        if numbers && !Path::new("/proc").join(pid).exists() {
+        if !numbers {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
+            // Closed before the removal, which Windows refuses on an open file.
+            drop(file);
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -3,7 +3,7 @@
 //! in the run, half just after its temporary file appears, that is while the new snapshot is
 //! being written, synced or renamed). After every kill FILE is either the old snapshot, byte
 //! for byte, or a whole new one that imports; and the temporary files left by the kills do
-//! not break a later export, which removes them (on Linux).
+//! not break a later export, which removes them.
 
 mod common;
 
@@ -165,8 +165,6 @@ fn an_export_killed_at_any_point_leaves_the_old_snapshot_or_a_whole_new_one() {
         &["snapshot", "export", "-o", file.to_str().unwrap()],
     ));
     imports_whole("a last export");
-    if cfg!(target_os = "linux") {
-        let left = others(&out, &file);
-        assert!(left.is_empty(), "seed {SEED:#x}: {left:?}");
-    }
+    let left = others(&out, &file);
+    assert!(left.is_empty(), "seed {SEED:#x}: {left:?}");
 }
