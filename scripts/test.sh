@@ -14,7 +14,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== hostile corpus: scripts/hostile-corpus.sh"
-# Real broken PDFs for ingest's hostile test (26 MB of downloads, cached in ~/.cache/memreader);
+# Real broken PDFs and EPUBs for ingest's hostile test (39 MB of downloads, cached in ~/.cache/memreader);
 # without them (no network) that test skips, saying so, rather than fail.
 if ! bash scripts/hostile-corpus.sh; then
   echo "WARNING: the hostile corpus could not be fetched: its test in ingest/tests/hostile.rs SKIPS" >&2
