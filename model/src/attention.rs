@@ -124,15 +124,25 @@ impl Gate {
         })
     }
 
-    /// Returns the gated read `g * c` (B, S, d) for the mixer output `o` and the read `c`, and,
-    /// under [`Gating::Sparse`], how many of the B * S tokens skipped it (`g < tau2`).
-    pub fn apply(
+    /// Returns `acc + g * c` (B, S, d) for the mixer output `o` and the read `c`, and, under
+    /// [`Gating::Sparse`], how many of the B * S tokens skipped the read (`g < tau2`).
+    ///
+    /// With `differentiable` off on the CPU, this is one fused pass
+    /// ([`memmamba_kernels::infer::gate_add`]); otherwise candle ops.
+    pub fn add(
         &self,
+        acc: &Tensor,
         o: &Tensor,
         c: &Tensor,
         gating: Gating,
         tau2: f64,
+        differentiable: bool,
     ) -> Result<(Tensor, u64)> {
+        if !differentiable && o.device().is_cpu() && o.dtype() == DType::F32 {
+            let tau2 = (gating == Gating::Sparse).then_some(tau2 as f32);
+            let bias = self.w_g.bias();
+            return memmamba_kernels::infer::gate_add(acc, o, c, self.w_g.weight(), bias, tau2);
+        }
         // W_g [o; c] as the two halves of W_g applied to o and to c: concatenating o and c
         // was a copy of both, a third of the gate's time on the CPU.
         let d = o.dim(D::Minus1)?;
@@ -145,12 +155,12 @@ impl Gate {
         };
         let g = candle_nn::ops::sigmoid(&logit)?;
         match gating {
-            Gating::Soft => Ok((c.broadcast_mul(&g)?, 0)),
+            Gating::Soft => Ok(((acc + c.broadcast_mul(&g)?)?, 0)),
             Gating::Sparse => {
                 let keep = g.ge(tau2)?.to_dtype(DType::F32)?;
                 let kept = keep.sum_all()?.to_scalar::<f32>()? as u64;
                 let skipped = g.elem_count() as u64 - kept;
-                Ok((c.broadcast_mul(&(g * keep)?)?, skipped))
+                Ok(((acc + c.broadcast_mul(&(g * keep)?)?)?, skipped))
             }
         }
     }

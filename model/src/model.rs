@@ -275,18 +275,23 @@ impl MemMamba {
             let notes = BlockNotes::new(cfg, l, grid, pool, &new, &w.scores.to_vec2()?)?;
             notes.commit(pool)?;
             let u = grid.place(&u)?;
-            let mut gated = |attn: &NoteAttention, gate: &Gate, layers: &[&BlockNotes], reader| {
+            // `acc + g c` for the read `c` of `attn` over `layers`, gated by `gate`.
+            let mut gated = |acc: &Tensor,
+                             attn: &NoteAttention,
+                             gate: &Gate,
+                             layers: &[&BlockNotes],
+                             reader| {
                 let read = attend_chunks(attn, &u, layers, reader, net.differentiable, trace)?;
                 let c = grid.block(&read.c)?;
-                let (g, skipped) = gate.apply(&o, &c, state.gating, cfg.tau2)?;
+                let (sum, skipped) =
+                    gate.add(acc, &o, &c, state.gating, cfg.tau2, net.differentiable)?;
                 if state.gating == Gating::Sparse {
                     state.gate_reads += (o.dim(0)? * o.dim(1)?) as u64;
                     state.gate_skips += skipped;
                 }
-                Ok::<_, ModelError>((g, read.trace))
+                Ok::<_, ModelError>((sum, read.trace))
             };
-            let (read, token) = gated(&nl.token_attn, &nl.token_gate, &[&notes], 0)?;
-            let mut next = (&o + read)?;
+            let (mut next, token) = gated(&o, &nl.token_attn, &nl.token_gate, &[&notes], 0)?;
             written.push(Some(notes));
             let mut cross = Vec::new();
             if let Some((attn, gate)) = &nl.cross {
@@ -296,8 +301,8 @@ impl MemMamba {
                     .ok_or_else(|| {
                         invalid_state("a cross-layer window holds a layer without notes")
                     })?;
-                let (read, weights) = gated(attn, gate, &window, 1)?;
-                next = (next + read)?;
+                let (sum, weights) = gated(&next, attn, gate, &window, 1)?;
+                next = sum;
                 cross = weights;
             }
             if trace {

@@ -420,6 +420,57 @@ pub fn note_attention(inp: &AttentionInputs, want_weights: bool) -> (Vec<f32>, V
     (reads.concat(), weights.concat())
 }
 
+/// The inputs of the fused gate ([`gate_add`]): R rows of width `d`.
+#[derive(Debug, Clone, Copy)]
+pub struct GateInputs<'a> {
+    /// What the gated read is added to (R, d).
+    pub acc: &'a [f32],
+    /// The mixer output `o` and the read `c` the gate looks at (R, d) each.
+    pub o: &'a [f32],
+    pub c: &'a [f32],
+    /// The gate's weights: `d` for `o`, then `d` for `c`.
+    pub w: &'a [f32],
+    pub bias: f32,
+    pub d: usize,
+    /// Sparse gating: a row whose gate is below this threshold skips its read.
+    pub tau2: Option<f32>,
+}
+
+/// Rows of [`gate_add`] per rayon task: each row is a few hundred floats of work.
+const GATE_ROWS: usize = 64;
+
+/// `acc + g c` per row, with the gate `g = sigmoid(w_o . o + w_c . c + bias)`, set to 0 under
+/// sparse gating where `g < tau2`; returns the output (R, d) and the number of rows that skipped
+/// their read. The rows run in parallel.
+pub fn gate_add(inp: &GateInputs) -> (Vec<f32>, u64) {
+    let d = inp.d;
+    let (w_o, w_c) = inp.w.split_at(d);
+    let mut out = vec![0f32; inp.acc.len()];
+    let skipped = out
+        .par_chunks_mut(GATE_ROWS * d)
+        .zip(inp.acc.par_chunks(GATE_ROWS * d))
+        .zip(inp.o.par_chunks(GATE_ROWS * d))
+        .zip(inp.c.par_chunks(GATE_ROWS * d))
+        .map(|(((out, acc), o), c)| {
+            let mut skipped = 0;
+            let rows = out.chunks_exact_mut(d).zip(acc.chunks_exact(d));
+            for ((out, acc), (o, c)) in rows.zip(o.chunks_exact(d).zip(c.chunks_exact(d))) {
+                let logit = lane_dot(o, w_o) + lane_dot(c, w_c) + inp.bias;
+                let mut g = 1.0 / (1.0 + (-logit).exp());
+                if inp.tau2.is_some_and(|tau2| g < tau2) {
+                    g = 0.0;
+                    skipped += 1;
+                }
+                for ((y, &a), &x) in out.iter_mut().zip(acc).zip(c) {
+                    *y = a + x * g;
+                }
+            }
+            skipped
+        })
+        .sum();
+    (out, skipped)
+}
+
 /// Gradients computed by one (batch, channel block) task of the scan backward.
 struct ScanBlockGrads {
     gx: Vec<f32>,

@@ -246,3 +246,51 @@ pub fn note_attention(
         .transpose()?;
     Ok((read, weights))
 }
+
+/// The gate of a note read, added to `acc` (B, S, d): with
+/// `g = sigmoid(w[.., ..d] . o + w[.., d..] . c + bias)` per token (`w` (1, 2d), `bias` (1)),
+/// returns `acc + g c` and how many tokens skipped their read. With `tau2` (sparse gating) a
+/// token whose gate is below it skips the read (its `g` is 0). One pass over the rows instead of
+/// the gate's matrix-vector products, sigmoid, threshold, broadcast product and the sum, each a
+/// candle op over the block (most of them single-threaded).
+pub fn gate_add(
+    acc: &Tensor,
+    o: &Tensor,
+    c: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    tau2: Option<f32>,
+) -> Result<(Tensor, u64)> {
+    check_input("gate_add", acc)?;
+    let dims = acc.dims3()?;
+    let d = dims.2;
+    check_shapes(
+        "gate_add",
+        &[(o, acc.dims()), (c, acc.dims()), (w, &[1, 2 * d])],
+        None,
+    )?;
+    let bias = match bias {
+        Some(b) => {
+            check_shapes("gate_add", &[(b, &[1])], None)?;
+            host_f32(b)?[0]
+        }
+        None => 0.0,
+    };
+    let (acc, o, c, w) = (
+        acc.contiguous()?,
+        o.contiguous()?,
+        c.contiguous()?,
+        w.contiguous()?,
+    );
+    let [acc_h, o_h, c_h, w_h] = [&acc, &o, &c, &w].map(Host::new);
+    let (out, skipped) = cpu::gate_add(&cpu::GateInputs {
+        acc: acc_h.contiguous()?,
+        o: o_h.contiguous()?,
+        c: c_h.contiguous()?,
+        w: w_h.contiguous()?,
+        bias,
+        d,
+        tau2,
+    });
+    Ok((Tensor::from_vec(out, dims, &Device::Cpu)?, skipped))
+}

@@ -1,9 +1,11 @@
 //! The CPU inference paths (`infer`) compute what the unfused composition of the reference ops
 //! computes: `silu(conv)`, and the scan over `softplus(dt + dt_bias)` followed by the D skip and
-//! the gate by `silu(z)`; multi-head attention with masks and a softmax. Their slice arguments are taken, as in the mixer, from wider tensors.
+//! the gate by `silu(z)`; multi-head attention with masks and a softmax; the gate of a read added to the residual stream. Their slice arguments are taken, as in the mixer, from wider tensors.
 
 use candle_core::{DType, Device, Result, Tensor};
-use memmamba_kernels::infer::{causal_conv1d_silu, gated_scan, note_attention, GatedScanArgs};
+use memmamba_kernels::infer::{
+    causal_conv1d_silu, gate_add, gated_scan, note_attention, GatedScanArgs,
+};
 use memmamba_kernels::reference;
 
 const TOL: f32 = 1e-4;
@@ -238,6 +240,49 @@ fn note_attention_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
         let (read_only, none) = note_attention(&q, &notes, &visible, heads, false)?;
         assert!(none.is_none());
         assert_close(&format!("{what} read without weights"), &read_only, &read)?;
+    }
+    Ok(())
+}
+
+/// The gate as the model's unfused candle ops: `acc + g c` with
+/// `g = sigmoid(o w_o^T + c w_c^T + bias)`, zeroed below `tau2`, and how many tokens skipped.
+fn gate_reference(
+    acc: &Tensor,
+    o: &Tensor,
+    c: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    tau2: Option<f32>,
+) -> Result<(Tensor, u64)> {
+    let d = o.dim(2)?;
+    let half = |x: &Tensor, at: usize| x.broadcast_matmul(&w.narrow(1, at, d)?.t()?);
+    let logit = (half(o, 0)? + half(c, d)?)?.broadcast_add(bias)?;
+    let g = (logit.neg()?.exp()? + 1.0)?.recip()?;
+    let Some(tau2) = tau2 else {
+        return Ok(((acc + c.broadcast_mul(&g)?)?, 0));
+    };
+    let keep = g.ge(f64::from(tau2))?.to_dtype(DType::F32)?;
+    let skipped = g.elem_count() as u64 - keep.sum_all()?.to_scalar::<f32>()? as u64;
+    Ok(((acc + c.broadcast_mul(&(g * keep)?)?)?, skipped))
+}
+
+#[test]
+fn gate_add_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
+    // (B, S, d): one token, widths that are not a multiple of a vector, more rows than one
+    // task takes, the model's width.
+    for &(b, s, d) in &[(1, 1, 1), (2, 3, 5), (1, 100, 17), (2, 130, 512)] {
+        let [acc, o, c] = [0, 1, 2].map(|_| randn(&[b, s, d]));
+        let (acc, o, c) = (acc?, o?, c?);
+        // Logits of order 1, so that both sides of the threshold are hit.
+        let w = (randn(&[1, 2 * d])? / (d as f64).sqrt())?;
+        let bias = randn(&[1])?;
+        for tau2 in [None, Some(0.5)] {
+            let what = format!("gate B={b} S={s} d={d} tau2={tau2:?}");
+            let (sum, skipped) = gate_add(&acc, &o, &c, &w, Some(&bias), tau2)?;
+            let (sum_ref, skipped_ref) = gate_reference(&acc, &o, &c, &w, &bias, tau2)?;
+            assert_close(&what, &sum, &sum_ref)?;
+            assert_eq!(skipped, skipped_ref, "{what}: skipped tokens");
+        }
     }
     Ok(())
 }
