@@ -157,6 +157,7 @@ impl BlockNotes {
         let mut visible = Vec::with_capacity(batch * nc * c * (k + c));
         let mut last_slots = Vec::with_capacity(batch);
         let mut final_slots = Vec::with_capacity(batch);
+        let (mut pool_seen, mut own_seen) = (Vec::with_capacity(k), Vec::with_capacity(c));
         for (row, start_slots) in scores.iter().zip(&pool.slots) {
             let mut slots: Vec<(Slot, u32)> =
                 start_slots.iter().zip(0..).map(|(&s, i)| (s, i)).collect();
@@ -168,9 +169,17 @@ impl BlockNotes {
                 let chunk = i * c..(i + 1) * c;
                 let real = |t: usize| t < grid.total() && is_noted(row[t], cfg.tau1);
                 let flag = |b: bool| f32::from(u8::from(b));
-                for s in chunk.clone() {
-                    visible.extend(slots.iter().map(|(slot, _)| flag(slot.valid)));
-                    visible.extend(chunk.clone().map(|t| flag(t < s && real(t))));
+                // Every query of the chunk sees the same slots, and of the chunk's own notes a
+                // prefix of the same flags: each row is two copies (this runs on the host for
+                // every layer and chunk, and the second core has nothing to do meanwhile).
+                pool_seen.clear();
+                pool_seen.extend(slots.iter().map(|(slot, _)| flag(slot.valid)));
+                own_seen.clear();
+                own_seen.extend(chunk.clone().map(|t| flag(real(t))));
+                for s in 0..c {
+                    visible.extend_from_slice(&pool_seen);
+                    visible.extend_from_slice(&own_seen[..s]);
+                    visible.resize(visible.len() + c - s, 0.0);
                 }
                 if chunk.end > grid.committed() {
                     continue;
