@@ -425,3 +425,25 @@ test("Add files opens the native picker from Rust; closing it adds nothing", asy
 test("the window has no dialog permission: the pickers open from Rust only", async () => {
   await assert.rejects(invoke("plugin:dialog|open", { options: {} }), /not allowed/);
 });
+
+test("the window can invoke nothing it was not granted: core window, webview, app and event commands, and no plugin", async () => {
+  // Granted: the app's own commands, and listening to events (capabilities/main.json).
+  const refused = [
+    ["plugin:dialog|save", { options: {} }],
+    ["plugin:dialog|message", { message: "hi" }],
+    ["plugin:window|close", { label: "main" }],
+    ["plugin:window|set_title", { label: "main", value: "pwned" }],
+    ["plugin:webview|create_webview_window", { options: { label: "x", url: "https://example.com" } }],
+    ["plugin:app|app_hide", {}],
+    ["plugin:event|emit", { event: "ingest-progress", payload: {} }],
+    ["plugin:path|resolve_directory", { directory: 1 }],
+  ];
+  for (const [cmd, args] of refused) {
+    await assert.rejects(invoke(cmd, args), /not allowed/, cmd);
+  }
+  // Plugins the app does not load are not there at all.
+  for (const cmd of ["plugin:fs|read_text_file", "plugin:shell|open", "plugin:http|fetch"]) {
+    await assert.rejects(invoke(cmd, { path: "/etc/passwd" }), /not (allowed|found)/, cmd);
+  }
+  assert.equal(await browser.getTitle(), "MemReader");
+});
