@@ -257,7 +257,7 @@ impl MemMamba {
                 r = o;
                 continue;
             };
-            let w = nl.notes.write(&u)?;
+            let w = nl.notes.write(&u, net.differentiable)?;
             let mut kv = vec![nl.token_attn.project(&w.notes)?];
             if let Some(reader) = cross_reader(cfg, l) {
                 let cross = net.layers[reader]

@@ -1,6 +1,6 @@
 //! The note block (MODEL.md section 3.1): an importance scorer and the note projection.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
 
 use crate::config::Config;
@@ -40,8 +40,22 @@ impl NoteBlock {
         })
     }
 
-    /// Scores every token of `u` (B, T, d) and projects its note.
-    pub fn write(&self, u: &Tensor) -> Result<Written> {
+    /// Scores every token of `u` (B, T, d) and projects its note. With `differentiable` off on
+    /// the CPU, the scorer after W1's matmul is one fused pass
+    /// ([`memmamba_kernels::infer::note_scores`]).
+    pub fn write(&self, u: &Tensor, differentiable: bool) -> Result<Written> {
+        let notes = self.w_n.forward(u)?;
+        let fused = !differentiable && u.device().is_cpu() && u.dtype() == DType::F32;
+        if let (true, Some(b1), Some(b2)) = (fused, self.w1.bias(), self.w2.bias()) {
+            let h = u.broadcast_matmul(&self.w1.weight().t()?)?;
+            let (scores, log_scores) =
+                memmamba_kernels::infer::note_scores(&h, b1, self.w2.weight(), b2)?;
+            return Ok(Written {
+                notes,
+                scores,
+                log_scores,
+            });
+        }
         let logit = self
             .w2
             .forward(&self.w1.forward(u)?.relu()?)?
@@ -50,7 +64,7 @@ impl NoteBlock {
         // ln sigmoid(x) = -softplus(-x) = min(x, 0) - ln(1 + exp(-|x|))
         let log_scores = (logit.minimum(0.0)? - (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
         Ok(Written {
-            notes: self.w_n.forward(u)?,
+            notes,
             scores,
             log_scores,
         })

@@ -471,6 +471,20 @@ pub fn gate_add(inp: &GateInputs) -> (Vec<f32>, u64) {
     (out, skipped)
 }
 
+/// The importance scorer's tail over R rows of `h = W1 u` (R, q) (before W1's bias `b1`):
+/// per row the logit `x = w2 . relu(h + b1) + b2`, returned as the score `sigmoid(x)` and the
+/// log-score `ln sigmoid(x) = min(x, 0) - ln(1 + exp(-|x|))` (stable in both tails).
+pub fn note_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> (Vec<f32>, Vec<f32>) {
+    h.chunks_exact(b1.len())
+        .map(|row| {
+            let hidden = row.iter().zip(b1).map(|(&h, &b)| (h + b).max(0.0));
+            let x = hidden.zip(w2).fold(b2, |sum, (r, &w)| r.mul_add(w, sum));
+            let score = 1.0 / (1.0 + (-x).exp());
+            (score, x.min(0.0) - (1.0 + (-x.abs()).exp()).ln())
+        })
+        .unzip()
+}
+
 /// Gradients computed by one (batch, channel block) task of the scan backward.
 struct ScanBlockGrads {
     gx: Vec<f32>,

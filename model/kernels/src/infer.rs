@@ -294,3 +294,25 @@ pub fn gate_add(
     });
     Ok((Tensor::from_vec(out, dims, &Device::Cpu)?, skipped))
 }
+
+/// The importance scorer after its first matmul: for `h = u W1^T` (B, T, q) without W1's bias
+/// `b1` (q), and the second layer `w2` (1, q) with its bias `b2` (1), returns the scores
+/// `sigmoid(w2 . relu(h + b1) + b2)` and their logarithms, (B, T) each. One pass instead of a
+/// dozen candle ops (bias, relu, a one-column matmul, the sigmoid and the stable log).
+pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
+    check_input("note_scores", h)?;
+    let (batch, len, q) = h.dims3()?;
+    check_shapes(
+        "note_scores",
+        &[(b1, &[q]), (w2, &[1, q]), (b2, &[1])],
+        None,
+    )?;
+    let h = h.contiguous()?;
+    let h_host = Host::new(&h);
+    let (b1, w2) = (host_f32(b1)?, host_f32(w2)?);
+    let (scores, log_scores) = cpu::note_scores(h_host.contiguous()?, &b1, &w2, host_f32(b2)?[0]);
+    Ok((
+        Tensor::from_vec(scores, (batch, len), &Device::Cpu)?,
+        Tensor::from_vec(log_scores, (batch, len), &Device::Cpu)?,
+    ))
+}

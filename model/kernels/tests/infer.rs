@@ -1,10 +1,10 @@
 //! The CPU inference paths (`infer`) compute what the unfused composition of the reference ops
 //! computes: `silu(conv)`, and the scan over `softplus(dt + dt_bias)` followed by the D skip and
-//! the gate by `silu(z)`; multi-head attention with masks and a softmax; the gate of a read added to the residual stream. Their slice arguments are taken, as in the mixer, from wider tensors.
+//! the gate by `silu(z)`; multi-head attention with masks and a softmax; the gate of a read added to the residual stream; the importance scorer after its first matmul. Their slice arguments are taken, as in the mixer, from wider tensors.
 
 use candle_core::{DType, Device, Result, Tensor};
 use memmamba_kernels::infer::{
-    causal_conv1d_silu, gate_add, gated_scan, note_attention, GatedScanArgs,
+    causal_conv1d_silu, gate_add, gated_scan, note_attention, note_scores, GatedScanArgs,
 };
 use memmamba_kernels::reference;
 
@@ -283,6 +283,36 @@ fn gate_add_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
             assert_close(&what, &sum, &sum_ref)?;
             assert_eq!(skipped, skipped_ref, "{what}: skipped tokens");
         }
+    }
+    Ok(())
+}
+
+#[test]
+fn note_scores_match_the_unfused_ops_on_several_shapes() -> Result<()> {
+    // (B, T, q): one token, a width that is not a multiple of a vector, the model's shapes.
+    for &(b, t, q) in &[(1, 1, 1), (2, 7, 5), (1, 1024, 128)] {
+        let what = format!("scores B={b} T={t} q={q}");
+        let h = randn(&[b, t, q])?;
+        let (b1, b2) = (randn(&[q])?, randn(&[1])?);
+        // Logits far into both tails too, where the log-score must stay finite.
+        let w2 = (randn(&[1, q])? * 20.0)?;
+        let (scores, log_scores) = note_scores(&h, &b1, &w2, &b2)?;
+        let logit = h
+            .broadcast_add(&b1)?
+            .relu()?
+            .broadcast_matmul(&w2.t()?)?
+            .broadcast_add(&b2)?
+            .squeeze(2)?;
+        let scores_ref = (logit.neg()?.exp()? + 1.0)?.recip()?;
+        let log_ref = (logit.minimum(0.0)? - (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+        assert_close(&format!("{what} scores"), &scores, &scores_ref)?;
+        // Relative to the log-scores' size, which the tails make large.
+        let scale = log_ref.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+        assert_close(
+            &format!("{what} log-scores"),
+            &(log_scores / f64::from(scale))?,
+            &(log_ref / f64::from(scale))?,
+        )?;
     }
     Ok(())
 }
