@@ -334,9 +334,11 @@ fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
 /// One row of [`note_attention`]: its read (S * n) and, with `want_weights`, its weights
 /// (H * S * V).
 ///
-/// Every inner loop runs over contiguous memory: keys and values are transposed per dimension,
-/// so that a query's logits are a sum of rows of V and each dimension of its read a dot product
-/// of its weights with a row of V.
+/// Both products keep their sums in registers ([`Lanes`]): a block of 16 notes' logits is
+/// summed over the head's dimensions (keys transposed and padded to whole blocks), and a read
+/// is summed note by note over a head's values laid out in lanes (padded to whole lane blocks),
+/// four notes at a time in independent sums. Sums over a slice of dynamic length would go
+/// through memory at every step, and a dot product per dimension ends in a horizontal sum.
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f32>, Vec<f32>) {
     let (_, s_len, v_len, n, heads) = inp.dims;
@@ -344,13 +346,18 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
     let width = 2 * n + 1;
     let notes = &inp.notes[r * v_len * width..(r + 1) * v_len * width];
     let visible = &inp.visible[r * s_len * v_len..(r + 1) * s_len * v_len];
-    // kt[c * V + v] and vt[c * V + v]: dimension c of note v's key and of its value.
-    let (mut kt, mut vt) = (vec![0f32; n * v_len], vec![0f32; n * v_len]);
-    let mut log_scores = vec![0f32; v_len];
+    let v_pad = v_len.div_ceil(CHANNEL_BLOCK) * CHANNEL_BLOCK;
+    let blocks = dh.div_ceil(CHANNEL_BLOCK); // lane blocks per head
+                                             // kt[c * v_pad + v]: dimension c of note v's key; log_scores padded alike.
+    let mut kt = vec![0f32; n * v_pad];
+    let mut log_scores = vec![0f32; v_pad];
+    // values[(h * blocks + j) * V + v]: lanes j * 16.. of head h's part of note v's value.
+    let mut values = vec![[0f32; CHANNEL_BLOCK]; heads * blocks * v_len];
     for (v, note) in notes.chunks_exact(width).enumerate() {
         for c in 0..n {
-            kt[c * v_len + v] = note[c];
-            vt[c * v_len + v] = note[n + c];
+            kt[c * v_pad + v] = note[c];
+            let (h, i) = (c / dh, c % dh);
+            values[(h * blocks + i / CHANNEL_BLOCK) * v_len + v][i % CHANNEL_BLOCK] = note[n + c];
         }
         log_scores[v] = note[2 * n];
     }
@@ -365,21 +372,32 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
     ];
     // One head's weights (S, V), zeros for a query that sees no note.
     let mut probs = vec![0f32; s_len * v_len];
+    let mut logits = vec![0f32; v_pad];
+    let mut q = vec![0f32; dh];
     for h in 0..heads {
+        let head_keys = &kt[h * dh * v_pad..(h + 1) * dh * v_pad];
         for (s, w) in probs.chunks_exact_mut(v_len).enumerate() {
             let vis = &visible[s * v_len..(s + 1) * v_len];
-            let q = &inp.q[(r * s_len + s) * n + h * dh..(r * s_len + s) * n + (h + 1) * dh];
-            w.copy_from_slice(&log_scores);
-            for (&q_d, k_d) in q.iter().zip(kt[h * dh * v_len..].chunks_exact(v_len)) {
-                let q_d = q_d * inp.scale;
-                for (l, &k) in w.iter_mut().zip(k_d) {
-                    *l = q_d.mul_add(k, *l);
+            let at = (r * s_len + s) * n + h * dh;
+            for (q, &x) in q.iter_mut().zip(&inp.q[at..at + dh]) {
+                *q = x * inp.scale;
+            }
+            for (b, out) in logits.chunks_exact_mut(CHANNEL_BLOCK).enumerate() {
+                let mut acc: Lanes = log_scores[b * CHANNEL_BLOCK..(b + 1) * CHANNEL_BLOCK]
+                    .try_into()
+                    .expect("a block of lanes");
+                for (&q_d, k_d) in q.iter().zip(head_keys.chunks_exact(v_pad)) {
+                    let k = &k_d[b * CHANNEL_BLOCK..(b + 1) * CHANNEL_BLOCK];
+                    for j in 0..CHANNEL_BLOCK {
+                        acc[j] = q_d.mul_add(k[j], acc[j]);
+                    }
                 }
+                out.copy_from_slice(&acc);
             }
             // Softmax over the visible notes; the others get exactly 0 (exp_poly clamps the
             // hidden ones' -inf to a finite value, which the mask then zeroes).
-            for (l, &m) in w.iter_mut().zip(vis) {
-                *l = if m > 0.0 { *l } else { f32::NEG_INFINITY };
+            for ((l, &x), &m) in w.iter_mut().zip(&logits).zip(vis) {
+                *l = if m > 0.0 { x } else { f32::NEG_INFINITY };
             }
             let max = lane_fold(w, f32::NEG_INFINITY, f32::max);
             if max == f32::NEG_INFINITY {
@@ -398,9 +416,27 @@ fn attention_row(inp: &AttentionInputs, r: usize, want_weights: bool) -> (Vec<f3
             weights[h * s_len * v_len..(h + 1) * s_len * v_len].copy_from_slice(&probs);
         }
         for (out, w) in read.chunks_exact_mut(n).zip(probs.chunks_exact(v_len)) {
-            let head_values = vt[h * dh * v_len..(h + 1) * dh * v_len].chunks_exact(v_len);
-            for (o, v_d) in out[h * dh..(h + 1) * dh].iter_mut().zip(head_values) {
-                *o = lane_dot(w, v_d);
+            let out = &mut out[h * dh..(h + 1) * dh];
+            let head_values =
+                values[h * blocks * v_len..(h + 1) * blocks * v_len].chunks_exact(v_len);
+            for (out, rows) in out.chunks_mut(CHANNEL_BLOCK).zip(head_values) {
+                let mut acc = [[0f32; CHANNEL_BLOCK]; 4];
+                let (mut quads, mut ws) = (rows.chunks_exact(4), w.chunks_exact(4));
+                for (rows, w) in (&mut quads).zip(&mut ws) {
+                    for u in 0..4 {
+                        for j in 0..CHANNEL_BLOCK {
+                            acc[u][j] = w[u].mul_add(rows[u][j], acc[u][j]);
+                        }
+                    }
+                }
+                for (row, &w) in quads.remainder().iter().zip(ws.remainder()) {
+                    for j in 0..CHANNEL_BLOCK {
+                        acc[0][j] = w.mul_add(row[j], acc[0][j]);
+                    }
+                }
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+                }
             }
         }
     }

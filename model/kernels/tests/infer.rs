@@ -209,13 +209,16 @@ fn attention_reference(
 
 #[test]
 fn note_attention_matches_the_unfused_ops_on_several_shapes() -> Result<()> {
-    // (rows, S, V, n, heads): one head, V not a multiple of a vector, the model's shapes.
+    // (rows, S, V, n, heads): one head, V not a multiple of a vector, the model's shapes, heads
+    // wider than a vector (32, and 40: a partial block of lanes).
     for &(rows, s, v_len, n, heads) in &[
         (1, 1, 1, 4, 1),
         (3, 5, 7, 8, 2),
         (2, 4, 12, 16, 2),
         (4, 64, 128, 64, 4),
         (2, 16, 40, 64, 4),
+        (2, 8, 20, 64, 2),
+        (1, 3, 5, 40, 1),
     ] {
         let q = randn(&[rows, s, n])?;
         let (keys, values) = (randn(&[rows, v_len, n])?, randn(&[rows, v_len, n])?);
