@@ -40,7 +40,7 @@ use ingest::{split_passages, Passage};
 use memmamba::prompt::question_prompt;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::library::{Document, Library, SearchOptions, Status};
 use crate::memory;
 use crate::model::Model;
@@ -405,7 +405,15 @@ fn rank(
                 }
             }
             let text = doc_text(library, &mut docs, &id)?;
-            let pointed = memory_pointers(library, model, &id, text, question)?;
+            let pointed = match memory_pointers(library, model, &id, text, question) {
+                Ok(pointed) => pointed,
+                // Removed since the check above, by a reading that starts over.
+                Err(Error::NotRead { .. }) => {
+                    unread.push(id);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut best: Vec<(usize, f32)> = pointed.into_iter().collect();
             best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             for (i, score) in best.into_iter().take(options.memory) {

@@ -114,14 +114,16 @@ pub fn info(library: &Library, id: &str) -> Result<Option<MemoryInfo>> {
 }
 
 /// Loads the memory of document `id` (an id or a unique prefix) for `model`. A document that
-/// was never read is [`Error::NotRead`]; one read by other weights [`Error::OtherWeights`].
+/// was never read is [`Error::NotRead`], and so is one whose memory a reading from the start
+/// removes meanwhile; one read by other weights [`Error::OtherWeights`].
 pub fn load(library: &Library, model: &Model, id: &str) -> Result<Memory> {
     let record = library.document(id)?;
+    let not_read = || Error::NotRead {
+        id: record.id.clone(),
+        title: record.display_title(),
+    };
     let Some(mut info) = info(library, &record.id)? else {
-        return Err(Error::NotRead {
-            id: record.id.clone(),
-            title: record.display_title(),
-        });
+        return Err(not_read());
     };
     let path = state_path(library, &record.id);
     if info.weights_blake3 != model.weights_blake3() {
@@ -131,11 +133,16 @@ pub fn load(library: &Library, model: &Model, id: &str) -> Result<Memory> {
             found: info.weights_blake3,
         });
     }
-    let state =
-        MemoryState::load(model.config(), &path, model.device()).map_err(|e| Error::BadFile {
+    let bytes = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_read()),
+        read => read.map_err(io(&path))?,
+    };
+    let state = MemoryState::from_bytes(model.config(), &bytes, model.device()).map_err(|e| {
+        Error::BadFile {
             path: path.clone(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     info.tokens_read = state.tokens_read();
     Ok(Memory { info, state })
 }

@@ -1,6 +1,8 @@
 //! Load: searches and asks from several threads against one library while a bulk ingestion runs
-//! in it. None may fail, the books already there must stay findable throughout, and the
-//! latencies are printed (`cargo test --test load -- --nocapture`).
+//! in it and another thread reads its books into memory again and again (so that asks follow
+//! the memories' pointers while they are rewritten). None may fail, the books already there
+//! must stay findable throughout, and the latencies are printed (`cargo test --test load --
+//! --nocapture`).
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::KNOWN;
 use memreader::ask::{self, AskOptions};
 use memreader::library::{PdfIsolation, SearchOptions};
+use memreader::memory::{self, ReadOptions};
 
 const SEARCHERS: usize = 3;
 const ASKERS: usize = 2;
@@ -77,6 +80,30 @@ fn searches_and_asks_keep_answering_while_a_bulk_ingestion_runs() {
             })
         })
         .collect();
+    let reader = {
+        let (library, model, done) = (library.clone(), model.clone(), done.clone());
+        let books = [
+            common::doc_id(&library, "grimm"),
+            common::doc_id(&library, "wilde"),
+        ];
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            while !done.load(Ordering::SeqCst) || times.is_empty() {
+                // From the start each time, a different length, its state saved every 512 tokens.
+                let options = ReadOptions {
+                    max_tokens: Some(1024 * (2 + times.len() as u64 % 3)),
+                    checkpoint_tokens: 512,
+                    restart: true,
+                    ..ReadOptions::default()
+                };
+                let id = &books[times.len() % 2];
+                let start = Instant::now();
+                memory::read(&library, &model, id, &options, &mut |_| {}).unwrap();
+                times.push(start.elapsed());
+            }
+            times
+        })
+    };
     let askers: Vec<_> = (0..ASKERS)
         .map(|t| {
             let (library, model, done) = (library.clone(), model.clone(), done.clone());
@@ -106,9 +133,14 @@ fn searches_and_asks_keep_answering_while_a_bulk_ingestion_runs() {
         .flat_map(|t| t.join().unwrap())
         .collect();
     let mut asks: Vec<Duration> = askers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut reads = reader.join().unwrap();
     println!("| during ingestion of {NEW_FILES} files | count | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
-    for (what, times) in [("search", &mut searches), ("ask", &mut asks)] {
+    for (what, times) in [
+        ("search", &mut searches),
+        ("ask", &mut asks),
+        ("read 2k-4k tokens", &mut reads),
+    ] {
         println!(
             "| {what} | {} | {:.1} | {:.1} | {:.1} |",
             times.len(),
