@@ -16,7 +16,7 @@ use crate::block::{cross_reader, Layer};
 use crate::config::Config;
 use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
-use crate::parallel::{attend_chunks, BlockNotes, Grid};
+use crate::parallel::{attend_chunks, BlockNotes, Grid, Read};
 use crate::pool::NoteSet;
 use crate::state::{LayerAttention, MemoryState};
 
@@ -246,42 +246,73 @@ impl MemMamba {
         let grid = Grid::new(state.tokens_read, tokens.dim(1)?, cfg.chunk);
         let mut r = net.embedding.forward(tokens)?;
         let mut written: Vec<Option<BlockNotes>> = Vec::with_capacity(cfg.n_layer);
+        // The note path (writing the notes, replaying the pool, reading it) needs only u, not
+        // the mixer's output: on the CPU at inference both run side by side, so that the note
+        // path's serial steps (the host replay, copies, small ops) use the core that the
+        // mixer's matmuls and loops would leave idle between their parallel parts.
+        let side_by_side = !net.differentiable && self.device.is_cpu();
         for (l, layer) in net.layers.iter().enumerate() {
             let u = layer.norm.forward(&r)?;
             let ls = &mut state.layers[l];
-            let (m, mixer) = layer.mixer.forward(&u, Some(&ls.mixer))?;
-            ls.mixer = mixer;
-            let o = (&r + m)?;
+            let mixer_state = &ls.mixer;
+            let mix = || layer.mixer.forward(&u, Some(mixer_state));
             let (Some(nl), Some(pool)) = (&layer.notes, ls.pool.as_mut()) else {
+                let (m, mixer) = mix()?;
+                ls.mixer = mixer;
                 written.push(None);
-                r = o;
+                r = (&r + m)?;
                 continue;
             };
-            let w = nl.notes.write(&u, net.differentiable)?;
-            let mut kv = vec![nl.token_attn.project(&w.notes)?];
-            if let Some(reader) = cross_reader(cfg, l) {
-                let cross = net.layers[reader]
-                    .notes
-                    .as_ref()
-                    .and_then(|n| n.cross.as_ref());
-                if let Some((attn, _)) = cross {
-                    kv.push(attn.project(&w.notes)?);
+            let mut read_notes = || {
+                let w = nl.notes.write(&u, net.differentiable)?;
+                let mut kv = vec![nl.token_attn.project(&w.notes)?];
+                if let Some(reader) = cross_reader(cfg, l) {
+                    let cross = net.layers[reader]
+                        .notes
+                        .as_ref()
+                        .and_then(|n| n.cross.as_ref());
+                    if let Some((attn, _)) = cross {
+                        kv.push(attn.project(&w.notes)?);
+                    }
                 }
-            }
-            let new = NoteSet {
-                log_scores: w.log_scores,
-                kv,
+                let new = NoteSet {
+                    log_scores: w.log_scores,
+                    kv,
+                };
+                let notes = BlockNotes::new(cfg, l, grid, pool, &new, &w.scores.to_vec2()?)?;
+                notes.commit(pool)?;
+                let u = grid.place(&u)?;
+                let read = |attn: &NoteAttention, layers: &[&BlockNotes], reader| {
+                    attend_chunks(attn, &u, layers, reader, net.differentiable, trace)
+                };
+                let token = read(&nl.token_attn, &[&notes], 0)?;
+                let cross = match &nl.cross {
+                    Some((attn, _)) => {
+                        let mut window = written[l + 1 - cfg.cross_layer_period..l]
+                            .iter()
+                            .map(Option::as_ref)
+                            .collect::<Option<Vec<_>>>()
+                            .ok_or_else(|| {
+                                invalid_state("a cross-layer window holds a layer without notes")
+                            })?;
+                        window.push(&notes);
+                        Some(read(attn, &window, 1)?)
+                    }
+                    None => None,
+                };
+                Ok::<_, ModelError>((notes, token, cross))
             };
-            let notes = BlockNotes::new(cfg, l, grid, pool, &new, &w.scores.to_vec2()?)?;
-            notes.commit(pool)?;
-            let u = grid.place(&u)?;
-            // `acc + g c` for the read `c` of `attn` over `layers`, gated by `gate`.
-            let mut gated = |acc: &Tensor,
-                             attn: &NoteAttention,
-                             gate: &Gate,
-                             layers: &[&BlockNotes],
-                             reader| {
-                let read = attend_chunks(attn, &u, layers, reader, net.differentiable, trace)?;
+            let (mixed, reads) = if side_by_side {
+                rayon::join(mix, read_notes)
+            } else {
+                (mix(), read_notes())
+            };
+            let ((m, mixer), (notes, token, cross)) = (mixed?, reads?);
+            state.layers[l].mixer = mixer;
+            written.push(Some(notes));
+            let o = (&r + m)?;
+            // `acc + g c` for the read `c`, gated by `gate`.
+            let mut gated = |acc: &Tensor, read: &Read, gate: &Gate| {
                 let c = grid.block(&read.c)?;
                 let (sum, skipped) =
                     gate.add(acc, &o, &c, state.gating, cfg.tau2, net.differentiable)?;
@@ -289,24 +320,17 @@ impl MemMamba {
                     state.gate_reads += (o.dim(0)? * o.dim(1)?) as u64;
                     state.gate_skips += skipped;
                 }
-                Ok::<_, ModelError>((sum, read.trace))
+                Ok::<_, ModelError>(sum)
             };
-            let (mut next, token) = gated(&o, &nl.token_attn, &nl.token_gate, &[&notes], 0)?;
-            written.push(Some(notes));
-            let mut cross = Vec::new();
-            if let Some((attn, gate)) = &nl.cross {
-                let window = (l + 1 - cfg.cross_layer_period..=l)
-                    .map(|j| written[j].as_ref())
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| {
-                        invalid_state("a cross-layer window holds a layer without notes")
-                    })?;
-                let (sum, weights) = gated(&next, attn, gate, &window, 1)?;
-                next = sum;
-                cross = weights;
+            let mut next = gated(&o, &token, &nl.token_gate)?;
+            if let (Some(read), Some((_, gate))) = (&cross, &nl.cross) {
+                next = gated(&next, read, gate)?;
             }
             if trace {
-                state.attention[l] = LayerAttention { token, cross };
+                state.attention[l] = LayerAttention {
+                    token: token.trace,
+                    cross: cross.map(|read| read.trace).unwrap_or_default(),
+                };
             }
             r = next;
         }
