@@ -479,46 +479,61 @@ const GATE_ROWS: usize = 64;
 /// sparse gating where `g < tau2`; returns the output (R, d) and the number of rows that skipped
 /// their read. The rows run in parallel.
 pub fn gate_add(inp: &GateInputs) -> (Vec<f32>, u64) {
-    let d = inp.d;
-    let (w_o, w_c) = inp.w.split_at(d);
+    let step = GATE_ROWS * inp.d;
     let mut out = vec![0f32; inp.acc.len()];
     let skipped = out
-        .par_chunks_mut(GATE_ROWS * d)
-        .zip(inp.acc.par_chunks(GATE_ROWS * d))
-        .zip(inp.o.par_chunks(GATE_ROWS * d))
-        .zip(inp.c.par_chunks(GATE_ROWS * d))
-        .map(|(((out, acc), o), c)| {
-            let mut skipped = 0;
-            let rows = out.chunks_exact_mut(d).zip(acc.chunks_exact(d));
-            for ((out, acc), (o, c)) in rows.zip(o.chunks_exact(d).zip(c.chunks_exact(d))) {
-                let logit = lane_dot(o, w_o) + lane_dot(c, w_c) + inp.bias;
-                let mut g = 1.0 / (1.0 + (-logit).exp());
-                if inp.tau2.is_some_and(|tau2| g < tau2) {
-                    g = 0.0;
-                    skipped += 1;
-                }
-                for ((y, &a), &x) in out.iter_mut().zip(acc).zip(c) {
-                    *y = a + x * g;
-                }
-            }
-            skipped
-        })
+        .par_chunks_mut(step)
+        .enumerate()
+        .map(|(i, out)| gate_rows(inp, i * step, out))
         .sum();
     (out, skipped)
 }
 
+/// The rows of [`gate_add`] whose output `out` starts at element `at`; returns how many skipped
+/// their read. Compiled for the vector units with FMA: `mul_add` elsewhere is a libm call.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn gate_rows(inp: &GateInputs, at: usize, out: &mut [f32]) -> u64 {
+    let d = inp.d;
+    let (w_o, w_c) = inp.w.split_at(d);
+    let range = at..at + out.len();
+    let (acc, o, c) = (
+        &inp.acc[range.clone()],
+        &inp.o[range.clone()],
+        &inp.c[range],
+    );
+    let mut skipped = 0;
+    let rows = out.chunks_exact_mut(d).zip(acc.chunks_exact(d));
+    for ((out, acc), (o, c)) in rows.zip(o.chunks_exact(d).zip(c.chunks_exact(d))) {
+        let logit = lane_dot(o, w_o) + lane_dot(c, w_c) + inp.bias;
+        let mut g = 1.0 / (1.0 + (-logit).exp());
+        if inp.tau2.is_some_and(|tau2| g < tau2) {
+            g = 0.0;
+            skipped += 1;
+        }
+        for ((y, &a), &x) in out.iter_mut().zip(acc).zip(c) {
+            *y = a + x * g;
+        }
+    }
+    skipped
+}
+
 /// The importance scorer's tail over R rows of `h = W1 u` (R, q) (before W1's bias `b1`):
 /// per row the logit `x = w2 . relu(h + b1) + b2`, returned as the score `sigmoid(x)` and the
-/// log-score `ln sigmoid(x) = min(x, 0) - ln(1 + exp(-|x|))` (stable in both tails).
+/// log-score `ln sigmoid(x) = min(x, 0) - ln(1 + exp(-|x|))` (stable in both tails). Compiled
+/// for FMA like [`gate_rows`].
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn note_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> (Vec<f32>, Vec<f32>) {
-    h.chunks_exact(b1.len())
-        .map(|row| {
-            let hidden = row.iter().zip(b1).map(|(&h, &b)| (h + b).max(0.0));
-            let x = hidden.zip(w2).fold(b2, |sum, (r, &w)| r.mul_add(w, sum));
-            let score = 1.0 / (1.0 + (-x).exp());
-            (score, x.min(0.0) - (1.0 + (-x.abs()).exp()).ln())
-        })
-        .unzip()
+    let rows = h.len() / b1.len();
+    let (mut scores, mut log_scores) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for row in h.chunks_exact(b1.len()) {
+        let mut x = b2;
+        for ((&h, &b), &w) in row.iter().zip(b1).zip(w2) {
+            x = (h + b).max(0.0).mul_add(w, x);
+        }
+        scores.push(1.0 / (1.0 + (-x).exp()));
+        log_scores.push(x.min(0.0) - (1.0 + (-x.abs()).exp()).ln());
+    }
+    (scores, log_scores)
 }
 
 /// Gradients computed by one (batch, channel block) task of the scan backward.

@@ -302,6 +302,9 @@ pub fn gate_add(
 pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
     check_input("note_scores", h)?;
     let (batch, len, q) = h.dims3()?;
+    if q == 0 {
+        bail!("note_scores: the scorer's hidden layer is empty")
+    }
     check_shapes(
         "note_scores",
         &[(b1, &[q]), (w2, &[1, q]), (b2, &[1])],
