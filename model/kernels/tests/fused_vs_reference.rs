@@ -1,35 +1,13 @@
 //! The fused kernels must agree with the unfused reference ops, including when a sequence is
 //! processed in chunks that carry the state (`h_last`, `next_prev`) from one call to the next.
 
+mod common;
+
 use std::time::Instant;
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Result, Tensor};
+use common::{assert_close, randn, CONV_SHAPES, SCAN_SHAPES};
 use memmamba_kernels::{causal_conv1d, reference, selective_scan};
-
-const TOL: f32 = 1e-4;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-    assert_eq!(a.dims(), b.dims());
-    if a.elem_count() == 0 {
-        return Ok(0.0); // e.g. the (B, D, 0) conv state of a width-1 kernel
-    }
-    (a - b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_dtype(DType::F32)?
-        .to_scalar::<f32>()
-}
-
-fn assert_close(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    let diff = max_abs_diff(a, b)?;
-    assert!(diff < TOL, "{what}: max abs diff {diff} >= {TOL}");
-    Ok(())
-}
-
-fn randn(shape: &[usize]) -> Result<Tensor> {
-    Tensor::randn(0f32, 1f32, shape, &Device::Cpu)
-}
 
 /// Random scan inputs: x, dt > 0, a < 0, b, c.
 struct ScanInputs {
@@ -82,14 +60,7 @@ fn check_conv(batch: usize, len: usize, dim: usize, k: usize, with_prev: bool) -
 
 #[test]
 fn scan_matches_reference_on_several_shapes() -> Result<()> {
-    // (B, L, D, N): L = 1, L coprime to everything, D not a multiple of the channel block.
-    for &(batch, len, dim, n) in &[
-        (1, 1, 8, 4),
-        (2, 1, 33, 16),
-        (1, 37, 16, 16),
-        (2, 53, 24, 16),
-        (2, 101, 5, 3),
-    ] {
+    for (batch, len, dim, n) in SCAN_SHAPES {
         check_scan(batch, len, dim, n, false)?;
         check_scan(batch, len, dim, n, true)?;
     }
@@ -98,15 +69,7 @@ fn scan_matches_reference_on_several_shapes() -> Result<()> {
 
 #[test]
 fn conv_matches_reference_on_several_shapes() -> Result<()> {
-    // (B, L, D, K): L = 1 and L shorter than the kernel, K = 1 (no state) to K = 4.
-    for &(batch, len, dim, k) in &[
-        (1, 1, 8, 4),
-        (2, 2, 33, 4),
-        (1, 37, 16, 4),
-        (2, 53, 24, 3),
-        (2, 101, 5, 2),
-        (2, 19, 7, 1),
-    ] {
+    for (batch, len, dim, k) in CONV_SHAPES {
         check_conv(batch, len, dim, k, false)?;
         check_conv(batch, len, dim, k, true)?;
     }

@@ -2,32 +2,14 @@
 //! computes: `silu(conv)`, and the scan over `softplus(dt + dt_bias)` followed by the D skip and
 //! the gate by `silu(z)`; multi-head attention with masks and a softmax; the gate of a read added to the residual stream; the importance scorer after its first matmul. Their slice arguments are taken, as in the mixer, from wider tensors.
 
+mod common;
+
 use candle_core::{DType, Device, Result, Tensor};
+use common::{assert_close, randn, CONV_SHAPES, SCAN_SHAPES};
 use memmamba_kernels::infer::{
     causal_conv1d_silu, gate_add, gated_scan, note_attention, note_scores, GatedScanArgs,
 };
 use memmamba_kernels::reference;
-
-const TOL: f32 = 1e-4;
-
-fn randn(shape: &[usize]) -> Result<Tensor> {
-    Tensor::randn(0f32, 1f32, shape, &Device::Cpu)
-}
-
-fn assert_close(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
-    if a.elem_count() == 0 {
-        return Ok(());
-    }
-    let diff = (a - b)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_dtype(DType::F32)?
-        .to_scalar::<f32>()?;
-    assert!(diff < TOL, "{what}: max abs diff {diff} >= {TOL}");
-    Ok(())
-}
 
 /// `parts` tensors (B, L, widths[i]) as slices of the last dimension of one (B, L, sum) tensor,
 /// which is how the mixer's x, z (in_proj) and dt, b, c (x_proj) arrive.
@@ -100,15 +82,7 @@ fn check_scan(batch: usize, len: usize, dim: usize, n: usize, with_h0: bool) -> 
 
 #[test]
 fn conv_with_silu_matches_the_reference_on_several_shapes() -> Result<()> {
-    // (B, L, D, K): L = 1 and L shorter than the kernel, K = 1 (no state) to K = 4, D not a
-    // multiple of the channel block.
-    for &(batch, len, dim, k) in &[
-        (1, 1, 8, 4),
-        (2, 2, 33, 4),
-        (1, 37, 16, 4),
-        (2, 53, 24, 3),
-        (2, 19, 7, 1),
-    ] {
+    for (batch, len, dim, k) in CONV_SHAPES {
         check_conv(batch, len, dim, k, false)?;
         check_conv(batch, len, dim, k, true)?;
     }
@@ -117,13 +91,7 @@ fn conv_with_silu_matches_the_reference_on_several_shapes() -> Result<()> {
 
 #[test]
 fn gated_scan_matches_the_reference_on_several_shapes() -> Result<()> {
-    for &(batch, len, dim, n) in &[
-        (1, 1, 8, 4),
-        (2, 1, 33, 16),
-        (1, 37, 16, 16),
-        (2, 53, 24, 16),
-        (2, 101, 5, 3),
-    ] {
+    for (batch, len, dim, n) in SCAN_SHAPES {
         check_scan(batch, len, dim, n, false)?;
         check_scan(batch, len, dim, n, true)?;
     }
