@@ -174,6 +174,7 @@ enum SnapshotCommand {
 }
 
 fn main() -> Result<()> {
+    memmamba::alloc::single_malloc_arena();
     if let Some(code) = library::pdf_worker_from_args() {
         std::process::exit(code);
     }

@@ -199,6 +199,7 @@ fn child(cfg: &Config, len: u64, batch: usize, spec: &str) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    memmamba::alloc::single_malloc_arena();
     let args = parse_args()?;
     let base = Config::preset(&args.preset)?;
     if args.child {

@@ -6,6 +6,7 @@
 //!   does not depend on how much was read and which saves to / loads from one safetensors file.
 //! - [`MemMamba::init`], [`MemMamba::load`], [`MemMamba::save`]: weights as safetensors.
 
+pub mod alloc;
 pub mod attention;
 pub mod block;
 pub mod config;

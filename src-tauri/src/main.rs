@@ -14,6 +14,7 @@ mod state;
 use tauri::Manager;
 
 fn main() -> tauri::Result<()> {
+    memmamba::alloc::single_malloc_arena();
     // PDFs are extracted by this same executable started again as a worker process.
     if let Some(code) = memreader::library::pdf_worker_from_args() {
         std::process::exit(code);

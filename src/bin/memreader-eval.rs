@@ -316,6 +316,7 @@ fn snapshots(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    memmamba::alloc::single_malloc_arena();
     let args = parse_args()?;
     let choice = memmamba::device::parse_device(&args.device)?;
     let (device, notice) = memmamba::device::select(choice)?;
