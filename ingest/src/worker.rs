@@ -49,6 +49,9 @@ impl PdfWorker {
             .stderr(Stdio::piped());
         #[cfg(unix)]
         self.limit(&mut command);
+        // From before the start: a parent held up after spawning must not see a worker that
+        // ran past the limit as one that finished in time.
+        let started = Instant::now();
         let mut child = command.spawn().map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOMEM) {
                 PdfError::OutOfMemory {
@@ -60,7 +63,6 @@ impl PdfWorker {
         })?;
         let stdout = child.stdout.take().map(read_in_background);
         let stderr = child.stderr.take().map(read_in_background);
-        let started = Instant::now();
         let status = loop {
             match child.try_wait() {
                 // Finishing late is not finishing in time, however the polling fell.
