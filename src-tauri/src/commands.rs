@@ -9,7 +9,9 @@ use std::time::Duration;
 use memmamba::device::{parse_device, DeviceChoice};
 use memreader::library::{Document, DocumentRecord, Hit, Library, SearchOptions};
 use serde::Serialize;
-use tauri::{AppHandle, Emitter, Manager, State, WebviewWindow};
+use tauri::{
+    AppHandle, DragDropEvent, Emitter, Manager, State, WebviewWindow, Window, WindowEvent,
+};
 use tauri_plugin_dialog::{DialogExt, FilePath};
 
 use crate::jobs::{self, IngestEvent, INGEST_EVENT};
@@ -107,18 +109,37 @@ pub async fn remove_document(
     blocking(move || library.remove(&id).map_err(|e| e.to_string())).await
 }
 
-/// Starts ingesting `paths` (files and folders dropped on the window) in the background and
-/// returns the job's id; the job reports through `ingest` events.
-#[tauri::command]
-pub fn ingest_paths(
-    app: AppHandle,
-    state: State<'_, AppState>,
-    paths: Vec<PathBuf>,
-) -> Result<u64, String> {
-    if paths.is_empty() {
-        return Err("Nothing to add: no file or folder was given.".into());
+/// Files and folders dropped on the window: the system hands their paths to Rust (a
+/// `WindowEvent::DragDrop`), which ingests exactly them. The page only hears of the job through
+/// `ingest` events (`refused` when it cannot start) and has no command that takes a path: what is
+/// added is always what the user dropped or picked.
+pub fn on_window_event(window: &Window, event: &WindowEvent) {
+    let Some(paths) = dropped(event) else {
+        return;
+    };
+    let app = window.app_handle();
+    if let Err(why) = start_ingest(app, &app.state::<AppState>(), paths) {
+        send(app, INGEST_EVENT, &refused(&why));
     }
-    start_ingest(&app, &state, paths)
+}
+
+/// The paths of what was dropped on the window, if `event` is a drop of at least one file or
+/// folder (text or a link dragged from elsewhere has none).
+fn dropped(event: &WindowEvent) -> Option<Vec<PathBuf>> {
+    match event {
+        WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) if !paths.is_empty() => {
+            Some(paths.clone())
+        }
+        _ => None,
+    }
+}
+
+/// What the window is told when files dropped on it cannot be added (`why`: another job runs,
+/// the library cannot be opened).
+fn refused(why: &str) -> IngestEvent {
+    IngestEvent::Refused {
+        error: format!("The dropped files were not added. {why}"),
+    }
 }
 
 /// Opens the native picker for files (or, with `folders`, folders) and ingests what the user
@@ -353,5 +374,143 @@ mod tests {
 
         let err = document_text_of(&library, "abcdef").unwrap_err();
         assert!(err.contains("no document with id"), "{err}");
+    }
+
+    fn drop_of(paths: &[PathBuf]) -> WindowEvent {
+        WindowEvent::DragDrop(DragDropEvent::Drop {
+            paths: paths.to_vec(),
+            position: tauri::PhysicalPosition::new(10.0, 20.0),
+        })
+    }
+
+    #[test]
+    fn only_a_drop_of_files_or_folders_is_ingested() {
+        let paths = [
+            PathBuf::from("/home/me/moby.epub"),
+            PathBuf::from("/home/me/books"),
+        ];
+        assert_eq!(dropped(&drop_of(&paths)).as_deref(), Some(&paths[..]));
+        // Text or a link dropped has no paths; the drag's other steps name none to ingest.
+        assert_eq!(dropped(&drop_of(&[])), None);
+        let position = tauri::PhysicalPosition::new(1.0, 2.0);
+        let enter = DragDropEvent::Enter {
+            paths: paths.to_vec(),
+            position,
+        };
+        for event in [
+            enter,
+            DragDropEvent::Over { position },
+            DragDropEvent::Leave,
+        ] {
+            assert_eq!(
+                dropped(&WindowEvent::DragDrop(event.clone())),
+                None,
+                "{event:?}"
+            );
+        }
+        assert_eq!(dropped(&WindowEvent::Focused(true)), None);
+    }
+
+    #[test]
+    fn a_dropped_folder_adds_what_is_in_it_and_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let books = dir.path().join("books");
+        std::fs::create_dir_all(books.join("shelf")).unwrap();
+        std::fs::write(
+            books.join("shelf/owls.txt"),
+            "NIGHT BIRDS\n\nThe tawny owl calls.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("secret.txt"),
+            "SECRET\n\nThe key is under the mat.\n",
+        )
+        .unwrap();
+        let library = Library::open(&dir.path().join("library")).unwrap();
+        let paths = dropped(&drop_of(std::slice::from_ref(&books))).unwrap();
+        let finished = jobs::run(
+            1,
+            &library,
+            &paths,
+            &IngestOptions::new(PdfIsolation::InProcess),
+            PROGRESS_INTERVAL,
+            &mut |_| {},
+        );
+        assert!(matches!(
+            finished,
+            IngestEvent::Finished { error: None, .. }
+        ));
+        let docs = library.documents().unwrap();
+        let files: Vec<_> = docs.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(files, [books.join("shelf/owls.txt")]);
+    }
+
+    #[test]
+    fn the_window_is_told_why_dropped_files_were_not_added() {
+        let event = refused("Files are being added; wait for that to finish or cancel it first.");
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "kind": "refused",
+                "error": "The dropped files were not added. Files are being added; wait for \
+                          that to finish or cancel it first."
+            })
+        );
+    }
+
+    /// The parameters of the command `name` (`#[tauri::command]` in `source`).
+    fn command_parameters<'a>(source: &'a str, name: &str) -> Option<&'a str> {
+        source.split("#[tauri::command]").skip(1).find_map(|item| {
+            let signature = &item[..item.find('{')?];
+            let (_, rest) = signature.split_once("fn ")?;
+            let (found, rest) = rest.split_once('(')?;
+            if found.trim() != name {
+                return None;
+            }
+            // Up to the parenthesis that closes the list.
+            let mut depth = 0;
+            let end = rest.char_indices().find_map(|(at, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' if depth == 0 => return Some(at),
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                None
+            })?;
+            Some(&rest[..end])
+        })
+    }
+
+    /// The page never names a file or folder: every path the app reads or writes comes from a
+    /// drop or a picker (the dialogs open from Rust). A command that took one would let a
+    /// compromised page read any file into the library.
+    #[test]
+    fn no_command_of_the_window_takes_a_path() {
+        let main = include_str!("main.rs");
+        let sources = [include_str!("commands.rs"), include_str!("reading.rs")];
+        let list = &main[main.find("generate_handler![").unwrap()..];
+        let list = &list[..list.find(']').unwrap()];
+        let names: Vec<&str> = list
+            .split([',', '['])
+            .skip(1)
+            .filter_map(|entry| entry.trim().rsplit("::").next())
+            .filter(|name| !name.is_empty())
+            .collect();
+        assert!(names.len() >= 19, "{names:?}");
+        assert!(!names.contains(&"ingest_paths"), "{names:?}");
+        for name in names {
+            let parameters = sources
+                .iter()
+                .find_map(|source| command_parameters(source, name))
+                .unwrap_or_else(|| panic!("the command {name} was not found"));
+            let lower = parameters.to_lowercase();
+            for word in ["path", "file", "dir"] {
+                assert!(
+                    !lower.contains(word),
+                    "the command {name} takes a path from the page: ({parameters})"
+                );
+            }
+        }
     }
 }

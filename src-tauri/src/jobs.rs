@@ -32,10 +32,16 @@ pub struct FileDone {
     pub outcome: Outcome,
 }
 
-/// The events of one ingestion job, in order: `started`, any number of `progress`, `finished`.
+/// The events of one ingestion job, in order: `started`, any number of `progress`, `finished`;
+/// or `refused` alone, for files dropped on the window when no job could start.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IngestEvent {
+    /// Files were dropped on the window but cannot be added now: `error` says why (another job
+    /// runs, the library cannot be opened).
+    Refused {
+        error: String,
+    },
     Started {
         job: u64,
         paths: Vec<PathBuf>,

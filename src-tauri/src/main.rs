@@ -26,13 +26,14 @@ fn main() -> tauri::Result<()> {
             app.manage(state::AppState::new(settings_file));
             Ok(())
         })
+        // Files dropped on the window are ingested from here: no command takes a path.
+        .on_window_event(commands::on_window_event)
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::documents,
             commands::document_text,
             commands::search,
             commands::remove_document,
-            commands::ingest_paths,
             commands::pick_and_ingest,
             commands::cancel_job,
             commands::running_job,

@@ -1,8 +1,8 @@
-import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Channel } from "@tauri-apps/api/core";
-import { tauriApi, type AskEvent, type IngestEvent } from "./api";
+import { tauriApi, type AskEvent, type DragEvent, type IngestEvent } from "./api";
 
 afterEach(() => clearMocks());
 
@@ -12,12 +12,10 @@ describe("tauriApi", () => {
     mockIPC((cmd, args) => {
       calls.push([cmd, args]);
       if (cmd === "app_info") return { name: "MemReader", version: "9.8.7" };
-      if (cmd === "ingest_paths") return 3;
       if (cmd === "pick_and_ingest") return null;
       return [];
     });
     expect(await tauriApi.appInfo()).toEqual({ name: "MemReader", version: "9.8.7" });
-    expect(await tauriApi.ingestPaths(["/books/a.pdf"])).toBe(3);
     expect(await tauriApi.pickAndIngest(true)).toBeNull();
     await tauriApi.search("white whale", ["abcd"], 5);
     await tauriApi.documentText("abcdef");
@@ -26,7 +24,6 @@ describe("tauriApi", () => {
     await tauriApi.setDevice("cpu");
     expect(calls).toEqual([
       ["app_info", {}],
-      ["ingest_paths", { paths: ["/books/a.pdf"] }],
       ["pick_and_ingest", { folders: true }],
       ["search", { query: "white whale", docs: ["abcd"], limit: 5 }],
       ["document_text", { id: "abcdef" }],
@@ -77,5 +74,20 @@ describe("tauriApi", () => {
     unlisten();
     await emit("ingest", { kind: "finished", job: 1, report: null, error: "x" });
     expect(heard).toEqual([started]);
+  });
+
+  it("tells the views how files are dragged over the window, not what was dropped", async () => {
+    mockWindows("main");
+    mockIPC(() => undefined, { shouldMockEvents: true });
+    const heard: DragEvent[] = [];
+    const unlisten = await tauriApi.onDrag((event) => heard.push(event));
+    const at = { x: 10, y: 20 };
+    await emit("tauri://drag-enter", { paths: ["/home/me/moby.epub"], position: at });
+    await emit("tauri://drag-over", { position: at });
+    await emit("tauri://drag-drop", { paths: ["/home/me/moby.epub"], position: at });
+    await emit("tauri://drag-leave", null);
+    unlisten();
+    // Rust ingests what is dropped; the page gets no path to pass anywhere.
+    expect(heard).toEqual([{ type: "enter" }, { type: "over" }, { type: "drop" }, { type: "leave" }]);
   });
 });

@@ -97,8 +97,10 @@ export interface IngestReport {
 export type Outcome = "ingested" | "skipped" | "failed" | "not_started";
 
 /** The `ingest` event: `started`, then `progress` (with the files done since the last one),
- * then `finished`. */
+ * then `finished`; or `refused` alone, when files dropped on the window cannot be added now
+ * (Rust ingests what is dropped: the page never names a path). */
 export type IngestEvent =
+  | { kind: "refused"; error: string }
   | { kind: "started"; job: number; paths: string[] }
   | {
       kind: "progress";
@@ -114,8 +116,10 @@ export type IngestEvent =
     }
   | { kind: "finished"; job: number; report: IngestReport | null; error: string | null };
 
-/** Files dragged over the window (the paths come with `drop` only). */
-export type DragEvent = { type: "enter" | "over" | "leave" } | { type: "drop"; paths: string[] };
+/** Files dragged over the window. What is dropped, Rust ingests itself (an `ingest` job). */
+export interface DragEvent {
+  type: "enter" | "over" | "leave" | "drop";
+}
 
 /** `settings`. */
 export interface SettingsView {
@@ -280,8 +284,6 @@ export interface Api {
   documentText(id: string): Promise<DocumentText>;
   search(query: string, docs: string[], limit: number): Promise<Hit[]>;
   removeDocument(id: string): Promise<DocumentRecord>;
-  /** Starts ingesting dropped files and folders; resolves with the job's id. */
-  ingestPaths(paths: string[]): Promise<number>;
   /** Opens the native picker (files, or folders) and ingests the choice; null if cancelled. */
   pickAndIngest(folders: boolean): Promise<number | null>;
   /** Stops the background job (an ingestion, a reading); false when none runs. */
@@ -319,7 +321,6 @@ export const tauriApi: Api = {
   documentText: (id) => invoke<DocumentText>("document_text", { id }),
   search: (query, docs, limit) => invoke<Hit[]>("search", { query, docs, limit }),
   removeDocument: (id) => invoke<DocumentRecord>("remove_document", { id }),
-  ingestPaths: (paths) => invoke<number>("ingest_paths", { paths }),
   pickAndIngest: (folders) => invoke<number | null>("pick_and_ingest", { folders }),
   cancelJob: () => invoke<boolean>("cancel_job"),
   runningJob: () => invoke<number | null>("running_job"),
@@ -337,9 +338,5 @@ export const tauriApi: Api = {
   importSnapshot: () => invoke<ImportReport | null>("import_snapshot"),
   onIngest: (listener) => listen<IngestEvent>("ingest", (event) => listener(event.payload)),
   onRead: (listener) => listen<ReadEvent>("read", (event) => listener(event.payload)),
-  onDrag: (listener) =>
-    getCurrentWebview().onDragDropEvent((event) => {
-      const p = event.payload;
-      listener(p.type === "drop" ? { type: "drop", paths: p.paths } : { type: p.type });
-    }),
+  onDrag: (listener) => getCurrentWebview().onDragDropEvent((event) => listener({ type: event.payload.type })),
 };

@@ -40,7 +40,6 @@ export function fakeApi(over: Partial<Api> = {}): FakeApi {
     documentText: () => Promise.reject("no document"),
     search: () => Promise.resolve([]),
     removeDocument: (id) => Promise.resolve(record({ id })),
-    ingestPaths: () => Promise.resolve(1),
     pickAndIngest: () => Promise.resolve(null),
     cancelJob: () => Promise.resolve(true),
     runningJob: () => Promise.resolve(null),

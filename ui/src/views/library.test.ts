@@ -165,7 +165,7 @@ describe("library view", () => {
     expect($("#library-error").hidden).toBe(true);
   });
 
-  it("ingests files dropped on the window, with a hint while they hover", async () => {
+  it("shows a hint while files hover; what is dropped, Rust ingests and the panel follows", async () => {
     const { api, view } = mount();
     await view.ready;
     api.fireDrag({ type: "enter" });
@@ -173,11 +173,35 @@ describe("library view", () => {
     api.fireDrag({ type: "leave" });
     expect($("#drop-overlay").hidden).toBe(true);
     api.fireDrag({ type: "over" });
-    api.fireDrag({ type: "drop", paths: ["/home/me/moby.epub"] });
+    api.fireDrag({ type: "drop" });
     expect($("#drop-overlay").hidden).toBe(true);
     await settle();
-    expect(api.calls.find(([name]) => name === "ingestPaths")).toEqual(["ingestPaths", [["/home/me/moby.epub"]]]);
+    // The page calls nothing with the drop: Rust started the job, and its events tell the panel.
+    const before = api.calls.length;
+    api.fireIngest({ kind: "started", job: 4, paths: ["/home/me/moby.epub"] });
+    expect(api.calls.length).toBe(before);
+    expect($("#progress").hidden).toBe(false);
     expect($("#progress-title").textContent).toBe("Adding moby.epub");
+    expect((($("#add-files") as HTMLButtonElement).disabled)).toBe(true);
+  });
+
+  it("says why dropped files were not added, and forgets it when the next job starts", async () => {
+    const { api, view } = mount();
+    await view.ready;
+    api.fireIngest({
+      kind: "refused",
+      error: "The dropped files were not added. Files are being added; wait for that to finish or cancel it first.",
+    });
+    expect($("#library-error").hidden).toBe(false);
+    expect($("#library-error").textContent).toBe(
+      "The dropped files were not added. Files are being added; wait for that to finish or cancel it first.",
+    );
+    // A refusal starts no job.
+    expect($("#progress").hidden).toBe(true);
+    expect((($("#add-files") as HTMLButtonElement).disabled)).toBe(false);
+    api.fireIngest({ kind: "started", job: 5, paths: ["/home/me/a.pdf", "/home/me/b.pdf"] });
+    expect($("#library-error").hidden).toBe(true);
+    expect($("#progress-title").textContent).toBe("Adding 2 items");
   });
 
   it("asks before removing, and can keep the document", async () => {

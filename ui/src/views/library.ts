@@ -1,6 +1,7 @@
 // The library: add files or folders (buttons open the native picker; files can also be dropped
-// on the window), the live progress of an ingestion (fed by `ingest` events from the Rust
-// background job), and the documents with their status and errors.
+// on the window, and Rust ingests what is dropped), the live progress of an ingestion (fed by
+// `ingest` events from the Rust background job), and the documents with their status and errors.
+// The page never names a path: what is added is what the user picked or dropped.
 import type { Api, DocumentRecord, IngestEvent, IngestReport, Outcome } from "../api";
 import { h } from "../dom";
 import { bytes, count, duration, errorMessage, fileName, plural } from "../format";
@@ -262,7 +263,12 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
   }
 
   function handle(event: IngestEvent): void {
+    if (event.kind === "refused") {
+      showError(event.error);
+      return;
+    }
     if (event.kind === "started") {
+      showError(null);
       begin(event.job, event.paths.length === 1 ? fileName(event.paths[0]!) : plural(event.paths.length, "item"));
       return;
     }
@@ -332,16 +338,6 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
     }
   }
 
-  async function addPaths(paths: string[]): Promise<void> {
-    showError(null);
-    try {
-      const id = await api.ingestPaths(paths);
-      if (job === null) begin(id, paths.length === 1 ? fileName(paths[0]!) : plural(paths.length, "item"));
-    } catch (err) {
-      showError(errorMessage(err));
-    }
-  }
-
   addFiles.addEventListener("click", () => void add(false));
   addFolder.addEventListener("click", () => void add(true));
   cancel.addEventListener("click", async () => {
@@ -360,9 +356,9 @@ export function mountLibrary(doc: Document, api: Api, options: LibraryOptions): 
 
   const listening = Promise.all([
     api.onIngest(handle),
+    // What is dropped, Rust ingests: its `started` event (or `refused`) follows the drop.
     api.onDrag((event) => {
       dropHint.hidden = event.type === "leave" || event.type === "drop";
-      if (event.type === "drop" && event.paths.length > 0) void addPaths(event.paths);
     }),
   ]).catch((err: unknown) => showError(`The app's events cannot be heard: ${errorMessage(err)}`));
 
