@@ -5,6 +5,9 @@
 # `--features custom-protocol` (scripts/test.sh builds it); `--build` builds the UI and the app
 # first. The app runs on an empty library and empty config and data folders of its own, with a
 # tiny random model (src-tauri/examples/tiny_model.rs) so that reading and notes run quickly.
+# The tests add files as a person does, through X: xdotool types paths into the native pickers
+# and drags a file from a small GTK window (ui/e2e/drag-source.py, on Debian's python3-gi; the
+# drop test is skipped without it) onto the app's window.
 # MEMREADER_SCREENSHOTS=DIR also saves the main views, as the screen shows them, into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,17 +3,17 @@
 // which starts Xvfb and tauri-driver first and gives the app an empty library of its own
 // (MEMREADER_HOME), empty config and data folders, and a tiny random model (MEMREADER_MODEL).
 //
-// Adding files: the native file picker cannot be driven through WebDriver, so the tests call
-// the `ingest_paths` command from the page, exactly as the window does when files are dropped
-// on it; everything after that (the background job, its events, the progress panel, the
-// document list) is the app's own path. Where xdotool is installed, the native dialogs are
-// driven through X itself: the file picker is opened and closed, and snapshots are exported and
-// imported by typing their paths into the save and open dialogs.
+// Files are added the way a person adds them, through X itself (xdotool, which WebDriver cannot
+// replace: the native dialogs and drops are outside the page): the native file and folder
+// pickers, which open from Rust, get the paths typed into them, and a file is dragged from a
+// file-manager-like GTK window (e2e/drag-source.py) and dropped on the app's window. The page
+// has no command that takes a path; one test checks that what it can try adds nothing. Snapshots
+// are exported and imported the same way, through the save and open dialogs.
 // MEMREADER_SCREENSHOTS=DIR saves the main views.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { remote } from "webdriverio";
@@ -24,6 +24,8 @@ const screenshots = process.env.MEMREADER_SCREENSHOTS;
 /** Ingesting a whole book in a debug build. */
 const INGEST_TIMEOUT_MS = 60_000;
 const demo = resolve(import.meta.dirname, "../../assets/demo");
+/** Debian's Python, whose python3-gi (GTK 3) runs the drag source. */
+const PYTHON = "/usr/bin/python3";
 
 /** @type {WebdriverIO.Browser} */
 let browser;
@@ -59,6 +61,11 @@ const books = mkdtempSync(join(tmpdir(), "memreader-e2e-books-"));
 before(async () => {
   assert.ok(application, "MEMREADER_APP must name the built app (scripts/test-app.sh sets it)");
   assert.ok(process.env.MEMREADER_HOME, "MEMREADER_HOME must name an empty library (test-app.sh)");
+  try {
+    execFileSync("xdotool", ["version"], { stdio: "ignore" });
+  } catch {
+    assert.fail("xdotool must be installed: it adds the files (scripts/setup.sh installs it)");
+  }
   copyFileSync(join(demo, "intentions-wilde.txt"), join(books, "intentions.txt"));
   // Characters outside the Basic Multilingual Plane take two UTF-16 units in JS and one char
   // in Rust: a passage after them is highlighted in the right place only if the UI converts.
@@ -141,9 +148,27 @@ test("the window opens on an empty library, with the version from the Rust core"
   assert.equal(settings.library_dir, process.env.MEMREADER_HOME);
 });
 
-test("adding a book shows its progress, then the book in the list", async () => {
-  const job = await invoke("ingest_paths", { paths: [join(books, "intentions.txt")] });
-  assert.equal(typeof job, "number");
+test("the page cannot add a file the user did not choose: no command takes a path, and nothing is added", async () => {
+  for (const path of ["/etc/passwd", homedir(), join(homedir(), ".ssh/id_rsa")]) {
+    await assert.rejects(invoke("ingest_paths", { paths: [path] }), /Command ingest_paths not found/, path);
+  }
+  // Nor can it fake a drop: only the system's drop reaches Rust, and the page may emit nothing.
+  const drop = { paths: ["/etc/passwd", homedir()], position: { x: 10, y: 10 } };
+  await assert.rejects(invoke("plugin:event|emit", { event: "tauri://drag-drop", payload: drop }), /not allowed/);
+  await assert.rejects(
+    invoke("plugin:event|emit_to", { target: { kind: "Any" }, event: "tauri://drag-drop", payload: drop }),
+    /not allowed/,
+  );
+  await browser.pause(500);
+  assert.equal(await invoke("running_job"), null);
+  assert.deepEqual(await invoke("documents"), []);
+  await waitForText("#library-status", /^The library is empty/);
+  assert.equal(await browser.$("#progress").isDisplayed(), false);
+});
+
+test("a book chosen in the native file picker is added: its progress, then the book in the list", async () => {
+  await browser.$("#add-files").click();
+  await answerDialog("Add documents to the library", join(books, "intentions.txt"));
   await browser.$("#progress").waitForDisplayed();
   await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
   assert.match(await text("#progress-counts"), /^1 added, 0 already there, 0 failed\.$/);
@@ -153,13 +178,15 @@ test("adding a book shows its progress, then the book in the list", async () => 
   });
   const [record] = await invoke("documents");
   assert.equal(record.status, "ready");
+  assert.equal(record.path, join(books, "intentions.txt"));
   const [row] = await documentRows();
   assert.deepEqual(row, { title: record.title ?? "intentions.txt", status: "ready", error: null });
   assert.equal(await browser.$("#add-files").isEnabled(), true);
 });
 
-test("a folder with a PDF and a broken PDF: the PDF goes in through a worker process, the broken one fails with its error", async () => {
-  await invoke("ingest_paths", { paths: [books] });
+test("a folder chosen in the folder picker: its PDF goes in through a worker process, the broken one fails with its error", async () => {
+  await browser.$("#add-folder").click();
+  await answerDialog("Add folders to the library", books);
   await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
   assert.match(await text("#progress-counts"), /^2 added, 1 already there, 1 failed\.$/);
   const failures = await text("#progress-failures");
@@ -174,6 +201,88 @@ test("a folder with a PDF and a broken PDF: the PDF goes in through a worker pro
   );
   assert.equal(disabled, true);
   await screenshot("app-library");
+});
+
+/** Whether Debian's python3-gi with GTK 3 is there to run the drag source. */
+function canDrag() {
+  try {
+    const check = "import gi; gi.require_version('Gdk', '3.0'); gi.require_version('Gtk', '3.0'); from gi.repository import Gtk";
+    execFileSync(PYTHON, ["-c", check], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Drags `paths` from a file-manager-like GTK window (e2e/drag-source.py) over the middle of
+ * the app's window, runs `hovering` while they are over it, and drops them there: X events, as
+ * a person's mouse makes them. */
+async function dragAndDrop(paths, hovering) {
+  const [app] = windowsNamed("MemReader");
+  const { X, Y, WIDTH, HEIGHT } = Object.fromEntries(
+    execFileSync("xdotool", ["getwindowgeometry", "--shell", app], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.split("="))
+      .map(([key, value]) => [key, Number(value)]),
+  );
+  // The source sits in the app's bottom-right corner (160 x 100, no window manager to move it).
+  const [sx, sy] = [X + WIDTH - 180, Y + HEIGHT - 120];
+  const script = join(import.meta.dirname, "drag-source.py");
+  const source = spawn(PYTHON, [script, String(sx), String(sy), ...paths], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((done) => source.on("exit", done));
+  let pressed = false;
+  try {
+    await new Promise((ready, fail) => {
+      const timer = setTimeout(() => fail(new Error("the drag source never showed its window")), 10_000);
+      source.stdout.on("data", (data) => String(data).includes("ready") && (clearTimeout(timer), ready()));
+      void exited.then((code) => fail(new Error(`the drag source exited (${code}) before its window showed`)));
+    });
+    // Press on the source, move over the app in steps (GTK starts the drag past a threshold,
+    // the app hears it enter and move), and let go in the middle.
+    const [fromX, fromY, toX, toY] = [sx + 80, sy + 50, X + WIDTH / 2, Y + HEIGHT / 2];
+    const moves = Array.from({ length: 8 }, (_, i) => {
+      const x = Math.round(fromX + ((toX - fromX) * (i + 1)) / 8);
+      const y = Math.round(fromY + ((toY - fromY) * (i + 1)) / 8);
+      return ["mousemove", String(x), String(y), "sleep", "0.1"];
+    });
+    pressed = true;
+    execFileSync("xdotool", [
+      ...["mousemove", String(fromX), String(fromY), "sleep", "0.3", "mousedown", "1", "sleep", "0.2"],
+      ...moves.flat(),
+      ...["sleep", "0.5"],
+    ]);
+    await hovering();
+  } finally {
+    if (pressed) execFileSync("xdotool", ["mouseup", "1"]);
+    // It quits once the drag ends; one that saw no drag is stopped.
+    const timer = setTimeout(() => source.kill(), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+test("a file dropped on the window is added, as a person drops it from a file manager", async (t) => {
+  if (!canDrag()) return t.skip(`${PYTHON} has no python3-gi with GTK 3 for the drag source`);
+  await browser.keys(["Alt", "3"]); // dragging over the window shows the library
+  const dropped = join(books, "dropped");
+  mkdirSync(dropped);
+  writeFileSync(join(dropped, "nightjar.md"), "# Nightjar\n\nThe nightjar churrs at dusk over the heath.\n");
+  const before = (await documentRows()).length;
+  await dragAndDrop([join(dropped, "nightjar.md")], async () => {
+    await browser.$("#drop-overlay").waitForDisplayed({ timeoutMsg: "no drop hint while the file hovered" });
+    assert.equal(await browser.$("#view-library").isDisplayed(), true);
+  });
+  await browser.$("#drop-overlay").waitForDisplayed({ reverse: true });
+  await waitForText("#progress-title", /^Files added$/, INGEST_TIMEOUT_MS);
+  assert.match(await text("#progress-counts"), /^1 added, 0 already there, 0 failed\.$/);
+  assert.match(await text("#progress-files"), /added\s*nightjar\.md/);
+  await browser.waitUntil(async () => (await documentRows()).length === before + 1, {
+    timeoutMsg: "the dropped file never appeared in the list",
+  });
+  const added = (await invoke("documents")).find((d) => d.path === join(dropped, "nightjar.md"));
+  assert.equal(added?.status, "ready");
+  await screenshot("app-dropped");
 });
 
 test("search finds a passage as the user types; its hit opens the reader at the passage", async () => {
@@ -313,8 +422,7 @@ async function answerDialog(title, path) {
   }
 }
 
-test("the session exports to a snapshot file and imports again; a bad file says why", async (t) => {
-  if (windowsNamed("MemReader") === null) return t.skip("xdotool is not installed");
+test("the session exports to a snapshot file and imports again; a bad file says why", async () => {
   await browser.keys(["Alt", "5"]);
   const file = join(books, "session.memrsnap");
   await browser.$("#export-snapshot").click();
@@ -358,9 +466,10 @@ test("settings show the library, the device that was detected and the model", as
 });
 
 test("removing a document asks first, then takes it out of the list", async () => {
+  const before = (await documentRows()).length;
   await browser.$('#documents tr[data-status="failed"] button.remove').click();
   await browser.$("#documents button.confirm-remove").click();
-  await browser.waitUntil(async () => (await documentRows()).length === 3, {
+  await browser.waitUntil(async () => (await documentRows()).length === before - 1, {
     timeoutMsg: "the removed document stayed in the list",
   });
   assert.ok((await documentRows()).every((r) => r.status === "ready"));
@@ -389,20 +498,18 @@ test("the content security policy forbids eval and requests to other origins", a
   assert.deepEqual(outcome, { result: "TypeError", violations: ["connect-src"] });
 });
 
-/** The X window ids whose title is `title` (xdotool), or null without xdotool. */
+/** The X window ids whose title is `title` (xdotool). */
 function windowsNamed(title) {
   try {
     return execFileSync("xdotool", ["search", "--onlyvisible", "--name", `^${title}$`], { encoding: "utf8" })
       .split("\n")
       .filter(Boolean);
-  } catch (err) {
-    if (err.code === "ENOENT") return null;
+  } catch {
     return []; // xdotool exits 1 when no window matches
   }
 }
 
-test("Add files opens the native picker from Rust; closing it adds nothing", async (t) => {
-  if (windowsNamed("MemReader") === null) return t.skip("xdotool is not installed");
+test("Add files opens the native picker from Rust; closing it adds nothing", async () => {
   await browser.keys(["Alt", "1"]);
   const before = (await documentRows()).length;
   await browser.$("#add-files").click();
