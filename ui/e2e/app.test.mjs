@@ -455,6 +455,37 @@ test("a hit in a PDF opens its page", async () => {
   assert.match(await text("#reader-part option:checked"), /^Page 2/);
 });
 
+test("files dropped while a document is read into memory are not added, and the window says why", async (t) => {
+  if (!canDrag()) return t.skip(`${PYTHON} has no python3-gi with GTK 3 for the drag source`);
+  await browser.keys(["Alt", "5"]);
+  const book = (await invoke("documents")).find((d) => d.path.endsWith("intentions.txt"));
+  await browser.$("#memory-doc").selectByAttribute("value", book.id);
+  const late = join(books, "dropped", "late.md");
+  writeFileSync(late, "# Late\n\nThis file came while the app was busy.\n");
+  const before = await invoke("documents");
+  await dragAndDrop([late], async () => {
+    await browser.$("#drop-overlay").waitForDisplayed({ timeoutMsg: "no drop hint while the file hovered" });
+    // While the file hovers (over the library: the drag went there), the book starts to be read.
+    await browser.execute(() => document.querySelector("#read-doc").click());
+    await browser.waitUntil(async () => (await invoke("running_job")) !== null, {
+      timeout: INGEST_TIMEOUT_MS,
+      timeoutMsg: "the reading never started",
+    });
+  });
+  await waitForText(
+    "#library-error",
+    /^The dropped files were not added\. Documents are being read into memory; wait for that to finish or cancel it first\.$/,
+  );
+  assert.equal(await browser.$("#view-library").isDisplayed(), true);
+  await browser.keys(["Alt", "5"]);
+  // The book may be read already; else it stops where it is.
+  if (await browser.$("#cancel-read").isDisplayed()) await browser.$("#cancel-read").click();
+  await waitForText("#read-title", /^Reading (was stopped|finished)$/, INGEST_TIMEOUT_MS);
+  assert.deepEqual(await invoke("documents"), before);
+  assert.equal(await invoke("running_job"), null);
+  await browser.keys(["Alt", "1"]);
+});
+
 test("settings show the library, the device that was detected and the model", async () => {
   await browser.keys(["Alt", "6"]);
   await waitForText("#settings-library", new RegExp(process.env.MEMREADER_HOME));
