@@ -1,4 +1,6 @@
-//! The commands the UI calls (`invoke` in ui/src/api.ts): thin wrappers over `memreader`.
+//! The commands the UI calls (`invoke` in ui/src/api.ts): thin wrappers over `memreader`; and
+//! the ingestion of files dropped on the window (`on_window_event`). No command takes a path:
+//! files come from a drop or a picker, both seen by Rust first.
 //! Errors cross to the UI as their messages, which name the file and what is wrong. Anything
 //! that touches the disk runs off the main thread (async commands, blocking work in
 //! `spawn_blocking`), so the window never freezes.
