@@ -164,11 +164,17 @@ fn open_device(spec: &str) -> Result<(Device, Option<usize>)> {
 fn child(cfg: &Config, len: u64, batch: usize, spec: &str) -> Result<()> {
     let (device, gpu) = open_device(spec)?;
     let model = MemMamba::init(cfg, &VarMap::new(), &device)?;
-    // Warm-up on a throwaway state: the first ops load and compile the GPU kernels, which in a
-    // fresh process otherwise dominates the short runs.
+    // Warm-up on a throwaway state. On a GPU the first ops load the kernels and cuBLAS picks
+    // its algorithms for each new shape, which in a fresh process otherwise dominates the short
+    // runs: warm up with a read of the size timed, as the peers do (bench/peers.py).
+    let warm_up = if device.is_cuda() {
+        FEED.min(len as usize)
+    } else {
+        2 * cfg.chunk
+    };
     model.read(
         &mut model.new_state(batch)?,
-        &Tensor::zeros((batch, 2 * cfg.chunk), DType::U32, &device)?,
+        &Tensor::zeros((batch, warm_up), DType::U32, &device)?,
     )?;
     device.synchronize()?;
     let mut state = model.new_state(batch)?;

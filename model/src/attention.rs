@@ -46,9 +46,8 @@ impl NoteAttention {
     /// note v and 0 elsewhere; a token that sees no note reads zeros. Returns the read `c = W_o attn`
     /// (B, S, d) and, with `want_weights`, the attention weights (B, H, S, V).
     ///
-    /// With `differentiable` off on the CPU, the attention runs as one fused loop
-    /// ([`memmamba_kernels::infer::note_attention`]); otherwise as candle ops, with candle's
-    /// fused softmax (which has no backward pass) when `differentiable` is off.
+    /// With `differentiable` off, the attention runs as one fused loop on the CPU or one kernel
+    /// on a GPU ([`memmamba_kernels::infer::note_attention`]); otherwise as candle ops.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -59,7 +58,8 @@ impl NoteAttention {
         want_weights: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let q = self.w_q.forward(u)?;
-        if !differentiable && u.device().is_cpu() && u.dtype() == DType::F32 {
+        let fused_device = u.device().is_cpu() || u.device().is_cuda();
+        if !differentiable && fused_device && u.dtype() == DType::F32 {
             let (read, weights) = memmamba_kernels::infer::note_attention(
                 &q,
                 notes,
@@ -127,7 +127,7 @@ impl Gate {
     /// Returns `acc + g * c` (B, S, d) for the mixer output `o` and the read `c`, and, under
     /// [`Gating::Sparse`], how many of the B * S tokens skipped the read (`g < tau2`).
     ///
-    /// With `differentiable` off on the CPU, this is one fused pass
+    /// With `differentiable` off, this is one fused pass on the CPU or one kernel on a GPU
     /// ([`memmamba_kernels::infer::gate_add`]); otherwise candle ops.
     pub fn add(
         &self,
@@ -138,7 +138,8 @@ impl Gate {
         tau2: f64,
         differentiable: bool,
     ) -> Result<(Tensor, u64)> {
-        if !differentiable && o.device().is_cpu() && o.dtype() == DType::F32 {
+        let fused_device = o.device().is_cpu() || o.device().is_cuda();
+        if !differentiable && fused_device && o.dtype() == DType::F32 {
             let tau2 = (gating == Gating::Sparse).then_some(tau2 as f32);
             let bias = self.w_g.bias();
             return memmamba_kernels::infer::gate_add(acc, o, c, self.w_g.weight(), bias, tau2);

@@ -115,12 +115,12 @@ impl MambaMixer {
     /// Runs the mixer on `u` (B, L, d_model), continuing from `state` (zeros when None), and
     /// returns the output (B, L, d_model) and the state after the last token.
     ///
-    /// On the CPU, when no gradient can flow (neither `u` nor the weights are tracked), the
-    /// elementwise steps between the matmuls run inside the conv and scan loops
-    /// ([`memmamba_kernels::infer`]); otherwise, as candle ops that autograd differentiates.
+    /// When no gradient can flow (neither `u` nor the weights are tracked), the elementwise
+    /// steps between the matmuls run inside the conv and scan loops on the CPU, and in two
+    /// kernels around the scan on a GPU ([`memmamba_kernels::infer`]); otherwise, as candle ops
+    /// that autograd differentiates.
     pub fn forward(&self, u: &Tensor, state: Option<&MixerState>) -> Result<(Tensor, MixerState)> {
-        let fused = u.device().is_cpu()
-            && u.dtype() == DType::F32
+        let fused = (u.device().is_cuda() || (u.device().is_cpu() && u.dtype() == DType::F32))
             && !u.track_op()
             && !self.in_proj.weight().track_op();
         if fused {
@@ -130,7 +130,7 @@ impl MambaMixer {
         }
     }
 
-    /// [`MambaMixer::forward`] with the CPU inference kernels.
+    /// [`MambaMixer::forward`] with the inference kernels.
     fn forward_fused(
         &self,
         u: &Tensor,

@@ -13,7 +13,7 @@ use candle_core::{DType, IndexOp, Tensor};
 use crate::attention::NoteAttention;
 use crate::config::Config;
 use crate::error::Result;
-use crate::pool::{admit, is_noted, LayerPool, NoteSet, Slot};
+use crate::pool::{admission_floor, admit, is_noted, LayerPool, NoteSet, Slot};
 use crate::state::NoteWeight;
 
 /// Where a block sits in the chunk grid.
@@ -154,10 +154,10 @@ impl BlockNotes {
             .collect();
         let nc = grid.chunks();
         let mut slot_source = Vec::with_capacity(batch * nc * k);
-        let mut visible = Vec::with_capacity(batch * nc * c * (k + c));
+        let mut pool_seen = Vec::with_capacity(batch * nc * k);
+        let mut own_seen = Vec::with_capacity(batch * nc * c);
         let mut last_slots = Vec::with_capacity(batch);
         let mut final_slots = Vec::with_capacity(batch);
-        let (mut pool_seen, mut own_seen) = (Vec::with_capacity(k), Vec::with_capacity(c));
         for (row, start_slots) in scores.iter().zip(&pool.slots) {
             let mut slots: Vec<(Slot, u32)> =
                 start_slots.iter().zip(0..).map(|(&s, i)| (s, i)).collect();
@@ -169,28 +169,23 @@ impl BlockNotes {
                 let chunk = i * c..(i + 1) * c;
                 let real = |t: usize| t < grid.total() && is_noted(row[t], cfg.tau1);
                 let flag = |b: bool| f32::from(u8::from(b));
-                // Every query of the chunk sees the same slots, and of the chunk's own notes a
-                // prefix of the same flags: each row is two copies (this runs on the host for
-                // every layer and chunk, and the second core has nothing to do meanwhile).
-                pool_seen.clear();
                 pool_seen.extend(slots.iter().map(|(slot, _)| flag(slot.valid)));
-                own_seen.clear();
                 own_seen.extend(chunk.clone().map(|t| flag(real(t))));
-                for s in 0..c {
-                    visible.extend_from_slice(&pool_seen);
-                    visible.extend_from_slice(&own_seen[..s]);
-                    visible.resize(visible.len() + c - s, 0.0);
-                }
                 if chunk.end > grid.committed() {
                     continue;
                 }
                 // Commit chunk i: its noted tokens in position order, as MODEL.md says.
                 let mut table: Vec<Slot> = slots.iter().map(|&(s, _)| s).collect();
+                let mut floor = admission_floor(&table, cfg.pool_policy);
                 for t in chunk.filter(|&t| real(t)) {
+                    if floor.is_some_and(|floor| row[t] <= floor) {
+                        continue;
+                    }
                     if let Some(slot) =
                         admit(&mut table, row[t], grid.first + t as u64, cfg.pool_policy)
                     {
                         slots[slot] = (table[slot], (k + t) as u32);
+                        floor = admission_floor(&table, cfg.pool_policy);
                     }
                 }
             }
@@ -204,7 +199,7 @@ impl BlockNotes {
             tables,
             scores,
             slot_source: Tensor::from_vec(slot_source, (batch, nc * k), device)?,
-            visible: Tensor::from_vec(visible, (batch * nc, c, k + c), device)?,
+            visible: visibility(pool_seen, own_seen, batch * nc, (k, c), device)?,
             last_slots,
             final_slots,
         })
@@ -319,6 +314,28 @@ impl BlockNotes {
             })
             .collect()
     }
+}
+
+/// Which of its K + C notes each of a chunk's C tokens may read, (rows, C, K + C) of 0 or 1, from
+/// what all the tokens of each of `rows` chunks see alike: the flags of the pool slots that hold
+/// a note (`pool_seen`, rows x K) and of the chunk's noted tokens (`own_seen`, rows x C), of
+/// which a token sees those before it. Only the flags cross from the host to the device: the
+/// whole mask, a million values per layer for a GPU block, was built on the host while the GPU
+/// waited.
+fn visibility(
+    pool_seen: Vec<f32>,
+    own_seen: Vec<f32>,
+    rows: usize,
+    (k, c): (usize, usize),
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let pool = Tensor::from_vec(pool_seen, (rows, 1, k), device)?.broadcast_as((rows, c, k))?;
+    let before: Vec<f32> = (0..c)
+        .flat_map(|s| (0..c).map(move |v| f32::from(u8::from(v < s))))
+        .collect();
+    let own = Tensor::from_vec(own_seen, (rows, 1, c), device)?
+        .broadcast_mul(&Tensor::from_vec(before, (1, c, c), device)?)?;
+    Ok(Tensor::cat(&[&pool.contiguous()?, &own], 2)?)
 }
 
 /// Keys, values and log-scores side by side (B, V, 2 d + 1), per reader, as a [`NoteSet`].

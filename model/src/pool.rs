@@ -65,6 +65,17 @@ pub fn admit(slots: &mut [Slot], score: f32, position: u64, policy: PoolPolicy) 
     target
 }
 
+/// The score a note must beat to enter `slots` under `policy`: under `Priority` the lowest
+/// score of a full pool (a note at or below it is dropped, and a full pool's lowest score only
+/// rises), None while a slot is empty or under `Fifo` (every note gets in). Replaying a pool over
+/// thousands of notes, this skips the search of [`admit`] for the notes it would drop.
+pub fn admission_floor(slots: &[Slot], policy: PoolPolicy) -> Option<f32> {
+    if policy == PoolPolicy::Fifo || slots.iter().any(|s| !s.valid) {
+        return None;
+    }
+    slots.iter().map(|s| s.score).min_by(f32::total_cmp)
+}
+
 /// Whether a token with importance `score` writes a note (`s > tau1`).
 pub fn is_noted(score: f32, tau1: f64) -> bool {
     f64::from(score) > tau1

@@ -16,8 +16,14 @@ use crate::ops::CUDA_BWD_MAX_STATE;
 
 const SCAN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/scan.ptx"));
 const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv.ptx"));
+const GATE_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/gate.ptx"));
+const ATTENTION_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
 const SCAN_MODULE: &str = "memmamba_scan";
 const CONV_MODULE: &str = "memmamba_conv";
+const GATE_MODULE: &str = "memmamba_gate";
+const ATTENTION_MODULE: &str = "memmamba_attention";
+/// Widest head `kernels/attention.cu` holds in registers.
+const ATTENTION_MAX_HEAD: usize = 64;
 
 // Must match the #defines of scan.cu and conv.cu.
 const TILE: usize = 16;
@@ -477,4 +483,219 @@ fn conv_bwd_t<T: Elem>(
     // SAFETY: the arguments match conv_bwd's signature.
     unsafe { b.launch(cfg) }.w()?;
     Ok(gx)
+}
+
+/// A tensor (no gradient tracking) over a freshly computed storage slice.
+fn tensor_of(slice: CudaStorageSlice, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+    let storage = Storage::Cuda(CudaStorage {
+        slice,
+        device: dev.clone(),
+    });
+    Tensor::from_storage(storage, shape, BackpropOp::none(), false)
+}
+
+/// `softplus(dt + bias)` of the inference scan (`kernels/gate.cu`): `dt` (B, L, D) contiguous on
+/// a CUDA device (f32, bf16 or f16), `bias` (D) f32. Returns a tensor of dt's shape and dtype.
+pub fn softplus_bias(dt: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let op = "softplus-bias";
+    let dim = dt.dim(candle_core::D::Minus1)?;
+    if bias.dims() != [dim] {
+        bail!("{op}: bias of shape {:?} for {dim} channels", bias.dims())
+    }
+    let (ds, dl) = cuda_of(dt, op)?;
+    let (bs, bl) = cuda_of(bias, op)?;
+    let (ds, bs) = (as_cuda(&ds), as_cuda(&bs));
+    let dev = ds.device().clone();
+    let slice = dispatch!(ds, op, softplus_bias_t(&dev, (ds, dl), (bs, bl), dim));
+    Ok(tensor_of(slice, &dev, dt.dims()))
+}
+
+fn softplus_bias_t<T: Elem>(
+    dev: &CudaDevice,
+    dt: Arg,
+    bias: Arg,
+    dim: usize,
+) -> Result<CudaSlice<T>> {
+    let op = "softplus-bias";
+    let (dv, bv) = (view::<T>(dt, op)?, view::<f32>(bias, op)?);
+    let n = dv.len();
+    let [d_] = i32s([dim])?;
+    // SAFETY: the kernel writes every element.
+    let out = unsafe { dev.alloc::<T>(n)? };
+    let name = format!("softplus_bias_{}", T::NAME);
+    let f = dev.get_or_load_custom_func(&name, GATE_MODULE, GATE_PTX)?;
+    let mut b = f.builder();
+    b.arg(&dv).arg(&bv).arg(&out).arg(&n).arg(&d_);
+    // SAFETY: the arguments match softplus_bias's signature.
+    unsafe { b.launch(flat(n)) }.w()?;
+    Ok(out)
+}
+
+/// `(y + dskip x) * silu(z)` after the inference scan (`kernels/gate.cu`): `y`, `x` (B, L, D)
+/// contiguous, `dskip` (D) f32, `z` (B, L, D) with contiguous channels and evenly spaced rows (a
+/// slice of in_proj's output), y, x and z of one dtype on a CUDA device.
+pub fn skip_gate(y: &Tensor, x: &Tensor, dskip: &Tensor, z: &Tensor) -> Result<Tensor> {
+    let op = "skip-gate";
+    let dims = y.dims3()?;
+    if x.dims3()? != dims || z.dims3()? != dims || dskip.dims() != [dims.2] {
+        bail!(
+            "{op}: mismatched shapes y {:?}, x {:?}, D {:?}, z {:?}",
+            y.dims(),
+            x.dims(),
+            dskip.dims(),
+            z.dims()
+        )
+    }
+    let zstride = match *z.layout().stride() {
+        [s0, stride, 1] if s0 == dims.1 * stride => stride,
+        _ => bail!(
+            "{op}: z needs contiguous channels and evenly spaced rows, got strides {:?}",
+            z.layout().stride()
+        ),
+    };
+    let (ys, yl) = cuda_of(y, op)?;
+    let (xs, xl) = cuda_of(x, op)?;
+    let (ds, dl) = cuda_of(dskip, op)?;
+    let (zs, zl) = cuda_of(z, op)?;
+    let args = [
+        (as_cuda(&ys), yl),
+        (as_cuda(&xs), xl),
+        (as_cuda(&ds), dl),
+        (as_cuda(&zs), zl),
+    ];
+    let dev = args[0].0.device().clone();
+    let slice = dispatch!(args[0].0, op, skip_gate_t(&dev, args, dims, zstride));
+    Ok(tensor_of(slice, &dev, y.dims()))
+}
+
+fn skip_gate_t<T: Elem>(
+    dev: &CudaDevice,
+    [y, x, dskip, z]: [Arg; 4],
+    (_, _, dim): Dims,
+    zstride: usize,
+) -> Result<CudaSlice<T>> {
+    let op = "skip-gate";
+    let (yv, xv, dv) = (
+        view::<T>(y, op)?,
+        view::<T>(x, op)?,
+        view::<f32>(dskip, op)?,
+    );
+    // z's rows lie `zstride` apart from its start offset on.
+    let zv = z.0.as_cuda_slice::<T>()?.slice(z.1.start_offset()..);
+    let n = yv.len();
+    let [d_, zs_] = i32s([dim, zstride])?;
+    // SAFETY: the kernel writes every element.
+    let out = unsafe { dev.alloc::<T>(n)? };
+    let name = format!("skip_gate_{}", T::NAME);
+    let f = dev.get_or_load_custom_func(&name, GATE_MODULE, GATE_PTX)?;
+    let mut b = f.builder();
+    b.arg(&yv)
+        .arg(&xv)
+        .arg(&dv)
+        .arg(&zv)
+        .arg(&out)
+        .arg(&n)
+        .arg(&d_)
+        .arg(&zs_);
+    // SAFETY: the arguments match skip_gate's signature.
+    unsafe { b.launch(flat(n)) }.w()?;
+    Ok(out)
+}
+
+/// Multi-head attention of `q` (R, S, n) over `notes` (R, V, 2n + 1) where `visible` (R, S, V)
+/// lets each query look (`kernels/attention.cu`; see [`crate::infer::note_attention`], whose
+/// checks the arguments have passed). f32 tensors on a CUDA device. Returns the read (R, S, n)
+/// and, with `want_weights`, the weights (R, heads, S, V).
+pub fn note_attention(
+    q: &Tensor,
+    notes: &Tensor,
+    visible: &Tensor,
+    heads: usize,
+    want_weights: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let op = "note-attention";
+    let (rows, s_len, n) = q.dims3()?;
+    let v_len = notes.dim(1)?;
+    if n / heads > ATTENTION_MAX_HEAD {
+        bail!(
+            "{op}: heads of width {} (at most {ATTENTION_MAX_HEAD} on CUDA)",
+            n / heads
+        )
+    }
+    let (q, notes, visible) = (q.contiguous()?, notes.contiguous()?, visible.contiguous()?);
+    let (qs, ql) = cuda_of(&q, op)?;
+    let (ns, nl) = cuda_of(&notes, op)?;
+    let (vs, vl) = cuda_of(&visible, op)?;
+    let (qv, nv, vv) = (
+        view::<f32>((as_cuda(&qs), ql), op)?,
+        view::<f32>((as_cuda(&ns), nl), op)?,
+        view::<f32>((as_cuda(&vs), vl), op)?,
+    );
+    let dev = as_cuda(&qs).device().clone();
+    // SAFETY: the kernel writes every element of both (the weights only when asked for, and
+    // then it is allocated to their size).
+    let out = unsafe { dev.alloc::<f32>(rows * s_len * n)? };
+    let weights = unsafe {
+        dev.alloc::<f32>(if want_weights {
+            rows * heads * s_len * v_len
+        } else {
+            1
+        })?
+    };
+    let [s_, v_, n_, h_, w_] = i32s([s_len, v_len, n, heads, usize::from(want_weights)])?;
+    let scale = 1.0 / ((n / heads) as f32).sqrt();
+    let f = dev.get_or_load_custom_func("note_attention_f32", ATTENTION_MODULE, ATTENTION_PTX)?;
+    let mut b = f.builder();
+    b.arg(&qv).arg(&nv).arg(&vv).arg(&out).arg(&weights);
+    b.arg(&s_).arg(&v_).arg(&n_).arg(&h_).arg(&scale).arg(&w_);
+    let cfg = grid(rows, heads, 1, s_len.clamp(1, 128).next_multiple_of(32), 0);
+    // SAFETY: the arguments match note_attention_f32's signature.
+    unsafe { b.launch(cfg) }.w()?;
+    let read = tensor(out, &dev, &[rows, s_len, n]);
+    let weights = want_weights.then(|| tensor(weights, &dev, &[rows, heads, s_len, v_len]));
+    Ok((read, weights))
+}
+
+/// The gate of a note read added to `acc` (`kernels/gate.cu`; see [`crate::infer::gate_add`],
+/// whose checks the arguments have passed): contiguous f32 tensors on a CUDA device, `acc`, `o`,
+/// `c` (B, S, d) and `w` (1, 2d). Returns `acc + g c` and how many rows skipped their read.
+pub fn gate_add(
+    acc: &Tensor,
+    o: &Tensor,
+    c: &Tensor,
+    w: &Tensor,
+    bias: f32,
+    tau2: Option<f32>,
+) -> Result<(Tensor, u64)> {
+    let op = "gate-add";
+    let (_, _, d) = acc.dims3()?;
+    let rows = acc.elem_count() / d.max(1);
+    let (a_s, a_l) = cuda_of(acc, op)?;
+    let (o_s, o_l) = cuda_of(o, op)?;
+    let (c_s, c_l) = cuda_of(c, op)?;
+    let (w_s, w_l) = cuda_of(w, op)?;
+    let dev = as_cuda(&a_s).device().clone();
+    let views = [(&a_s, a_l), (&o_s, o_l), (&c_s, c_l), (&w_s, w_l)]
+        .map(|(s, l)| view::<f32>((as_cuda(s), l), op));
+    let [av, ov, cv, wv] = views;
+    let (av, ov, cv, wv) = (av?, ov?, cv?, wv?);
+    // SAFETY: the kernel writes every element.
+    let out = unsafe { dev.alloc::<f32>(rows * d)? };
+    let skipped = dev.alloc_zeros::<u64>(1)?;
+    let [rows_, d_] = i32s([rows, d])?;
+    // A negative threshold turns the sparse gating off.
+    let tau2 = tau2.unwrap_or(-1.0);
+    let f = dev.get_or_load_custom_func("gate_add_f32", GATE_MODULE, GATE_PTX)?;
+    let mut b = f.builder();
+    b.arg(&av).arg(&ov).arg(&cv).arg(&wv);
+    b.arg(&bias)
+        .arg(&tau2)
+        .arg(&out)
+        .arg(&skipped)
+        .arg(&rows_)
+        .arg(&d_);
+    // SAFETY: the arguments match gate_add_f32's signature.
+    unsafe { b.launch(flat(rows * 32)) }.w()?;
+    let skipped = dev.clone_dtoh(&skipped)?[0];
+    Ok((tensor(out, &dev, acc.dims()), skipped))
 }

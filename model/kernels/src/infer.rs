@@ -1,16 +1,20 @@
-//! CPU inference paths of the Mamba-1 mixer and of the note attention: no autograd, f32 tensors
-//! on the CPU.
+//! Inference paths of the Mamba-1 mixer and of the note attention: no autograd; f32 tensors on
+//! the CPU, and for the mixer and the attention also tensors on a CUDA device.
 //!
-//! The same goes for the note attention: [`note_attention`] is one loop per chunk instead of a
-//! dozen candle ops (head reshapes, masks, softmax) over (chunks, heads, C, K + C) tensors.
+//! The same goes for the note attention: [`note_attention`] is one loop per chunk (one kernel
+//! on a GPU, `kernels/attention.cu`) instead of a dozen candle ops (head reshapes, masks,
+//! softmax) over (chunks, heads, C, K + C) tensors.
 //!
 //! Between its matmuls the mixer runs a chain of elementwise steps: SiLU after the conv,
 //! softplus of dt (with dt_proj's bias), the D skip and the gate by `silu(z)` after the scan.
 //! As candle ops each one is a pass over (B, L, D) that allocates its output, and x, z, b and c
-//! are slices of wider projection outputs that the fused ops copy out first. Here they are folded
-//! into the conv and scan loops of [`crate::cpu`], which read those slices where they lie.
-//! Training keeps the unfused composition ([`crate::ops`]), whose backward passes autograd
-//! derives; the tests check that both compute the same.
+//! are slices of wider projection outputs that the fused ops copy out first. On the CPU they are
+//! folded into the conv and scan loops of [`crate::cpu`], which read those slices where they
+//! lie. On a CUDA device [`gated_scan`] runs the scan kernels between two elementwise kernels
+//! (`kernels/gate.cu`: softplus with the bias before, the D skip and the gate after, reading z
+//! where it lies), a dozen launches fewer per layer. Training keeps the unfused composition
+//! ([`crate::ops`]), whose backward passes autograd derives; the tests check that both compute
+//! the same.
 
 use candle_core::{bail, CpuStorage, Device, Layout, Result, Storage, StorageRef, Tensor};
 
@@ -98,6 +102,10 @@ pub fn causal_conv1d_silu(
     bias: &Tensor,
     prev: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
+    if x.device().is_cuda() {
+        let (y, next) = crate::ops::causal_conv1d(&x.contiguous()?, w, bias, prev)?;
+        return Ok((y.silu()?, next));
+    }
     check_input("causal_conv1d_silu", x)?;
     let dims = x.dims3()?;
     let (batch, _, dim) = dims;
@@ -153,6 +161,14 @@ pub struct GatedScanArgs<'a> {
 /// `((y + D x) * silu(z), h_last)`. Every (B, L, *) argument may be a slice of the last dimension
 /// of a wider tensor (x and z of in_proj's output, b and c of x_proj's).
 pub fn gated_scan(x: &Tensor, args: &GatedScanArgs) -> Result<(Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        let f32 = |t: &Tensor| t.to_dtype(candle_core::DType::F32);
+        let x = x.contiguous()?;
+        let dt = crate::cuda::softplus_bias(&args.dt.contiguous()?, &f32(args.dt_bias)?)?;
+        let (y, h) = crate::ops::selective_scan(&x, &dt, args.a, args.b, args.c, args.h0)?;
+        return Ok((crate::cuda::skip_gate(&y, &x, &f32(args.d)?, args.z)?, h));
+    }
     check_input("gated_scan", x)?;
     let dims = x.dims3()?;
     let (batch, _, dim) = dims;
@@ -213,7 +229,6 @@ pub fn note_attention(
     heads: usize,
     want_weights: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    check_input("note_attention", q)?;
     let (rows, s_len, n) = q.dims3()?;
     let v_len = notes.dim(1)?;
     if heads == 0 || n % heads != 0 {
@@ -227,6 +242,11 @@ pub fn note_attention(
         ],
         None,
     )?;
+    #[cfg(feature = "cuda")]
+    if q.device().is_cuda() && q.dtype() == candle_core::DType::F32 && !q.track_op() {
+        return crate::cuda::note_attention(q, notes, visible, heads, want_weights);
+    }
+    check_input("note_attention", q)?;
     // No copy for the contiguous tensors the model passes.
     let (q, notes, visible) = (q.contiguous()?, notes.contiguous()?, visible.contiguous()?);
     let [q_h, notes_h, visible_h] = [&q, &notes, &visible].map(Host::new);
@@ -261,7 +281,6 @@ pub fn gate_add(
     bias: Option<&Tensor>,
     tau2: Option<f32>,
 ) -> Result<(Tensor, u64)> {
-    check_input("gate_add", acc)?;
     let dims = acc.dims3()?;
     let d = dims.2;
     check_shapes(
@@ -282,6 +301,11 @@ pub fn gate_add(
         c.contiguous()?,
         w.contiguous()?,
     );
+    #[cfg(feature = "cuda")]
+    if acc.device().is_cuda() && acc.dtype() == candle_core::DType::F32 && !acc.track_op() {
+        return crate::cuda::gate_add(&acc, &o, &c, &w, bias, tau2);
+    }
+    check_input("gate_add", &acc)?;
     let [acc_h, o_h, c_h, w_h] = [&acc, &o, &c, &w].map(Host::new);
     let (out, skipped) = cpu::gate_add(&cpu::GateInputs {
         acc: acc_h.contiguous()?,

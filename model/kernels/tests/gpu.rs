@@ -224,3 +224,113 @@ fn conv_forward_and_gradients_match_cpu() -> Result<()> {
     }
     Ok(())
 }
+
+/// The inference paths (`infer`) on the GPU against the same functions on the CPU, with their
+/// slice arguments cut from wider tensors as in the mixer (x, z of in_proj; dt, b, c of x_proj).
+#[test]
+fn inference_conv_and_gated_scan_match_cpu() -> Result<()> {
+    use memmamba_kernels::infer::{causal_conv1d_silu, gated_scan, GatedScanArgs};
+    let Some(dev) = gpu() else { return Ok(()) };
+    for (batch, len, dim, n) in [
+        (1, 1, 8, 16),
+        (2, 37, 200, 16),
+        (3, 1000, 130, 4),
+        (1, 700, 64, 20),
+    ] {
+        let xz = randn(&[batch, len, 2 * dim])?;
+        let dbc = randn(&[batch, len, 3 + 2 * n])?;
+        let small = [
+            randn(&[dim, 4])?,                           // conv taps
+            randn(&[dim])?,                              // conv bias
+            randn(&[batch, dim, 3])?,                    // conv prev
+            (randn(&[batch, len, dim])? - 2.0)?,         // dt before its bias
+            (randn(&[dim])? * 0.5)?,                     // dt bias
+            ((randn(&[dim, n])? * 0.5)?.exp()? * -1.0)?, // a
+            randn(&[dim])?,                              // D
+            randn(&[batch, dim, n])?,                    // h0
+        ];
+        let run = |dev: &Device| -> Result<Vec<Tensor>> {
+            let (xz, dbc) = (xz.to_device(dev)?, dbc.to_device(dev)?);
+            let s: Vec<Tensor> = small
+                .iter()
+                .map(|t| t.to_device(dev))
+                .collect::<Result<_>>()?;
+            let (x, prev) = causal_conv1d_silu(&xz.narrow(2, 0, dim)?, &s[0], &s[1], Some(&s[2]))?;
+            let args = GatedScanArgs {
+                dt: &s[3],
+                dt_bias: &s[4],
+                a: &s[5],
+                b: &dbc.narrow(2, 3, n)?,
+                c: &dbc.narrow(2, 3 + n, n)?,
+                d: &s[6],
+                z: &xz.narrow(2, dim, dim)?,
+                h0: Some(&s[7]),
+            };
+            let (y, h) = gated_scan(&x, &args)?;
+            Ok(vec![x, prev, y, h])
+        };
+        let (on_gpu, on_cpu) = (run(&dev)?, run(&Device::Cpu)?);
+        for (name, (g, c)) in ["silu(conv)", "conv prev", "gated y", "h_last"]
+            .iter()
+            .zip(on_gpu.iter().zip(&on_cpu))
+        {
+            let what = format!("inference {name} B{batch} L{len} D{dim} N{n}");
+            let rel = assert_close(&what, g, c, 1e-4)?;
+            eprintln!("{what}: max rel err {rel:.2e}");
+        }
+    }
+    Ok(())
+}
+
+/// The note attention and the gate of a read, on the GPU against the CPU loops: queries of
+/// chunks over their visible notes (some queries seeing none), with the weights; the gate with
+/// sparse gating (some rows skipping their read) and without.
+#[test]
+fn inference_note_attention_and_gate_match_cpu() -> Result<()> {
+    use memmamba_kernels::infer::{gate_add, note_attention};
+    let Some(dev) = gpu() else { return Ok(()) };
+    for (rows, s_len, v_len, n, heads) in
+        [(1, 1, 1, 8, 1), (16, 64, 128, 64, 4), (5, 33, 384, 64, 2)]
+    {
+        let q = randn(&[rows, s_len, n])?;
+        let notes = randn(&[rows, v_len, 2 * n + 1])?;
+        // About a third of the notes visible; every row's first query sees none.
+        let visible = randn(&[rows, s_len, v_len])?
+            .ge(0.45)?
+            .to_dtype(DType::F32)?;
+        let first = Tensor::zeros((rows, 1, v_len), DType::F32, &Device::Cpu)?;
+        let visible = Tensor::cat(&[&first, &visible.narrow(1, 1, s_len - 1)?], 1)?;
+        let run = |dev: &Device| -> Result<(Tensor, Tensor)> {
+            let [q, notes, visible] = [&q, &notes, &visible].map(|t| t.to_device(dev));
+            let (read, weights) = note_attention(&q?, &notes?, &visible?, heads, true)?;
+            Ok((read, weights.expect("weights were asked for")))
+        };
+        let ((read_g, w_g), (read_c, w_c)) = (run(&dev)?, run(&Device::Cpu)?);
+        let what = format!("note attention R{rows} S{s_len} V{v_len} n{n} H{heads}");
+        let rel = assert_close(&format!("{what} read"), &read_g, &read_c, 1e-5)?;
+        assert_close(&format!("{what} weights"), &w_g, &w_c, 1e-5)?;
+        eprintln!("{what}: max rel err {rel:.2e}");
+    }
+    for (batch, len, d) in [(1, 1, 8), (2, 300, 512), (1, 77, 100)] {
+        let [acc, o, c] = [0; 3].map(|_| randn(&[batch, len, d]));
+        let (acc, o, c) = (acc?, o?, c?);
+        let (w, bias) = ((randn(&[1, 2 * d])? * 0.1)?, randn(&[1])?);
+        for tau2 in [None, Some(0.5f32)] {
+            let run = |dev: &Device| -> Result<(Tensor, u64)> {
+                let [acc, o, c, w, bias] = [&acc, &o, &c, &w, &bias].map(|t| t.to_device(dev));
+                gate_add(&acc?, &o?, &c?, &w?, Some(&bias?), tau2)
+            };
+            let ((out_g, skipped_g), (out_c, skipped_c)) = (run(&dev)?, run(&Device::Cpu)?);
+            let what = format!("gate B{batch} L{len} d{d} tau2 {tau2:?}");
+            assert_close(&what, &out_g, &out_c, 1e-5)?;
+            assert_eq!(skipped_g, skipped_c, "{what}: rows that skipped their read");
+            if tau2.is_some() && len > 1 {
+                assert!(
+                    skipped_c > 0 && skipped_c < (batch * len) as u64,
+                    "{what}: {skipped_c} skipped"
+                );
+            }
+        }
+    }
+    Ok(())
+}
