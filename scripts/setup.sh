@@ -16,11 +16,12 @@ source "$root/scripts/env.sh"
 
 # Debian packages: the desktop app's build (Tauri 2 on WebKitGTK 4.1) and, on the second line,
 # running it in a real window under Xvfb with WebKitWebDriver (scripts/test-app.sh; xdotool drives
-# the native file dialogs there).
+# the native file dialogs there and drags a file from a small GTK window of Python's, python3-gi).
 debs=(build-essential pkg-config curl wget file libssl-dev libgtk-3-dev libwebkit2gtk-4.1-dev
   libjavascriptcoregtk-4.1-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
   libxdo-dev patchelf
-  xvfb xauth webkit2gtk-driver imagemagick dbus-x11 at-spi2-core fonts-dejavu-core xdotool)
+  xvfb xauth webkit2gtk-driver imagemagick dbus-x11 at-spi2-core fonts-dejavu-core xdotool
+  python3-gi gir1.2-gtk-3.0)
 installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${debs[@]}" 2>/dev/null || true)
 missing=()
 for deb in "${debs[@]}"; do
