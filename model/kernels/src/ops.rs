@@ -360,8 +360,11 @@ pub fn split_packed(
 ) -> Result<(Tensor, Tensor)> {
     let y_len = batch * len * dim;
     let y = out.narrow(0, 0, y_len)?.reshape((batch, len, dim))?;
+    // The state is copied out: a view would keep the whole packed buffer, y's part included,
+    // alive for as long as the state lives (a read's state held 8 MiB per layer that way).
     let s = out
         .narrow(0, y_len, batch * dim * state)?
+        .force_contiguous()?
         .reshape((batch, dim, state))?;
     Ok((y.to_dtype(dtype)?, s.to_dtype(dtype)?))
 }

@@ -287,3 +287,56 @@ fn note_scores_match_the_unfused_ops_on_several_shapes() -> Result<()> {
     }
     Ok(())
 }
+
+/// The number of values the storage behind `t` holds (f32 on the CPU).
+fn storage_len(t: &Tensor) -> usize {
+    let (storage, _) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) => v.len(),
+        _ => panic!("expected an f32 CPU tensor"),
+    }
+}
+
+#[test]
+fn the_states_own_only_their_own_memory() -> Result<()> {
+    // A reading state keeps the conv and scan states between reads: views into the ops' packed
+    // outputs would keep the whole block's outputs alive with them.
+    let (batch, len, dim, n) = (1, 512, 16, 4);
+    let xz = slices_of_one(batch, len, &[dim, dim])?;
+    let dbc = slices_of_one(batch, len, &[3, n, n])?;
+    let (x, prev) = causal_conv1d_silu(&xz[0], &randn(&[dim, 4])?, &randn(&[dim])?, None)?;
+    let args = GatedScanArgs {
+        dt: &randn(&[batch, len, dim])?,
+        dt_bias: &randn(&[dim])?,
+        a: &(randn(&[dim, n])?.exp()? * -1.0)?,
+        b: &dbc[1],
+        c: &dbc[2],
+        d: &randn(&[dim])?,
+        z: &xz[1],
+        h0: None,
+    };
+    let (_, h) = gated_scan(&x, &args)?;
+    let (_, h_op) = memmamba_kernels::selective_scan(
+        &x,
+        &randn(&[batch, len, dim])?.exp()?,
+        args.a,
+        &dbc[1].contiguous()?,
+        &dbc[2].contiguous()?,
+        None,
+    )?;
+    let (_, prev_op) =
+        memmamba_kernels::causal_conv1d(&x, &randn(&[dim, 4])?, &randn(&[dim])?, None)?;
+    for (what, state) in [
+        ("conv+silu", &prev),
+        ("gated scan", &h),
+        ("scan op", &h_op),
+        ("conv op", &prev_op),
+    ] {
+        assert_eq!(
+            storage_len(state),
+            state.elem_count(),
+            "{what}: the state's storage"
+        );
+    }
+    Ok(())
+}
