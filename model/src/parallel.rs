@@ -12,7 +12,7 @@ use candle_core::{DType, IndexOp, Tensor};
 
 use crate::attention::NoteAttention;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{invalid_state, Result};
 use crate::pool::{admission_floor, admit, is_noted, LayerPool, NoteSet, Slot};
 use crate::state::NoteWeight;
 
@@ -384,22 +384,27 @@ pub(crate) fn attend_chunks(
         notes.push(layer.gathered(reader, differentiable)?);
         visible.push(&layer.visible);
     }
-    let (read, weights) = attn.forward(
-        &u.reshape((batch * nc, c, d))?,
-        &Tensor::cat(&notes, 1)?,
-        &Tensor::cat(&visible, 2)?,
-        differentiable,
-        trace,
-    )?;
-    let trace = if let Some(weights) = weights {
-        // The last token's row, mean over heads: (B, sum of the layers' K + C).
+    let queries = u.reshape((batch * nc, c, d))?;
+    let (notes, visible) = (Tensor::cat(&notes, 1)?, Tensor::cat(&visible, 2)?);
+    let (read, _) = attn.forward(&queries, &notes, &visible, differentiable, false)?;
+    let trace = if trace {
+        // Only the last token's weights are kept: its chunk attends again, alone (one chunk
+        // per batch row), rather than the whole block keeping heads x C x (K + C) weights per
+        // chunk (8 MiB for a CPU block's cross-layer read) for one row of them.
         let last = grid.total() - 1;
-        let (h, width) = (weights.dim(1)?, weights.dim(3)?);
-        let row = weights
-            .reshape((batch, nc, h, c, width))?
-            .i((.., last / c, .., last % c))?
-            .mean(1)?
-            .to_vec2::<f32>()?;
+        let chunk_rows: Vec<u32> = (0..batch).map(|b| (b * nc + last / c) as u32).collect();
+        let rows = Tensor::from_vec(chunk_rows, batch, u.device())?;
+        let (_, weights) = attn.forward(
+            &queries.index_select(&rows, 0)?,
+            &notes.index_select(&rows, 0)?,
+            &visible.index_select(&rows, 0)?,
+            differentiable,
+            true,
+        )?;
+        let weights =
+            weights.ok_or_else(|| invalid_state("the note attention returned no weights"))?;
+        // The last token's row, mean over heads: (B, sum of the layers' K + C).
+        let row = weights.i((.., .., last % c))?.mean(1)?.to_vec2::<f32>()?;
         let mut per_row = vec![Vec::new(); batch];
         let mut offset = 0;
         for layer in layers {

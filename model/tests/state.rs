@@ -192,6 +192,49 @@ fn the_last_token_read_exposes_its_attention_over_note_positions() {
 }
 
 #[test]
+fn each_document_of_a_batch_exposes_its_own_last_token_attention() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let model = model(&cfg);
+    let both = tokens(2, 42, cfg.vocab_size, 7);
+    let mut batched = model.new_state(2).unwrap();
+    model.read(&mut batched, &both).unwrap();
+    for row in 0..2 {
+        let mut alone = model.new_state(1).unwrap();
+        model
+            .read(&mut alone, &both.narrow(0, row, 1).unwrap())
+            .unwrap();
+        for l in 0..cfg.n_layer {
+            let (got, want) = (batched.attention(l).unwrap(), alone.attention(l).unwrap());
+            for (kind, got, want) in [
+                ("token", &got.token[row], &want.token[0]),
+                (
+                    "cross",
+                    got.cross.get(row).unwrap_or(&vec![]),
+                    want.cross.first().unwrap_or(&vec![]),
+                ),
+            ] {
+                assert_eq!(
+                    got.len(),
+                    want.len(),
+                    "row {row} layer {l} {kind}: notes seen"
+                );
+                for (g, w) in got.iter().zip(want) {
+                    assert_eq!(
+                        (g.layer, g.position),
+                        (w.layer, w.position),
+                        "row {row} layer {l} {kind}"
+                    );
+                    assert!(
+                        (g.weight - w.weight).abs() < 1e-5,
+                        "row {row} layer {l} {kind}: {g:?} vs {w:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn reading_nothing_or_a_bad_token_is_an_error() {
     let cfg = busy_tiny(PoolPolicy::Priority);
     let model = model(&cfg);
