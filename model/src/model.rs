@@ -21,8 +21,10 @@ use crate::pool::NoteSet;
 use crate::state::{LayerAttention, MemoryState};
 
 /// On the CPU, [`MemMamba::read`] processes at most this many tokens at a time, so that its
-/// memory use does not grow with the length of what it reads.
-pub const READ_BLOCK: usize = 1024;
+/// memory use does not grow with the length of what it reads. 512 rather than 1,024: as fast on
+/// two cores, and a block's intermediates, which the note path and the mixer hold at once when
+/// they run side by side, take half the memory (docs/BENCHMARKS.md).
+pub const READ_BLOCK: usize = 512;
 
 /// [`READ_BLOCK`] on a GPU, where a block's ops cost their launches more than their work.
 pub const GPU_READ_BLOCK: usize = 8192;
