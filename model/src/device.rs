@@ -104,7 +104,8 @@ fn open(choice: DeviceChoice) -> Result<(Device, Option<String>), DeviceError> {
 /// Lets f32 matrix products on a CUDA device run on the tensor cores in TF32 (inputs rounded
 /// to a 10-bit mantissa, sums in f32), as PyTorch's `allow_tf32` does. The projections are most
 /// of a read's arithmetic; on an H100 this reads a document about 1.45x faster with notes off
-/// (docs/BENCHMARKS.md), and outputs differ from the CPU's by about 1e-3 relative.
+/// (docs/BENCHMARKS.md). Outputs then differ from the CPU's at TF32's precision (products of
+/// inputs rounded to 11 significant bits), not at f32's.
 fn allow_tf32() {
     #[cfg(feature = "cuda")]
     candle_core::cuda_backend::set_gemm_reduced_precision_f32(true);
