@@ -18,7 +18,7 @@ fn a_stopped_reading_resumes_and_ends_where_one_sitting_ends() {
         checkpoint_tokens: 1024,
         ..ReadOptions::default()
     };
-    // stop after the second block
+    // stop once 2,048 tokens are read (at the end of a block: blocks are a power of two)
     let cancel = options.cancel.clone();
     let first = memory::read(&library, &model, &id, &options, &mut |p| {
         if p.done >= 2048 {
@@ -36,7 +36,13 @@ fn a_stopped_reading_resumes_and_ends_where_one_sitting_ends() {
     let mut seen = Vec::new();
     let second = memory::read(&library, &model, &id, &options, &mut |p| seen.push(p.done)).unwrap();
     assert_eq!((second.resumed_from, second.tokens_read), (2048, 3000));
-    assert_eq!(seen, [2048, 3000]);
+    // progress at the resume point, then after every block up to the target
+    let block = memory::READ_BLOCK;
+    let expected: Vec<u64> = std::iter::once(2048)
+        .chain((2048 + block as u64..3000).step_by(block))
+        .chain(std::iter::once(3000))
+        .collect();
+    assert_eq!(seen, expected);
     assert!(memory::info(&library, &id).unwrap().unwrap().complete());
     let resumed = std::fs::read(memory::state_path(&library, &id)).unwrap();
 
