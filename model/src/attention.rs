@@ -10,6 +10,12 @@ use crate::config::Config;
 /// Added to the logit of a note a token may not see; its softmax weight underflows to 0.
 pub const MASKED: f32 = -1e9;
 
+/// Whether a read or gate over `x` takes the fused inference path of
+/// [`memmamba_kernels::infer`]: nothing to backpropagate, and f32 on the CPU or a CUDA device.
+fn fused(x: &Tensor, differentiable: bool) -> bool {
+    !differentiable && (x.device().is_cpu() || x.device().is_cuda()) && x.dtype() == DType::F32
+}
+
 /// Multi-head attention from the residual stream over notes: `W_q` (d -> d_note), `W_k`, `W_v`
 /// (d_note -> d_note), `W_o` (d_note -> d), all without bias, H heads of `d_note / H`.
 ///
@@ -58,8 +64,7 @@ impl NoteAttention {
         want_weights: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let q = self.w_q.forward(u)?;
-        let fused_device = u.device().is_cpu() || u.device().is_cuda();
-        if !differentiable && fused_device && u.dtype() == DType::F32 {
+        if fused(u, differentiable) {
             let (read, weights) = memmamba_kernels::infer::note_attention(
                 &q,
                 notes,
@@ -138,8 +143,7 @@ impl Gate {
         tau2: f64,
         differentiable: bool,
     ) -> Result<(Tensor, u64)> {
-        let fused_device = o.device().is_cpu() || o.device().is_cuda();
-        if !differentiable && fused_device && o.dtype() == DType::F32 {
+        if fused(o, differentiable) {
             let tau2 = (gating == Gating::Sparse).then_some(tau2 as f32);
             let bias = self.w_g.bias();
             return memmamba_kernels::infer::gate_add(acc, o, c, self.w_g.weight(), bias, tau2);

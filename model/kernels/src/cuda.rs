@@ -220,10 +220,14 @@ fn chunk_states<T: Elem>(
     Ok((states, dtsum))
 }
 
-/// A candle tensor (no gradient tracking) over a freshly computed slice.
+/// A candle tensor (no gradient tracking) over freshly computed storage.
+fn tensor_over(storage: CudaStorage, shape: &[usize]) -> Tensor {
+    Tensor::from_storage(Storage::Cuda(storage), shape, BackpropOp::none(), false)
+}
+
+/// [`tensor_over`] a freshly computed slice of one element type.
 fn tensor<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
-    let storage = Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone()));
-    Tensor::from_storage(storage, shape, BackpropOp::none(), false)
+    tensor_over(CudaStorage::wrap_cuda_slice(slice, dev.clone()), shape)
 }
 
 /// The CUDA storage of a contiguous tensor, read-locked, with its layout.
@@ -485,15 +489,6 @@ fn conv_bwd_t<T: Elem>(
     Ok(gx)
 }
 
-/// A tensor (no gradient tracking) over a freshly computed storage slice.
-fn tensor_of(slice: CudaStorageSlice, dev: &CudaDevice, shape: &[usize]) -> Tensor {
-    let storage = Storage::Cuda(CudaStorage {
-        slice,
-        device: dev.clone(),
-    });
-    Tensor::from_storage(storage, shape, BackpropOp::none(), false)
-}
-
 /// `softplus(dt + bias)` of the inference scan (`kernels/gate.cu`): `dt` (B, L, D) contiguous on
 /// a CUDA device (f32, bf16 or f16), `bias` (D) f32. Returns a tensor of dt's shape and dtype.
 pub fn softplus_bias(dt: &Tensor, bias: &Tensor) -> Result<Tensor> {
@@ -507,7 +502,7 @@ pub fn softplus_bias(dt: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let (ds, bs) = (as_cuda(&ds), as_cuda(&bs));
     let dev = ds.device().clone();
     let slice = dispatch!(ds, op, softplus_bias_t(&dev, (ds, dl), (bs, bl), dim));
-    Ok(tensor_of(slice, &dev, dt.dims()))
+    Ok(tensor_over(CudaStorage { slice, device: dev }, dt.dims()))
 }
 
 fn softplus_bias_t<T: Elem>(
@@ -565,7 +560,7 @@ pub fn skip_gate(y: &Tensor, x: &Tensor, dskip: &Tensor, z: &Tensor) -> Result<T
     ];
     let dev = args[0].0.device().clone();
     let slice = dispatch!(args[0].0, op, skip_gate_t(&dev, args, dims, zstride));
-    Ok(tensor_of(slice, &dev, y.dims()))
+    Ok(tensor_over(CudaStorage { slice, device: dev }, y.dims()))
 }
 
 fn skip_gate_t<T: Elem>(

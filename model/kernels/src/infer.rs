@@ -67,6 +67,13 @@ impl<'a> Host<'a> {
     }
 }
 
+/// Whether `x` is an f32 tensor on a CUDA device outside any autograd graph: the inputs the
+/// kernels of [`crate::cuda`] take for [`note_attention`] and [`gate_add`].
+#[cfg(feature = "cuda")]
+fn untracked_f32_on_cuda(x: &Tensor) -> bool {
+    x.device().is_cuda() && x.dtype() == candle_core::DType::F32 && !x.track_op()
+}
+
 /// Checks that `x` is an f32 tensor on the CPU outside any autograd graph.
 fn check_input(what: &str, x: &Tensor) -> Result<()> {
     if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 || x.track_op() {
@@ -243,7 +250,7 @@ pub fn note_attention(
         None,
     )?;
     #[cfg(feature = "cuda")]
-    if q.device().is_cuda() && q.dtype() == candle_core::DType::F32 && !q.track_op() {
+    if untracked_f32_on_cuda(q) {
         return crate::cuda::note_attention(q, notes, visible, heads, want_weights);
     }
     check_input("note_attention", q)?;
@@ -302,7 +309,7 @@ pub fn gate_add(
         w.contiguous()?,
     );
     #[cfg(feature = "cuda")]
-    if acc.device().is_cuda() && acc.dtype() == candle_core::DType::F32 && !acc.track_op() {
+    if untracked_f32_on_cuda(&acc) {
         return crate::cuda::gate_add(&acc, &o, &c, &w, bias, tau2);
     }
     check_input("gate_add", &acc)?;
