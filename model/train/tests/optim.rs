@@ -81,3 +81,33 @@ fn adamw_minimises_a_quadratic_and_its_state_round_trips() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn gradients_reach_the_optimizer_without_the_graph_that_computed_them() {
+    // w2's gradient is computed from h, an activation that depends on w1: candle leaves such a
+    // variable's gradient attached to the step's graph, and moments built from it kept every
+    // step's activations alive.
+    let dev = Device::Cpu;
+    let w1 = Var::from_tensor(&Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &dev).unwrap()).unwrap();
+    let w2 = Var::from_tensor(&Tensor::new(&[[0.5f32], [-1.0]], &dev).unwrap()).unwrap();
+    let input = Tensor::new(&[[1f32, -1.0]], &dev).unwrap();
+    let h = input.matmul(w1.as_tensor()).unwrap().tanh().unwrap();
+    let loss = h.matmul(w2.as_tensor()).unwrap().sum_all().unwrap();
+    let store = loss.backward().unwrap();
+    assert!(
+        store.get(w2.as_tensor()).unwrap().track_op(),
+        "candle's own gradient of w2 is attached to the graph"
+    );
+    let vars = [("w1".to_string(), w1), ("w2".to_string(), w2)]
+        .into_iter()
+        .collect();
+    let opt = AdamW::new(vars, AdamWConfig::default()).unwrap();
+    let grads = opt.gradients(&store);
+    assert_eq!(grads.tensors().count(), 2);
+    for g in grads.tensors() {
+        assert!(
+            !g.track_op(),
+            "a gradient the optimizer keeps must hold no graph"
+        );
+    }
+}
