@@ -8,15 +8,22 @@
 //!    notes it could see, so an untrained model's flat attention points nowhere) goes to the
 //!    passage that holds the note's source token. A passage's memory score is that lift
 //!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
-//! 3. **First-stage score** = BM25 / best BM25 of the question (in [0, 1]) + memory score.
+//! 3. **First-stage score** ([`first_stage`]): `FUSION.bm25 × BM25 + FUSION.memory × memory
+//!    score`, with [`AskOptions::fusion`] (by default [`FUSION`]) giving the weights.
 //! 4. **Reranking** ([`AskOptions::rerank`] best of the first stage): the model scores the
 //!    question prompt after the passage's window (the sentence holding the most question words
 //!    with its neighbours, at most [`RERANK_TOKENS`] tokens: a third of the cost of the whole
-//!    passage on a CPU) against the question prompt alone; the mean pointwise
-//!    mutual information per token, `mean_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]`
-//!    in nats, is added to the first-stage score. It is zero for a model that has learnt
-//!    nothing, so it cannot scramble BM25's order, and positive where the passage makes the
-//!    question more expected.
+//!    passage on a CPU) against the question prompt alone: the pointwise mutual information
+//!    `PMI = sum_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]` in nats, the log of how
+//!    much more likely the question is after the passage (its mean per token is
+//!    [`Citation::model`]). The final score ([`fuse`]) adds `FUSION.model × (PMI - the mean PMI
+//!    of the reranked candidates)` to the first stage: a product of experts, each score read as
+//!    the log-odds that the passage is the one asked about. A model that gives every candidate
+//!    the same PMI (no signal) leaves the first stage's order as it is, candidates it did not
+//!    rerank neither gain nor lose, and a passage the model finds far more likely than the
+//!    others comes first. The weights are a calibration of each score into log-odds: fitted by
+//!    maximum likelihood (conditional logit) on questions over books that no reported figure
+//!    uses (see [`FUSION`]), never on the evaluation's questions.
 //! 5. **Answer**: the model reads the best passage and the question prompt and decodes greedily
 //!    up to the first newline. The generated answer is used when its mean token log-probability
 //!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
@@ -52,6 +59,67 @@ pub const EXTRACT_FROM: usize = 5;
 /// The most tokens of a passage the model reranks on (see [`AskOptions::rerank`]).
 pub const RERANK_TOKENS: usize = 160;
 
+/// The weights that turn each score of a candidate into log-odds that it is the passage asked
+/// about (see the module docs, steps 3 and 4): the final score is
+/// `bm25 × BM25 + memory × memory score + model × (PMI - mean PMI of the reranked)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fusion {
+    /// Per unit of tantivy's BM25 score.
+    pub bm25: f32,
+    /// Per unit of memory score (summed attention lift).
+    pub memory: f32,
+    /// Per nat of the question's PMI given the passage (summed over its tokens).
+    pub model: f32,
+}
+
+/// The shipped weights (see [`Fusion`]): those of maximum likelihood for the shipped model on
+/// 180 questions (60 sentences, one question of each kind) over three books of the corpus's
+/// `dev` split that no reported figure uses, with the candidates BM25's and the memory's and
+/// the reranked ones BM25's five best (docs/EVAL.md, "Asking with citations", 2026-11-24):
+///
+/// ```text
+/// memreader-eval --device cpu --questions 20 --read-tokens 16384 --passkey "" --snapshot "" \
+///     --fit --books DIR   # 0006, 0019 and 0056 of ../shared/corpus, decompressed
+/// ```
+pub const FUSION: Fusion = Fusion {
+    bm25: 1.0313,
+    memory: 142.06,
+    model: 0.1824,
+};
+
+/// What is known of one candidate passage: each source's score, None where the source did not
+/// score it (BM25 did not return it, the memory did not point at it, the model did not rerank it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// tantivy's BM25 score.
+    pub bm25: Option<f32>,
+    /// The memory score (summed attention lift above uniform).
+    pub memory: Option<f32>,
+    /// The question's PMI given the passage, nats summed over the question's tokens.
+    pub model: Option<f32>,
+}
+
+/// The first-stage score: BM25 and memory weighted by `w` (a missing score counts as 0).
+pub fn first_stage(e: &Evidence, w: &Fusion) -> f32 {
+    w.bm25 * e.bm25.unwrap_or(0.0) + w.memory * e.memory.unwrap_or(0.0)
+}
+
+/// The final scores of candidates (higher is better): [`first_stage`] plus `w.model` times each
+/// reranked candidate's PMI less the mean PMI of the reranked ones. Equal PMIs change nothing,
+/// and a candidate without a PMI keeps its first-stage score.
+pub fn fuse(evidence: &[Evidence], w: &Fusion) -> Vec<f32> {
+    let pmis: Vec<f32> = evidence.iter().filter_map(|e| e.model).collect();
+    let mean = if pmis.is_empty() {
+        0.0
+    } else {
+        pmis.iter().sum::<f32>() / pmis.len() as f32
+    };
+    evidence
+        .iter()
+        .map(|e| first_stage(e, w) + e.model.map_or(0.0, |m| w.model * (m - mean)))
+        .collect()
+}
+
 /// How to answer.
 #[derive(Debug, Clone)]
 pub struct AskOptions {
@@ -71,6 +139,8 @@ pub struct AskOptions {
     pub max_answer_tokens: usize,
     /// A generated answer is used only when its mean token log-probability reaches this.
     pub min_logprob: f32,
+    /// How the scores are weighed ([`FUSION`]).
+    pub fusion: Fusion,
 }
 
 impl Default for AskOptions {
@@ -84,6 +154,7 @@ impl Default for AskOptions {
             generate: true,
             max_answer_tokens: 32,
             min_logprob: -1.0,
+            fusion: FUSION,
         }
     }
 }
@@ -256,12 +327,18 @@ struct Candidate {
     chapter_title: Option<String>,
     bm25: Option<f32>,
     memory: Option<f32>,
+    /// Mean PMI per question token, and the question's tokens it is the mean of.
     model: Option<f32>,
+    model_tokens: usize,
 }
 
 impl Candidate {
-    fn first_stage(&self, best_bm25: f32) -> f32 {
-        self.bm25.map_or(0.0, |s| s / best_bm25.max(1e-6)) + self.memory.unwrap_or(0.0)
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            bm25: self.bm25,
+            memory: self.memory,
+            model: self.model.map(|m| m * self.model_tokens as f32),
+        }
     }
 }
 
@@ -370,6 +447,7 @@ fn rank(
                 bm25: Some(hit.score),
                 memory: None,
                 model: None,
+                model_tokens: 0,
             });
         }
     }
@@ -435,6 +513,7 @@ fn rank(
                         bm25: None,
                         memory: Some(score),
                         model: None,
+                        model_tokens: 0,
                     }),
                 }
             }
@@ -453,14 +532,11 @@ fn rank(
         );
     }
 
-    let best_bm25 = candidates
-        .iter()
-        .filter_map(|c| c.bm25)
-        .fold(0.0f32, f32::max);
+    let fusion = &options.fusion;
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()
         .map(|c| {
-            let s = c.first_stage(best_bm25);
+            let s = first_stage(&c.evidence(), fusion);
             (c, s)
         })
         .collect();
@@ -470,14 +546,17 @@ fn rank(
         if prompt.len() >= 2 {
             let baseline = prompt_logprob(model, &[], &prompt)?;
             let words = question_words(question);
-            for (c, score) in scored.iter_mut().take(options.rerank) {
+            for (c, _) in scored.iter_mut().take(options.rerank) {
                 let text = doc_text(library, &mut docs, &c.doc_id)?;
                 let window = rerank_window(text, &c.passage, &words);
                 let mut context = model.encode(text.map.slice(&text.doc.text, &window))?;
                 context.drain(..context.len().saturating_sub(RERANK_TOKENS));
-                let pmi = prompt_logprob(model, &context, &prompt)? - baseline;
-                c.model = Some(pmi);
-                *score += pmi;
+                c.model = Some(prompt_logprob(model, &context, &prompt)? - baseline);
+                c.model_tokens = prompt.len() - 1;
+            }
+            let evidence: Vec<Evidence> = scored.iter().map(|(c, _)| c.evidence()).collect();
+            for ((_, score), fused) in scored.iter_mut().zip(fuse(&evidence, fusion)) {
+                *score = fused;
             }
             sort(&mut scored);
         }
@@ -523,9 +602,13 @@ fn rerank_window(text: &DocText, passage: &Range<usize>, words: &[String]) -> Ra
     }
 }
 
+/// Best first; of equal scores the one with more BM25, then more memory score, then the first.
 fn sort(scored: &mut [(Candidate, f32)]) {
+    let key = |s: Option<f32>| s.unwrap_or(f32::NEG_INFINITY);
     scored.sort_by(|a, b| {
         b.1.total_cmp(&a.1)
+            .then_with(|| key(b.0.bm25).total_cmp(&key(a.0.bm25)))
+            .then_with(|| key(b.0.memory).total_cmp(&key(a.0.memory)))
             .then_with(|| a.0.doc_id.cmp(&b.0.doc_id))
             .then(a.0.passage.start.cmp(&b.0.passage.start))
     });

@@ -1,9 +1,14 @@
 //! Measures MemReader's question answering (docs/EVAL.md) and prints markdown tables:
 //!
 //! 1. **Citation accuracy** on questions with known gold passages over held-out books: for
-//!    sampled sentences of each book, the question is the sentence's content words with every
-//!    third one left out, in shuffled order; the gold passage is the one holding the sentence.
+//!    sampled sentences of each book (8 to 40 content words, in a passage inside the part read),
+//!    one question of each [`Kind`]: the sentence's content words with every third left out
+//!    ("sentence words"), three of its topic words ("three words"), or those three and words of
+//!    similar use in the book in place of three others ("three words + related words"); always
+//!    shuffled, as "Where is it said: ...?". The gold passage is the one holding the sentence.
 //!    Accuracy at 1 and at 5 for the full pipeline, BM25 alone and memory pointers alone.
+//!    With `--fit`, the full pipeline only, and the fusion weights of maximum likelihood on
+//!    these questions (for `ask::FUSION`: run it on books that no reported figure uses).
 //! 2. **Pass key through `ask`**: the book's text repeated to L tokens with "The pass key is
 //!    NNNNN. Remember it. NNNNN is the pass key." at depth 0.5, read whole, then asked.
 //! 3. **Snapshots**: size and export/import time after reading N tokens.
@@ -11,13 +16,16 @@
 //! ```text
 //! cargo run --release --bin memreader-eval -- [--model DIR] [--device auto] [--books DIR]
 //!     [--questions 40] [--read-tokens N] [--passkey 65536,262144,1048576]
-//!     [--snapshot 1024,16384,131072]
+//!     [--snapshot 1024,16384,131072] [--fit] [--verbose]
 //! ```
+//!
+//! An empty list (`--passkey ""`) leaves that part out; `--verbose` prints every question.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use memmamba::prompt::question_prompt;
 use memreader::ask::{self, AskOptions};
 use memreader::library::{Library, PdfIsolation};
 use memreader::memory::{self, ReadOptions};
@@ -32,6 +40,8 @@ struct Args {
     read_tokens: Option<u64>,
     passkey: Vec<u64>,
     snapshot: Vec<u64>,
+    fit: bool,
+    verbose: bool,
 }
 
 fn list(value: &str) -> Result<Vec<u64>> {
@@ -55,6 +65,8 @@ fn parse_args() -> Result<Args> {
         read_tokens: None,
         passkey: vec![65_536, 262_144, 1_048_576],
         snapshot: vec![1_024, 16_384, 131_072],
+        fit: false,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +79,8 @@ fn parse_args() -> Result<Args> {
             "--read-tokens" => args.read_tokens = Some(value()?.parse().context("--read-tokens")?),
             "--passkey" => args.passkey = list(&value()?)?,
             "--snapshot" => args.snapshot = list(&value()?)?,
+            "--fit" => args.fit = true,
+            "--verbose" => args.verbose = true,
             _ => bail!("unknown argument {flag} (see the comment at the top of memreader-eval.rs)"),
         }
     }
@@ -123,6 +137,215 @@ fn books(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// The kinds of question asked of each sampled sentence (docs/EVAL.md, "Asking with citations").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The sentence's content words with every third left out, shuffled.
+    Words,
+    /// Three of the sentence's distinct topic words ([`Neighbours::common`]), at random,
+    /// shuffled.
+    Few,
+    /// The three words of `Few` and, for three other distinct topic words of the sentence, the
+    /// word of most similar use in the book ([`Neighbours::of`]), shuffled.
+    Related,
+}
+
+const KINDS: [(Kind, &str); 3] = [
+    (Kind::Words, "sentence words"),
+    (Kind::Few, "three words"),
+    (Kind::Related, "three words + related words"),
+];
+
+/// Words of similar use, from one book's text alone: each content word that occurs at least
+/// `MIN_COUNT` times is a vector of positive pointwise mutual information with the content
+/// words (of the same minimum count) within `WINDOW` words of it; a word's neighbour is the
+/// word whose vector has the highest cosine with its own, other than words of the sentence
+/// asked about, words sharing their first four letters with it (the index stems words, so
+/// those would be the same word to BM25) and the book's most common words ([`Neighbours::common`]). Such neighbours are words used in the same contexts
+/// ("king" ~ "queen", "said" ~ "cried"), not words of the same sentence.
+struct Neighbours {
+    ids: std::collections::HashMap<String, u32>,
+    words: Vec<String>,
+    /// Per word id: (context id, PPMI) sorted by context id, and the vector's norm.
+    vectors: Vec<(Vec<(u32, f32)>, f32)>,
+    /// The book's `COMMON` most frequent content words.
+    common: std::collections::HashSet<String>,
+}
+
+impl Neighbours {
+    const MIN_COUNT: usize = 5;
+    const WINDOW: usize = 4;
+    const COMMON: usize = 100;
+
+    fn new(text: &str) -> Neighbours {
+        use std::collections::HashMap;
+        let tokens = content_words(text);
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for t in &tokens {
+            *counts.entry(t.as_str()).or_default() += 1;
+        }
+        let mut words: Vec<String> = counts
+            .iter()
+            .filter(|(_, &n)| n >= Self::MIN_COUNT)
+            .map(|(w, _)| (*w).to_owned())
+            .collect();
+        let mut by_count: Vec<(&str, usize)> = counts.iter().map(|(w, n)| (*w, *n)).collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let common = by_count
+            .iter()
+            .take(Self::COMMON)
+            .map(|(w, _)| (*w).to_owned())
+            .collect();
+        words.sort();
+        let ids: HashMap<String, u32> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i as u32))
+            .collect();
+        let seq: Vec<Option<u32>> = tokens.iter().map(|t| ids.get(t).copied()).collect();
+        let mut pairs: HashMap<(u32, u32), f32> = HashMap::new();
+        let mut margins = vec![0.0f32; words.len()];
+        let mut total = 0.0f32;
+        for (i, a) in seq.iter().enumerate() {
+            let Some(a) = a else { continue };
+            for b in seq[i + 1..seq.len().min(i + 1 + Self::WINDOW)]
+                .iter()
+                .flatten()
+            {
+                for (x, y) in [(*a, *b), (*b, *a)] {
+                    *pairs.entry((x, y)).or_default() += 1.0;
+                    margins[x as usize] += 1.0;
+                    total += 1.0;
+                }
+            }
+        }
+        let mut vectors: Vec<(Vec<(u32, f32)>, f32)> = vec![(Vec::new(), 0.0); words.len()];
+        for (&(w, c), &n) in &pairs {
+            let pmi = (n * total / (margins[w as usize] * margins[c as usize])).ln();
+            if pmi > 0.0 {
+                vectors[w as usize].0.push((c, pmi));
+            }
+        }
+        for (v, norm) in &mut vectors {
+            v.sort_by_key(|&(c, _)| c);
+            *norm = v.iter().map(|(_, x)| x * x).sum::<f32>().sqrt();
+        }
+        Neighbours {
+            ids,
+            words,
+            vectors,
+            common,
+        }
+    }
+
+    /// Whether `word` is one of the book's [`Self::COMMON`] most frequent content words
+    /// ("said", "would", "little", "there", ...): a question names what a sentence is about,
+    /// and these say little of that, so the `Few` and `Related` kinds leave them out.
+    fn common(&self, word: &str) -> bool {
+        self.common.contains(word)
+    }
+
+    /// The neighbour of `word` outside `exclude` (see the type's docs), if it has one.
+    fn of(&self, word: &str, exclude: &[String]) -> Option<String> {
+        let &id = self.ids.get(word)?;
+        let (v, norm) = &self.vectors[id as usize];
+        if *norm == 0.0 {
+            return None;
+        }
+        let prefix = |w: &str| w.chars().take(4).collect::<String>();
+        let mut best: Option<(f32, u32)> = None;
+        for (other, (u, unorm)) in self.vectors.iter().enumerate() {
+            let other = other as u32;
+            if other == id || *unorm == 0.0 {
+                continue;
+            }
+            let (mut i, mut j, mut dot) = (0, 0, 0.0f32);
+            while i < v.len() && j < u.len() {
+                match v[i].0.cmp(&u[j].0) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        dot += v[i].1 * u[j].1;
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            let cos = dot / (norm * unorm);
+            if best.is_none_or(|(b, _)| cos > b) {
+                let w = &self.words[other as usize];
+                let clash = self.common(w)
+                    || exclude
+                        .iter()
+                        .chain(std::iter::once(&word.to_owned()))
+                        .any(|e| e == w || prefix(e) == prefix(w));
+                if !clash {
+                    best = Some((cos, other));
+                }
+            }
+        }
+        best.map(|(_, w)| self.words[w as usize].clone())
+    }
+}
+
+fn shuffle(words: &mut [String], rng: &mut Rng) {
+    for i in (1..words.len()).rev() {
+        words.swap(i, rng.below(i + 1));
+    }
+}
+
+/// The sentence's distinct topic words (not [`Neighbours::common`]) in an order drawn by `rng`:
+/// `Few` asks the first three, `Related` the same three and the neighbours of the next three.
+fn topic_words(words: &[String], neighbours: &Neighbours, rng: &mut Rng) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for w in words {
+        if !distinct.contains(w) && !neighbours.common(w) {
+            distinct.push(w.clone());
+        }
+    }
+    shuffle(&mut distinct, rng);
+    distinct
+}
+
+/// The question of `kind` about a sentence whose content words are `words` (8 to 40 of them)
+/// and topic words `topic` ([`topic_words`]). `rng` draws the `Words` questions (the same stream
+/// as before the other kinds existed, so those questions are unchanged), `other` the rest.
+fn question(
+    kind: Kind,
+    words: &[String],
+    topic: &[String],
+    neighbours: &Neighbours,
+    rng: &mut Rng,
+    other: &mut Rng,
+) -> String {
+    let mut asked: Vec<String> = match kind {
+        Kind::Words => words
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 2)
+            .map(|(_, w)| w.clone())
+            .collect(),
+        Kind::Few | Kind::Related => {
+            let mut asked: Vec<String> = topic.iter().take(3).cloned().collect();
+            if kind == Kind::Related {
+                for w in topic.iter().skip(3).take(3) {
+                    let exclude: Vec<String> = words.iter().chain(&asked).cloned().collect();
+                    asked.extend(neighbours.of(w, &exclude));
+                }
+            }
+            asked
+        }
+    };
+    shuffle(&mut asked, if kind == Kind::Words { rng } else { other });
+    format!("Where is it said: {}?", asked.join(" "))
+}
+
+/// One question's candidates as the full pipeline scored them, and which is the gold passage.
+struct Scored {
+    evidence: Vec<ask::Evidence>,
+    gold: Option<usize>,
+}
+
 fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     let library = Library::open(&scratch.join("citations"))?;
     let ids = ingest(&library, &books(&args.books)?)?;
@@ -130,31 +353,51 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
         let speed = read(&library, model, id, args.read_tokens)?;
         eprintln!("  {:.0} tokens/s", speed);
     }
-    let configs: [(&str, AskOptions); 3] = [
-        ("full pipeline", AskOptions::default()),
-        (
-            "BM25 alone",
+    let configs: Vec<(&str, AskOptions)> = if args.fit {
+        // the candidates and those reranked as BM25 alone orders them, whatever the shipped
+        // weights are, so that the fit does not depend on what it fits
+        let fusion = ask::Fusion {
+            bm25: 1.0,
+            memory: 0.0,
+            model: 0.0,
+        };
+        vec![(
+            "full pipeline (first stage: BM25)",
             AskOptions {
-                memory: 0,
-                rerank: 0,
+                fusion,
                 ..AskOptions::default()
             },
-        ),
-        (
-            "memory pointers alone",
-            AskOptions {
-                bm25: 0,
-                rerank: 0,
-                ..AskOptions::default()
-            },
-        ),
-    ];
+        )]
+    } else {
+        vec![
+            ("full pipeline", AskOptions::default()),
+            (
+                "BM25 alone",
+                AskOptions {
+                    memory: 0,
+                    rerank: 0,
+                    ..AskOptions::default()
+                },
+            ),
+            (
+                "memory pointers alone",
+                AskOptions {
+                    bm25: 0,
+                    rerank: 0,
+                    ..AskOptions::default()
+                },
+            ),
+        ]
+    };
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let mut hits = [[0usize; 2]; 3];
+    let mut other = Rng(0x0dd5_7a7e_9e11_0003);
+    let mut hits = vec![[[0usize; 2]; 3]; KINDS.len()];
+    let mut scored: Vec<Scored> = Vec::new();
     let mut asked = 0;
     for id in &ids {
         let doc = library.text(id)?;
         let map = CharMap::new(&doc.text);
+        let neighbours = Neighbours::new(&doc.text);
         let passages = ingest::split_passages(&doc, id);
         let read_chars = match memory::info(&library, id)? {
             Some(info) => {
@@ -178,29 +421,42 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
             let Some(sentence) = sents.get(rng.below(sents.len())) else {
                 continue;
             };
-            let mut words = content_words(map.slice(&doc.text, sentence));
+            let words = content_words(map.slice(&doc.text, sentence));
             if !(8..=40).contains(&words.len()) {
                 continue;
             }
-            let mut kept: Vec<String> = words
-                .drain(..)
-                .enumerate()
-                .filter(|(i, _)| i % 3 != 2)
-                .map(|(_, w)| w)
-                .collect();
-            for i in (1..kept.len()).rev() {
-                kept.swap(i, rng.below(i + 1));
-            }
-            let question = format!("Where is it said: {}?", kept.join(" "));
-            for (k, (_, options)) in configs.iter().enumerate() {
-                let options = AskOptions {
-                    docs: vec![id.clone()],
-                    ..options.clone()
-                };
-                let (cites, _) = ask::search(&library, Some(model), &question, &options, 5)?;
-                if let Some(rank) = cites.iter().position(|c| c.passage == passage.range) {
-                    hits[k][0] += usize::from(rank == 0);
-                    hits[k][1] += 1;
+            let topic = topic_words(&words, &neighbours, &mut other);
+            for (q, &(kind, _)) in KINDS.iter().enumerate() {
+                let question = question(kind, &words, &topic, &neighbours, &mut rng, &mut other);
+                if args.verbose {
+                    eprintln!("  {kind:?}: {question}");
+                }
+                for (k, (_, options)) in configs.iter().enumerate() {
+                    let options = AskOptions {
+                        docs: vec![id.clone()],
+                        ..options.clone()
+                    };
+                    let limit = if args.fit { usize::MAX } else { 5 };
+                    let (cites, _) =
+                        ask::search(&library, Some(model), &question, &options, limit)?;
+                    let gold = cites.iter().position(|c| c.passage == passage.range);
+                    if let Some(rank) = gold.filter(|&r| r < 5) {
+                        hits[q][k][0] += usize::from(rank == 0);
+                        hits[q][k][1] += 1;
+                    }
+                    if args.fit {
+                        let prompt = model.encode(&question_prompt(&question))?;
+                        let tokens = prompt.len().saturating_sub(1) as f32;
+                        let evidence = cites
+                            .iter()
+                            .map(|c| ask::Evidence {
+                                bm25: c.bm25,
+                                memory: c.memory,
+                                model: c.model.map(|m| m * tokens),
+                            })
+                            .collect();
+                        scored.push(Scored { evidence, gold });
+                    }
                 }
             }
             made += 1;
@@ -208,20 +464,183 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
         }
     }
     println!(
-        "\n### Citation accuracy ({asked} questions over {} books)\n",
+        "\n### Citation accuracy ({asked} sentences over {} books, one question of each kind)\n",
         ids.len()
     );
-    println!("| ranking | accuracy at 1 | accuracy at 5 |");
-    println!("|---|---|---|");
-    for (k, (name, _)) in configs.iter().enumerate() {
-        let pct = |n: usize| 100.0 * n as f64 / asked.max(1) as f64;
-        println!(
-            "| {name} | {:.1}% | {:.1}% |",
-            pct(hits[k][0]),
-            pct(hits[k][1])
-        );
+    println!("| question kind | ranking | accuracy at 1 | accuracy at 5 |");
+    println!("|---|---|---|---|");
+    for (q, (_, kind)) in KINDS.iter().enumerate() {
+        for (k, (name, _)) in configs.iter().enumerate() {
+            let pct = |n: usize| 100.0 * n as f64 / asked.max(1) as f64;
+            println!(
+                "| {kind} | {name} | {:.1}% | {:.1}% |",
+                pct(hits[q][k][0]),
+                pct(hits[q][k][1])
+            );
+        }
+    }
+    if args.fit {
+        fit(&scored);
     }
     Ok(())
+}
+
+/// The fusion weights of maximum likelihood: a conditional logit, the probability that a
+/// question asks about candidate j being softmax_j(w · x_j) with x_j its BM25, memory and
+/// centred PMI (as `ask::fuse` combines them), fitted by Newton's method over the questions
+/// whose gold passage is a candidate. The log-likelihood is concave in w, so this finds its
+/// maximum. Prints the weights with all three scores and with BM25 and each other one alone,
+/// their log-likelihoods (twice a gain is chi-squared with one degree of freedom per added
+/// weight where the added score carries no signal) and in-sample accuracy at 1.
+fn fit(scored: &[Scored]) {
+    let unit = |i: usize| {
+        let mut w = [0.0f32; 3];
+        w[i] = 1.0;
+        ask::Fusion {
+            bm25: w[0],
+            memory: w[1],
+            model: w[2],
+        }
+    };
+    // each question's feature vectors: fuse() with unit weights gives each coordinate
+    let data: Vec<(Vec<[f64; 3]>, usize)> = scored
+        .iter()
+        .filter_map(|s| {
+            let gold = s.gold?;
+            let cols: Vec<Vec<f32>> = (0..3).map(|i| ask::fuse(&s.evidence, &unit(i))).collect();
+            let x = (0..s.evidence.len())
+                .map(|j| [cols[0][j] as f64, cols[1][j] as f64, cols[2][j] as f64])
+                .collect();
+            Some((x, gold))
+        })
+        .collect();
+    println!(
+        "\n### Fusion weights of maximum likelihood ({} questions with the gold passage among the \
+         candidates, of {})\n",
+        data.len(),
+        scored.len()
+    );
+    println!("| scores | bm25 | memory | model | log-likelihood | accuracy at 1 |");
+    println!("|---|---|---|---|---|---|");
+    for (name, free) in [
+        ("BM25", [true, false, false]),
+        ("BM25 + memory", [true, true, false]),
+        ("BM25 + model", [true, false, true]),
+        ("BM25 + memory + model", [true, true, true]),
+    ] {
+        let w = mle(&data, free);
+        println!(
+            "| {name} | {:.4} | {:.4} | {:.4} | {:.2} | {} |",
+            w[0],
+            w[1],
+            w[2],
+            loglik(&data, &w),
+            top(&data, &w)
+        );
+    }
+}
+
+fn loglik(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> f64 {
+    data.iter()
+        .map(|(x, g)| {
+            let s: Vec<f64> = x.iter().map(|x| dot(w, x)).collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            s[*g] - m - s.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        })
+        .sum()
+}
+
+/// Questions whose gold passage scores strictly highest under `w`.
+fn top(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> usize {
+    data.iter()
+        .filter(|(x, g)| {
+            let s: Vec<f64> = x.iter().map(|x| dot(w, x)).collect();
+            (0..s.len()).all(|j| j == *g || s[j] < s[*g])
+        })
+        .count()
+}
+
+/// The weights of maximum [`loglik`], those not `free` held at 0 (Newton's method with step
+/// halving).
+fn mle(data: &[(Vec<[f64; 3]>, usize)], free: [bool; 3]) -> [f64; 3] {
+    let mut w = [0.0f64; 3];
+    for _ in 0..100 {
+        let mut grad = [0.0f64; 3];
+        let mut hess = [[0.0f64; 3]; 3];
+        for (x, g) in data {
+            let s: Vec<f64> = x.iter().map(|x| dot(&w, x)).collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+            let z: f64 = e.iter().sum();
+            let mut mean = [0.0f64; 3];
+            for (xj, ej) in x.iter().zip(&e) {
+                for a in 0..3 {
+                    mean[a] += ej / z * xj[a];
+                }
+            }
+            for a in 0..3 {
+                grad[a] += x[*g][a] - mean[a];
+            }
+            for (xj, ej) in x.iter().zip(&e) {
+                for a in 0..3 {
+                    for b in 0..3 {
+                        hess[a][b] -= ej / z * (xj[a] - mean[a]) * (xj[b] - mean[b]);
+                    }
+                }
+            }
+        }
+        for a in 0..3 {
+            hess[a][a] -= 1e-6;
+            if !free[a] {
+                grad[a] = 0.0;
+                for b in 0..3 {
+                    hess[a][b] = 0.0;
+                    hess[b][a] = 0.0;
+                }
+                hess[a][a] = -1.0;
+            }
+        }
+        let step = solve(hess, grad);
+        let before = loglik(data, &w);
+        let mut t = 1.0;
+        let mut next = w;
+        while t > 1e-6 {
+            next = [w[0] - t * step[0], w[1] - t * step[1], w[2] - t * step[2]];
+            if loglik(data, &next) >= before {
+                break;
+            }
+            t /= 2.0;
+        }
+        let done = (loglik(data, &next) - before).abs() < 1e-9;
+        w = next;
+        if done {
+            break;
+        }
+    }
+    w
+}
+
+fn dot(w: &[f64; 3], x: &[f64; 3]) -> f64 {
+    w[0] * x[0] + w[1] * x[1] + w[2] * x[2]
+}
+
+/// x with a x = b (Cramer's rule; `a` is negative definite here).
+fn solve(a: [[f64; 3]; 3], b: [f64; 3]) -> [f64; 3] {
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&a);
+    let mut x = [0.0; 3];
+    for (i, xi) in x.iter_mut().enumerate() {
+        let mut m = a;
+        for r in 0..3 {
+            m[r][i] = b[r];
+        }
+        *xi = det(&m) / d;
+    }
+    x
 }
 
 fn passkey(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
