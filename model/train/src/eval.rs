@@ -11,7 +11,7 @@ use memmamba::prompt::{question_prompt, ANSWER_END};
 use memmamba::MemMamba;
 
 use crate::rng::Rng;
-use crate::tasks::{insert_needles, multikey, passkey, quote_question, Facts};
+use crate::tasks::{five_digits, insert_needles, multikey, passkey, quote_question, Facts};
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
@@ -24,13 +24,38 @@ pub struct PerplexityRow {
     pub perplexity: f64,
 }
 
-/// Pass-key accuracy at one (length, depth) cell.
+/// The trials of one retrieval cell (pass key or multi-key).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Tally {
+    pub trials: usize,
+    /// Trials whose greedy answer was exactly the expected one.
+    pub correct: usize,
+    /// Trials where the expected answer (teacher-forced, with its end) was more likely than a
+    /// foil: another five-digit number, not stated in the text. Chance is half; a model that
+    /// has begun to use the key in its context beats the foil long before it answers exactly.
+    pub beats_foil: usize,
+    /// Mean negative log-likelihood of the expected answer, in nats (a five-digit number
+    /// guessed uniformly costs ln 10^5 = 11.5).
+    pub answer_nll: f64,
+}
+
+impl Tally {
+    fn add(&mut self, trial: &Trial) {
+        let sum = self.answer_nll * self.trials as f64 + trial.answer_nll;
+        self.trials += 1;
+        self.correct += usize::from(trial.exact);
+        self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
+        self.answer_nll = sum / self.trials as f64;
+    }
+}
+
+/// Pass-key retrieval at one (length, depth) cell.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PasskeyCell {
     pub length: usize,
     pub depth: f64,
-    pub trials: usize,
-    pub correct: usize,
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
 /// A window of `len` tokens lying inside one book, or `None` when no book is that long.
@@ -128,13 +153,13 @@ pub fn greedy_answer(
         .to_string())
 }
 
-/// Multi-key accuracy at one (length, key count) cell.
+/// Multi-key retrieval at one (length, key count) cell.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MultikeyCell {
     pub length: usize,
     pub keys: usize,
-    pub trials: usize,
-    pub correct: usize,
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
 /// Recall of real text at one distance between the quote and the question.
@@ -160,9 +185,16 @@ pub fn trials_for(trials: &[usize], i: usize) -> usize {
     }
 }
 
+/// What one retrieval trial found.
+struct Trial {
+    exact: bool,
+    answer_nll: f64,
+    foil_nll: f64,
+}
+
 /// One retrieval trial: `facts` inserted at `depths` (fractions of the text, ascending) of a
-/// book window, the question after it, `length` tokens in all; true when the greedy answer is
-/// exactly the expected one. `None` when no book holds the text.
+/// book window, the question after it, `length` tokens in all: the greedy answer, and the
+/// likelihoods of the expected answer and of a foil. `None` when no book holds the text.
 fn retrieval_trial(
     model: &MemMamba,
     tokenizer: &BookTokenizer,
@@ -171,7 +203,7 @@ fn retrieval_trial(
     facts: &Facts,
     depths: &[f64],
     rng: &mut Rng,
-) -> Result<Option<bool>, TrainError> {
+) -> Result<Option<Trial>, TrainError> {
     let prompt = tokenizer.encode(&question_prompt(&facts.question))?;
     let needles = facts
         .facts
@@ -191,9 +223,51 @@ fn retrieval_trial(
     tokens.extend_from_slice(&prompt);
     let mut state = model.new_state(1)?;
     let logits = model.read(&mut state, &row(&tokens, model)?)?;
-    Ok(Some(
-        greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer,
-    ))
+    // The foil comes from its own generator, so the trials drawn stay those of `rng`.
+    let foil = foil_for(&facts.answer);
+    let score = |answer: &str| -> Result<f64, TrainError> {
+        let answer = tokenizer.encode(&format!(" {answer}{ANSWER_END}"))?;
+        answer_nll(model, &mut state.clone(), logits.clone(), &answer)
+    };
+    let (answer_nll, foil_nll) = (score(&facts.answer)?, score(&foil)?);
+    let exact = greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer;
+    Ok(Some(Trial {
+        exact,
+        answer_nll,
+        foil_nll,
+    }))
+}
+
+/// A five-digit number other than `answer`, drawn from a generator seeded by the answer.
+fn foil_for(answer: &str) -> String {
+    let seed = answer
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+    let mut rng = Rng::for_step(seed, 0xF011);
+    loop {
+        let foil = five_digits(&mut rng);
+        if foil != answer {
+            return foil;
+        }
+    }
+}
+
+/// Negative log-likelihood of `answer`'s tokens read one by one after `logits`, the model's
+/// prediction after the prompt (teacher forcing).
+fn answer_nll(
+    model: &MemMamba,
+    state: &mut memmamba::MemoryState,
+    mut logits: Tensor,
+    answer: &[u32],
+) -> Result<f64, TrainError> {
+    let mut total = 0.0;
+    for (i, &target) in answer.iter().enumerate() {
+        total += nll(&logits, target)?;
+        if i + 1 < answer.len() {
+            logits = model.step(state, &Tensor::new(&[target], model.device())?)?;
+        }
+    }
+    Ok(total)
 }
 
 /// The pass-key grid: book text of each length with EVAL.md's pass-key sentence (training's
@@ -212,20 +286,18 @@ pub fn passkey_grid(
     for (i, &length) in lengths.iter().enumerate() {
         for &depth in depths {
             let mut rng = Rng::for_step(seed, length as u64 ^ depth.to_bits());
-            let (mut correct, mut done) = (0, 0);
+            let mut tally = Tally::default();
             for _ in 0..trials_for(trials, i) {
                 let facts = passkey(&mut rng);
                 let trial =
                     retrieval_trial(model, tokenizer, store, length, &facts, &[depth], &mut rng)?;
-                let Some(right) = trial else { break };
-                correct += usize::from(right);
-                done += 1;
+                let Some(trial) = trial else { break };
+                tally.add(&trial);
             }
             cells.push(PasskeyCell {
                 length,
                 depth,
-                trials: done,
-                correct,
+                tally,
             });
         }
     }
@@ -248,7 +320,7 @@ pub fn multikey_grid(
     for &length in lengths {
         for &count in keys {
             let mut rng = Rng::for_step(seed, ((length as u64) << 8) ^ count as u64);
-            let (mut correct, mut done, mut stated) = (0, 0, count);
+            let (mut tally, mut stated) = (Tally::default(), count);
             for _ in 0..trials {
                 let facts = multikey(count, &mut rng);
                 stated = facts.facts.len();
@@ -256,15 +328,13 @@ pub fn multikey_grid(
                 depths.sort_by(f64::total_cmp);
                 let trial =
                     retrieval_trial(model, tokenizer, store, length, &facts, &depths, &mut rng)?;
-                let Some(right) = trial else { break };
-                correct += usize::from(right);
-                done += 1;
+                let Some(trial) = trial else { break };
+                tally.add(&trial);
             }
             cells.push(MultikeyCell {
                 length,
                 keys: stated,
-                trials: done,
-                correct,
+                tally,
             });
         }
     }

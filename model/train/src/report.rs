@@ -9,7 +9,7 @@ use memmamba::MemMamba;
 
 use crate::eval::{
     multikey_grid, passkey_grid, perplexity_vs_context, recall_vs_distance, MultikeyCell,
-    PasskeyCell, PerplexityRow, RecallRow, QUOTE_TOKENS, RECALL_LEAD,
+    PasskeyCell, PerplexityRow, RecallRow, Tally, QUOTE_TOKENS, RECALL_LEAD,
 };
 use crate::fidelity::{fidelity, quarter_layers, Fidelity, FidelityConfig};
 use crate::plots::{compact, heatmap, line_chart, Series};
@@ -169,26 +169,41 @@ fn distinct<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Vec<T> {
     out
 }
 
-/// Appends a markdown table of accuracy with one row per length and one column per entry of
-/// `columns`; `cells` are (length, correct, trials), a length's cells in the order of `columns`.
-fn accuracy_table(
+/// Appends a markdown table with one row per length and one column per entry of `columns`;
+/// `cells` are (length, text), a length's cells in the order of `columns`.
+fn length_table(
     s: &mut String,
     columns: &[String],
-    cells: impl Iterator<Item = (usize, usize, usize)> + Clone,
+    cells: impl Iterator<Item = (usize, String)> + Clone,
 ) {
     let _ = write!(s, "| length |");
     for column in columns {
         let _ = write!(s, " {column} |");
     }
     let _ = writeln!(s, "\n|---:|{}", "---:|".repeat(columns.len()));
-    for length in distinct(cells.clone().map(|(length, _, _)| length)) {
+    for length in distinct(cells.clone().map(|(length, _)| length)) {
         let _ = write!(s, "| {length} |");
-        for (_, correct, trials) in cells.clone().filter(|&(l, _, _)| l == length) {
-            let _ = write!(s, " {} |", cell(correct, trials));
+        for (_, text) in cells.clone().filter(|(l, _)| *l == length) {
+            let _ = write!(s, " {text} |");
         }
         s.push('\n');
     }
     s.push('\n');
+}
+
+/// A retrieval cell's exact answers.
+fn accuracy(t: &Tally) -> String {
+    cell(t.correct, t.trials)
+}
+
+/// Heading of a retrieval grid's foil table, `{}` standing for the model's label.
+const FOIL_HEADING: &str = "## Against a foil: {} (trials where the expected answer was more \
+likely than another five-digit number, chance 50%; mean negative log-likelihood of the \
+expected answer in nats, 11.5 for a uniform guess)\n";
+
+/// A retrieval cell's foil comparison: "share beating the foil · mean answer NLL".
+fn against_foil(t: &Tally) -> String {
+    format!("{} · {:.1}", cell(t.beats_foil, t.trials), t.answer_nll)
 }
 
 /// The markdown tables of `reports`, models side by side where they share a table.
@@ -233,15 +248,21 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
     }
     if plan.measures.contains(&Measure::Passkey) {
         for r in reports {
+            let depths: Vec<String> = distinct(r.passkey.iter().map(|c| c.depth.to_bits()))
+                .iter()
+                .map(|d| format!("depth {}", f64::from_bits(*d)))
+                .collect();
             let _ = writeln!(s, "## Pass-key accuracy: {} (correct/trials)\n", r.label);
-            let depths = distinct(r.passkey.iter().map(|c| c.depth.to_bits()));
-            accuracy_table(
+            length_table(
                 &mut s,
-                &depths
-                    .iter()
-                    .map(|d| format!("depth {}", f64::from_bits(*d)))
-                    .collect::<Vec<_>>(),
-                r.passkey.iter().map(|c| (c.length, c.correct, c.trials)),
+                &depths,
+                r.passkey.iter().map(|c| (c.length, accuracy(&c.tally))),
+            );
+            let _ = writeln!(s, "{}", FOIL_HEADING.replace("{}", &r.label));
+            length_table(
+                &mut s,
+                &depths,
+                r.passkey.iter().map(|c| (c.length, against_foil(&c.tally))),
             );
         }
     }
@@ -249,10 +270,19 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
         for r in reports {
             let _ = writeln!(s, "## Multi-key accuracy: {} (correct/trials)\n", r.label);
             let keys = distinct(r.multikey.iter().map(|c| c.keys));
-            accuracy_table(
+            let keys: Vec<String> = keys.iter().map(|k| format!("{k} keys")).collect();
+            length_table(
                 &mut s,
-                &keys.iter().map(|k| format!("{k} keys")).collect::<Vec<_>>(),
-                r.multikey.iter().map(|c| (c.length, c.correct, c.trials)),
+                &keys,
+                r.multikey.iter().map(|c| (c.length, accuracy(&c.tally))),
+            );
+            let _ = writeln!(s, "{}", FOIL_HEADING.replace("{}", &r.label));
+            length_table(
+                &mut s,
+                &keys,
+                r.multikey
+                    .iter()
+                    .map(|c| (c.length, against_foil(&c.tally))),
             );
         }
     }
@@ -473,7 +503,9 @@ pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, 
                     .iter()
                     .map(|d| compact(f64::from_bits(*d)))
                     .collect::<Vec<_>>(),
-                r.passkey.iter().map(|c| (c.length, c.correct, c.trials)),
+                r.passkey
+                    .iter()
+                    .map(|c| (c.length, c.tally.correct, c.tally.trials)),
             )?;
             files.push(path);
         }
@@ -485,7 +517,9 @@ pub fn write_plots(reports: &[ModelReport], dir: &Path) -> Result<Vec<PathBuf>, 
                 &format!("Multi-key accuracy: {}", r.label),
                 "keys stated",
                 &keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-                r.multikey.iter().map(|c| (c.length, c.correct, c.trials)),
+                r.multikey
+                    .iter()
+                    .map(|c| (c.length, c.tally.correct, c.tally.trials)),
             )?;
             files.push(path);
         }

@@ -67,7 +67,7 @@ const KEY_NAMES: [&str; 24] = [
     "the lost ring",
 ];
 
-fn five_digits(rng: &mut Rng) -> String {
+pub(crate) fn five_digits(rng: &mut Rng) -> String {
     format!("{:05}", rng.below(100_000))
 }
 

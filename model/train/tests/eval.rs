@@ -61,7 +61,19 @@ fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
         (400, 0.5),
         (400, 1.0),
     ]) {
-        assert_eq!((cell.length, cell.depth, cell.trials), (length, depth, 2));
-        assert!(cell.correct <= cell.trials);
+        assert_eq!(
+            (cell.length, cell.depth, cell.tally.trials),
+            (length, depth, 2)
+        );
+        assert!(cell.tally.correct <= cell.tally.trials);
+        assert!(cell.tally.beats_foil <= cell.tally.trials);
+        // An untrained model prices the answer (" NNNNN\n", a few tokens) near a uniform
+        // guess over the vocabulary per token.
+        let per_token = (tokenizer.vocab_size() as f64).ln();
+        let answer_tokens = tokenizer.encode(" 12345\n").unwrap().len() as f64;
+        assert!(
+            (cell.tally.answer_nll / (answer_tokens * per_token) - 1.0).abs() < 0.5,
+            "{cell:?}: {answer_tokens} tokens at ~{per_token:.2} nats"
+        );
     }
 }

@@ -40,12 +40,15 @@ fn multikey_cells_cover_every_length_and_key_count_and_leave_out_what_no_book_ho
     let model = untrained(tokenizer.vocab_size(), 2, true);
     let too_long = 2 * store.tokens.len();
     let cells = multikey_grid(&model, tokenizer, &store, &[300, too_long], &[2, 5], 2, 1).unwrap();
-    let got: Vec<_> = cells.iter().map(|c| (c.length, c.keys, c.trials)).collect();
+    let got: Vec<_> = cells
+        .iter()
+        .map(|c| (c.length, c.keys, c.tally.trials))
+        .collect();
     assert_eq!(
         got,
         vec![(300, 2, 2), (300, 5, 2), (too_long, 2, 0), (too_long, 5, 0)]
     );
-    assert!(cells.iter().all(|c| c.correct <= c.trials));
+    assert!(cells.iter().all(|c| c.tally.correct <= c.tally.trials));
 }
 
 #[test]
@@ -57,7 +60,7 @@ fn passkey_trials_can_differ_per_length() {
     assert_eq!(
         cells
             .iter()
-            .map(|c| (c.length, c.trials))
+            .map(|c| (c.length, c.tally.trials))
             .collect::<Vec<_>>(),
         vec![(150, 3), (200, 1)]
     );
