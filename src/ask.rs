@@ -21,9 +21,10 @@
 //!    the log-odds that the passage is the one asked about. A model that gives every candidate
 //!    the same PMI (no signal) leaves the first stage's order as it is, candidates it did not
 //!    rerank neither gain nor lose, and a passage the model finds far more likely than the
-//!    others comes first. The weights are a calibration of each score into log-odds: fitted by
-//!    maximum likelihood (conditional logit) on questions over books that no reported figure
-//!    uses (see [`FUSION`]), never on the evaluation's questions.
+//!    others comes first (with a positive `FUSION.model`). The weights are a calibration of each
+//!    score into log-odds: fitted by maximum likelihood (conditional logit) on questions over
+//!    books that no reported figure uses (see [`FUSION`]), never on the evaluation's questions.
+//!    For today's model the PMI's weight is 0: it showed no signal there.
 //! 5. **Answer**: the model reads the best passage and the question prompt and decodes greedily
 //!    up to the first newline. The generated answer is used when its mean token log-probability
 //!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
@@ -72,19 +73,28 @@ pub struct Fusion {
     pub model: f32,
 }
 
-/// The shipped weights (see [`Fusion`]): those of maximum likelihood for the shipped model on
-/// 180 questions (60 sentences, one question of each kind) over three books of the corpus's
-/// `dev` split that no reported figure uses, with the candidates BM25's and the memory's and
-/// the reranked ones BM25's five best (docs/EVAL.md, "Asking with citations", 2026-11-24):
+/// The shipped weights (see [`Fusion`]), fitted for the shipped model of weights BLAKE3
+/// f777ea8def4d… (a new model's memory and PMI scores are on scales of their own, so it needs
+/// the fit again) on 360 questions (120 sentences, one question of each kind) over six books
+/// of the corpus's `dev` split that no reported figure uses: 0006, 0019, 0056, 0079, 0142 and
+/// 0235 (docs/EVAL.md, "Asking with citations", 2026-11-24), never on the evaluation's
+/// questions:
 ///
 /// ```text
 /// memreader-eval --device cpu --questions 20 --read-tokens 16384 --passkey "" --snapshot "" \
-///     --fit --books DIR   # 0006, 0019 and 0056 of ../shared/corpus, decompressed
+///     --fit --books DIR   # those six books, decompressed from ../shared/corpus/books
 /// ```
+///
+/// A score has a weight only where adding it to BM25 raises the log-likelihood significantly
+/// (likelihood-ratio test, p < 0.01: twice the gain above 6.63); the weights are then the
+/// maximum-likelihood ones of BM25 with those scores. The memory score passes (gain 6.0), the
+/// model's PMI does not (gain 1.4, and its weight of maximum likelihood is negative: -0.09), so
+/// today the model's reranking moves nothing; a model whose PMI carries signal gets its weight
+/// from the same fit.
 pub const FUSION: Fusion = Fusion {
-    bm25: 1.0313,
-    memory: 142.06,
-    model: 0.1824,
+    bm25: 0.9223,
+    memory: 106.64,
+    model: 0.0,
 };
 
 /// What is known of one candidate passage: each source's score, None where the source did not

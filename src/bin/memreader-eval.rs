@@ -19,7 +19,8 @@
 //!     [--snapshot 1024,16384,131072] [--fit] [--verbose]
 //! ```
 //!
-//! An empty list (`--passkey ""`) leaves that part out; `--verbose` prints every question.
+//! An empty list (`--passkey ""`) leaves that part out; `--verbose` prints every question
+//! (and with `--fit` each one's candidates' scores as JSON).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -454,7 +455,15 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                                 memory: c.memory,
                                 model: c.model.map(|m| m * tokens),
                             })
-                            .collect();
+                            .collect::<Vec<_>>();
+                        if args.verbose {
+                            let x: Vec<[Option<f32>; 3]> = evidence
+                                .iter()
+                                .map(|e| [e.bm25, e.memory, e.model])
+                                .collect();
+                            let line = serde_json::json!({"kind": format!("{kind:?}"), "gold": gold, "x": x});
+                            eprintln!("  features {line}");
+                        }
                         scored.push(Scored { evidence, gold });
                     }
                 }
@@ -593,9 +602,9 @@ fn mle(data: &[(Vec<[f64; 3]>, usize)], free: [bool; 3]) -> [f64; 3] {
             hess[a][a] -= 1e-6;
             if !free[a] {
                 grad[a] = 0.0;
-                for b in 0..3 {
-                    hess[a][b] = 0.0;
-                    hess[b][a] = 0.0;
+                hess[a] = [0.0; 3];
+                for row in &mut hess {
+                    row[a] = 0.0;
                 }
                 hess[a][a] = -1.0;
             }
