@@ -24,7 +24,8 @@
 //!    others comes first (with a positive `FUSION.model`). The weights are a calibration of each
 //!    score into log-odds: fitted by maximum likelihood (conditional logit) on questions over
 //!    books that no reported figure uses (see [`FUSION`]), never on the evaluation's questions.
-//!    For today's model the PMI's weight is 0: it showed no signal there.
+//!    For today's model the PMI's weight is 0: it showed no signal there. With a model other
+//!    than the one they were fitted for, only their BM25 weight applies ([`fusion_for`]).
 //! 5. **Answer**: the model reads the best passage and the question prompt and decodes greedily
 //!    up to the first newline. The generated answer is used when its mean token log-probability
 //!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
@@ -97,6 +98,25 @@ pub const FUSION: Fusion = Fusion {
     model: 0.0,
 };
 
+/// The start of the BLAKE3 of the weights [`FUSION`] was fitted for. With another model the
+/// memory and PMI scores are uncalibrated, so [`FUSION`] ranks with its BM25 weight alone
+/// ([`fusion_for`]).
+pub const FUSION_MODEL: &str = "f777ea8def4d";
+
+/// The weights `options.fusion` stands for with `model`: itself, but for the shipped [`FUSION`]
+/// with a model other than [`FUSION_MODEL`], whose memory and PMI get no weight (they are still
+/// computed and shown in the citations) until `memreader-eval --fit` is run for that model.
+pub fn fusion_for(model: Option<&Model>, fusion: &Fusion) -> Fusion {
+    match model {
+        Some(m) if *fusion == FUSION && !m.weights_blake3().starts_with(FUSION_MODEL) => Fusion {
+            memory: 0.0,
+            model: 0.0,
+            ..FUSION
+        },
+        _ => *fusion,
+    }
+}
+
 /// What is known of one candidate passage: each source's score, None where the source did not
 /// score it (BM25 did not return it, the memory did not point at it, the model did not rerank it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -149,7 +169,7 @@ pub struct AskOptions {
     pub max_answer_tokens: usize,
     /// A generated answer is used only when its mean token log-probability reaches this.
     pub min_logprob: f32,
-    /// How the scores are weighed ([`FUSION`]).
+    /// How the scores are weighed ([`FUSION`]; see [`fusion_for`]).
     pub fusion: Fusion,
 }
 
@@ -542,7 +562,7 @@ fn rank(
         );
     }
 
-    let fusion = &options.fusion;
+    let fusion = &fusion_for(model, &options.fusion);
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()
         .map(|c| {

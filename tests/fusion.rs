@@ -217,3 +217,28 @@ fn with_all_the_weight_on_the_model_the_reranked_passages_follow_its_pmi() {
         assert!(last_above < first_unranked, "{cites:#?}");
     }
 }
+
+#[test]
+fn with_a_model_the_shipped_weights_were_not_fitted_for_the_full_pipeline_ranks_as_bm25() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (library, model) = read_library(tmp.path());
+    // the tiny random model is not the one FUSION was fitted for
+    assert!(!model.weights_blake3().starts_with(ask::FUSION_MODEL));
+    let fitted = ask::fusion_for(Some(&model), &FUSION);
+    assert_eq!((fitted.memory, fitted.model), (0.0, 0.0), "{fitted:?}");
+    // weights chosen by the caller stand as they are
+    assert_eq!(ask::fusion_for(Some(&model), &TRUSTING), TRUSTING);
+    let bm25_alone = AskOptions {
+        memory: 0,
+        rerank: 0,
+        ..AskOptions::default()
+    };
+    for question in QUESTIONS {
+        let (alone, _) = ask::search(&library, Some(&model), question, &bm25_alone, 10).unwrap();
+        let (full, _) =
+            ask::search(&library, Some(&model), question, &AskOptions::default(), 10).unwrap();
+        let passages =
+            |c: &[ask::Citation]| c.iter().map(|c| c.passage.clone()).collect::<Vec<_>>();
+        assert_eq!(passages(&full), passages(&alone), "{question}");
+    }
+}
