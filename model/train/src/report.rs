@@ -191,19 +191,37 @@ fn length_table(
     s.push('\n');
 }
 
-/// A retrieval cell's exact answers.
-fn accuracy(t: &Tally) -> String {
-    cell(t.correct, t.trials)
-}
-
-/// Heading of a retrieval grid's foil table, `{}` standing for the model's label.
-const FOIL_HEADING: &str = "## Against a foil: {} (trials where the expected answer was more \
-likely than another five-digit number, chance 50%; mean negative log-likelihood of the \
-expected answer in nats, 11.5 for a uniform guess)\n";
-
-/// A retrieval cell's foil comparison: "share beating the foil · mean answer NLL".
-fn against_foil(t: &Tally) -> String {
-    format!("{} · {:.1}", cell(t.beats_foil, t.trials), t.answer_nll)
+/// A retrieval grid's two tables for the model `label`: exact answers under `title`, then the
+/// comparison against a foil (the share beating it and the answer's mean NLL).
+fn retrieval_tables<'a>(
+    s: &mut String,
+    title: &str,
+    label: &str,
+    columns: &[String],
+    cells: impl Iterator<Item = (usize, &'a Tally)> + Clone,
+) {
+    let _ = writeln!(s, "## {title} (correct/trials)\n");
+    length_table(
+        s,
+        columns,
+        cells.clone().map(|(l, t)| (l, cell(t.correct, t.trials))),
+    );
+    let _ = writeln!(
+        s,
+        "## Against a foil: {label} (trials where the expected answer was more likely than \
+         another five-digit number, chance 50%; mean negative log-likelihood of the expected \
+         answer in nats, 11.5 for a uniform guess)\n"
+    );
+    length_table(
+        s,
+        columns,
+        cells.map(|(l, t)| {
+            (
+                l,
+                format!("{} · {:.1}", cell(t.beats_foil, t.trials), t.answer_nll),
+            )
+        }),
+    );
 }
 
 /// The markdown tables of `reports`, models side by side where they share a table.
@@ -252,37 +270,27 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
                 .iter()
                 .map(|d| format!("depth {}", f64::from_bits(*d)))
                 .collect();
-            let _ = writeln!(s, "## Pass-key accuracy: {} (correct/trials)\n", r.label);
-            length_table(
+            retrieval_tables(
                 &mut s,
+                &format!("Pass-key accuracy: {}", r.label),
+                &r.label,
                 &depths,
-                r.passkey.iter().map(|c| (c.length, accuracy(&c.tally))),
-            );
-            let _ = writeln!(s, "{}", FOIL_HEADING.replace("{}", &r.label));
-            length_table(
-                &mut s,
-                &depths,
-                r.passkey.iter().map(|c| (c.length, against_foil(&c.tally))),
+                r.passkey.iter().map(|c| (c.length, &c.tally)),
             );
         }
     }
     if plan.measures.contains(&Measure::Multikey) {
         for r in reports {
-            let _ = writeln!(s, "## Multi-key accuracy: {} (correct/trials)\n", r.label);
-            let keys = distinct(r.multikey.iter().map(|c| c.keys));
-            let keys: Vec<String> = keys.iter().map(|k| format!("{k} keys")).collect();
-            length_table(
+            let keys: Vec<String> = distinct(r.multikey.iter().map(|c| c.keys))
+                .iter()
+                .map(|k| format!("{k} keys"))
+                .collect();
+            retrieval_tables(
                 &mut s,
+                &format!("Multi-key accuracy: {}", r.label),
+                &r.label,
                 &keys,
-                r.multikey.iter().map(|c| (c.length, accuracy(&c.tally))),
-            );
-            let _ = writeln!(s, "{}", FOIL_HEADING.replace("{}", &r.label));
-            length_table(
-                &mut s,
-                &keys,
-                r.multikey
-                    .iter()
-                    .map(|c| (c.length, against_foil(&c.tally))),
+                r.multikey.iter().map(|c| (c.length, &c.tally)),
             );
         }
     }

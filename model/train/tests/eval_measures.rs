@@ -178,6 +178,8 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         "## Perplexity vs context",
         "## Pass-key accuracy: memmamba",
         "## Multi-key accuracy: baseline (notes off)",
+        "## Against a foil: memmamba",
+        "## Against a foil: baseline (notes off)",
         "## Recall of real text",
         "## ETMF (ours",
         "## ECLMF (ours",
