@@ -85,8 +85,21 @@ variant() {
   done
 }
 
+# GPU memory of each training process every 10 s, to $WORK/gpu-mem.log: runs at short
+# sequences (512 x 16) still run out of memory after a few hundred steps (docs/MODEL_CARD.md).
+if command -v nvidia-smi > /dev/null; then
+  while true; do
+    echo "$(date -u +%T) $(nvidia-smi --query-compute-apps=pid,used_memory \
+      --format=csv,noheader,nounits | tr '\n' ' ')" >> "$work/gpu-mem.log"
+    sleep 10
+  done &
+  memory_log=$!
+fi
+pids=()
 for i in "${!names[@]}"; do
   variant "${names[$i]}" "${args[$i]}" &
+  pids+=($!)
 done
-wait || true
+wait "${pids[@]}" || true
+[ -z "${memory_log:-}" ] || kill "$memory_log"
 log "done"
