@@ -8,7 +8,9 @@ mod common;
 
 use common::doc_id;
 use memreader::ask::{self, first_stage, fuse, AskOptions, Evidence, Fusion, FUSION};
+use memreader::library::Library;
 use memreader::memory::{self, ReadOptions};
+use memreader::model::Model;
 
 /// Candidate indices, best first (of equal scores the first).
 fn order(scores: &[f32]) -> Vec<usize> {
@@ -139,9 +141,8 @@ fn the_memory_pointing_at_a_passage_lifts_it_by_its_weight() {
     assert_eq!(fused[3], TRUSTING.memory * 0.02);
 }
 
-/// The demo books read a little by a tiny random model: the library, the model and the
-/// options of BM25 alone.
-fn read_library(tmp: &std::path::Path) -> (memreader::library::Library, memreader::model::Model) {
+/// The demo books read a little by a tiny random model: the library and the model.
+fn read_library(tmp: &std::path::Path) -> (Library, Model) {
     let library = common::library(tmp);
     let model = common::load(&common::tiny_model(&tmp.join("model")));
     let grimm = doc_id(&library, "grimm");
@@ -159,15 +160,34 @@ const QUESTIONS: [&str; 3] = [
     "What is the pass key?",
 ];
 
-#[test]
-fn with_no_weight_on_the_model_and_memory_the_full_pipeline_ranks_as_bm25() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (library, model) = read_library(tmp.path());
+/// Asks each of [`QUESTIONS`] with `options` and with BM25 alone and asserts the same passages
+/// in the same order; returns `options`' citations, question by question.
+fn assert_ranks_as_bm25_alone(
+    library: &Library,
+    model: &Model,
+    options: &AskOptions,
+) -> Vec<Vec<ask::Citation>> {
     let bm25_alone = AskOptions {
         memory: 0,
         rerank: 0,
         ..AskOptions::default()
     };
+    let passages = |c: &[ask::Citation]| c.iter().map(|c| c.passage.clone()).collect::<Vec<_>>();
+    QUESTIONS
+        .iter()
+        .map(|question| {
+            let (alone, _) = ask::search(library, Some(model), question, &bm25_alone, 10).unwrap();
+            let (cites, _) = ask::search(library, Some(model), question, options, 10).unwrap();
+            assert_eq!(passages(&cites), passages(&alone), "{question}");
+            cites
+        })
+        .collect()
+}
+
+#[test]
+fn with_no_weight_on_the_model_and_memory_the_full_pipeline_ranks_as_bm25() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (library, model) = read_library(tmp.path());
     let full = AskOptions {
         fusion: Fusion {
             bm25: 1.0,
@@ -176,12 +196,7 @@ fn with_no_weight_on_the_model_and_memory_the_full_pipeline_ranks_as_bm25() {
         },
         ..AskOptions::default()
     };
-    for question in QUESTIONS {
-        let (alone, _) = ask::search(&library, Some(&model), question, &bm25_alone, 10).unwrap();
-        let (fused, _) = ask::search(&library, Some(&model), question, &full, 10).unwrap();
-        let passages =
-            |c: &[ask::Citation]| c.iter().map(|c| c.passage.clone()).collect::<Vec<_>>();
-        assert_eq!(passages(&fused), passages(&alone), "{question}");
+    for fused in assert_ranks_as_bm25_alone(&library, &model, &full) {
         // the model did rerank, and the memory did point, without moving anything
         assert!(fused.iter().any(|c| c.model.is_some()), "{fused:#?}");
     }
@@ -226,17 +241,5 @@ fn with_a_model_the_shipped_weights_were_not_fitted_for_the_full_pipeline_ranks_
     assert_eq!((fitted.memory, fitted.model), (0.0, 0.0), "{fitted:?}");
     // weights chosen by the caller stand as they are
     assert_eq!(ask::fusion_for(Some(&model), &TRUSTING), TRUSTING);
-    let bm25_alone = AskOptions {
-        memory: 0,
-        rerank: 0,
-        ..AskOptions::default()
-    };
-    for question in QUESTIONS {
-        let (alone, _) = ask::search(&library, Some(&model), question, &bm25_alone, 10).unwrap();
-        let (full, _) =
-            ask::search(&library, Some(&model), question, &AskOptions::default(), 10).unwrap();
-        let passages =
-            |c: &[ask::Citation]| c.iter().map(|c| c.passage.clone()).collect::<Vec<_>>();
-        assert_eq!(passages(&full), passages(&alone), "{question}");
-    }
+    assert_ranks_as_bm25_alone(&library, &model, &AskOptions::default());
 }
