@@ -11,7 +11,10 @@ use memmamba::prompt::{question_prompt, ANSWER_END};
 use memmamba::MemMamba;
 
 use crate::rng::Rng;
-use crate::tasks::{five_digits, insert_needles, multikey, passkey, quote_question, Facts};
+use crate::tasks::{
+    answer_tokens, fact_answer, five_digits, insert_needles, multikey, passkey, quote_question,
+    Facts,
+};
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
@@ -226,7 +229,7 @@ fn retrieval_trial(
     // The foil comes from its own generator, so the trials drawn stay those of `rng`.
     let foil = foil_for(&facts.answer);
     let score = |answer: &str| -> Result<f64, TrainError> {
-        let answer = tokenizer.encode(&format!(" {answer}{ANSWER_END}"))?;
+        let answer = answer_tokens(tokenizer, &fact_answer(answer))?;
         answer_nll(model, &mut state.clone(), logits.clone(), &answer)
     };
     let (answer_nll, foil_nll) = (score(&facts.answer)?, score(&foil)?);
@@ -381,7 +384,7 @@ pub fn recall_vs_distance(
             let (question, rest) = quote_question(tokenizer, &text[at..quote_end])?;
             let mut tokens = text[..quote_end + distance].to_vec();
             tokens.extend(tokenizer.encode(&question_prompt(&question))?);
-            let answer = tokenizer.encode(&format!("{rest}{ANSWER_END}"))?;
+            let answer = answer_tokens(tokenizer, &rest)?;
             let mut state = model.new_state(1)?;
             let mut logits = model.read(&mut state, &row(&tokens, model)?)?;
             let mut right = 0;

@@ -130,10 +130,21 @@ pub fn draw_sample(
         text,
         needles,
         &question,
-        &format!(" {answer}"),
+        &fact_answer(&answer),
         rng,
     )?
     .unwrap_or_else(|| plain(rng)))
+}
+
+/// How the text of a fact's `value` follows the prompt: after a space, as in the sentence that
+/// states it.
+pub(crate) fn fact_answer(value: &str) -> String {
+    format!(" {value}")
+}
+
+/// The tokens a sample ends with after its prompt: `text`, then the answer's end.
+pub(crate) fn answer_tokens(tokenizer: &BookTokenizer, text: &str) -> Result<Vec<u32>, TrainError> {
+    tokenizer.encode(&format!("{text}{ANSWER_END}"))
 }
 
 /// Facts to hide in a text, the question that asks for one of them, and its answer (shared by
@@ -221,7 +232,7 @@ fn assemble(
     rng: &mut Rng,
 ) -> Result<Option<Sample>, TrainError> {
     let prompt = tokenizer.encode(&question_prompt(question))?;
-    let answer = tokenizer.encode(&format!("{answer}{ANSWER_END}"))?;
+    let answer = answer_tokens(tokenizer, answer)?;
     let fixed: usize = prompt.len() + answer.len() + needles.iter().map(Vec::len).sum::<usize>();
     if fixed + 16 > len + 1 {
         return Ok(None);
