@@ -8,25 +8,37 @@
 //!    notes it could see, so an untrained model's flat attention points nowhere) goes to the
 //!    passage that holds the note's source token. A passage's memory score is that lift
 //!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
-//! 3. **First-stage score** ([`first_stage`]): `FUSION.bm25 × BM25 + FUSION.memory × memory
-//!    score`, with [`AskOptions::fusion`] (by default [`FUSION`]) giving the weights.
-//! 4. **Reranking** ([`AskOptions::rerank`] best of the first stage): the model scores the
-//!    question prompt after the passage's window (the sentence holding the most question words
-//!    with its neighbours, at most [`RERANK_TOKENS`] tokens: a third of the cost of the whole
-//!    passage on a CPU) against the question prompt alone: the pointwise mutual information
-//!    `PMI = sum_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]` in nats, the log of how
-//!    much more likely the question is after the passage (its mean per token is
-//!    [`Citation::model`]). The final score ([`fuse`]) adds `FUSION.model × (PMI - the mean PMI
+//! 3. **Word scores**, for every candidate ([`word_evidence`]): how many of the question's
+//!    distinct content words the passage holds ([`Evidence::held`]), and, where there is a
+//!    model, for those it does not hold, how close the passage comes to them by its own word
+//!    vectors ([`Model::word_vectors`]: its token embeddings, centred): each missing word's best
+//!    cosine to a passage word above [`SIMILAR_FLOOR`], summed ([`Evidence::similar`]). This is
+//!    soft term matching from what the model learnt of words, for a reader who remembers a
+//!    passage's sense rather than its exact words ("lantern" for a passage that says "lamp").
+//! 4. **First-stage score** ([`first_stage`]): `FUSION.bm25 × BM25 + FUSION.memory × memory
+//!    score + FUSION.held × words held + FUSION.similar × similar-word score`, with
+//!    [`AskOptions::fusion`] (by default [`FUSION`]; [`LEXICAL`] without the model it was
+//!    fitted for, see [`fusion_for`]) giving the weights.
+//! 5. **Reranking** ([`AskOptions::rerank`] best of the first stage), only where the model's
+//!    PMI has a weight (its forward passes are most of an ask's time on a CPU): the model
+//!    scores the question prompt after the passage's window (the sentence holding the most
+//!    question words with its neighbours, at most [`RERANK_TOKENS`] tokens) against the prompt
+//!    alone: the pointwise mutual information of the question's content words,
+//!    `PMI = sum_t [log p(q_t | passage, q_<t) - log p(q_t | q_<t)]` in nats over the tokens
+//!    `q_t` of those words (the prompt's frame and the question's function words read the same
+//!    after any passage). The final score ([`fuse`]) adds `FUSION.model × (PMI - the mean PMI
 //!    of the reranked candidates)` to the first stage: a product of experts, each score read as
 //!    the log-odds that the passage is the one asked about. A model that gives every candidate
 //!    the same PMI (no signal) leaves the first stage's order as it is, candidates it did not
 //!    rerank neither gain nor lose, and a passage the model finds far more likely than the
-//!    others comes first (with a positive `FUSION.model`). The weights are a calibration of each
-//!    score into log-odds: fitted by maximum likelihood (conditional logit) on questions over
-//!    books that no reported figure uses (see [`FUSION`]), never on the evaluation's questions.
-//!    For today's model the PMI's weight is 0: it showed no signal there. With a model other
-//!    than the one they were fitted for, only their BM25 weight applies ([`fusion_for`]).
-//! 5. **Answer**: the model reads the best passage and the question prompt and decodes greedily
+//!    others comes first (with a positive `FUSION.model`).
+//!
+//!    The weights are a calibration of each score into log-odds: fitted by maximum likelihood
+//!    (conditional logit) on questions over books that no reported figure uses (see
+//!    [`FUSION`]), never on the evaluation's questions; a score gets a weight only where it
+//!    shows a significant signal there. Without the model they were fitted for, the weights
+//!    are those of BM25 and the words held alone ([`LEXICAL`]).
+//! 6. **Answer**: the model reads the best passage and the question prompt and decodes greedily
 //!    up to the first newline. The generated answer is used when its mean token log-probability
 //!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
 //!    answer is the sentence that best matches the question among the [`EXTRACT_FROM`] best
@@ -39,8 +51,8 @@
 //! is the same without listening.
 //!
 //! Every citation is a candidate's best sentence with its document, page or chapter and char
-//! range. Without a model (not shipped yet, or not loaded) steps 2, 4 and generation are
-//! skipped and the answer says so in its notices.
+//! range. Without a model (not shipped yet, or not loaded) steps 2 and 5, the similar-word
+//! score and generation are skipped and the answer says so in its notices.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -53,13 +65,20 @@ use crate::error::{Error, Result};
 use crate::library::{Document, Library, SearchOptions, Status};
 use crate::memory;
 use crate::model::Model;
-use crate::text::{content_words, sentences, CharMap};
+use crate::text::{content_word_ranges, content_words, sentences, CharMap};
 
 /// The extracted answer is the best sentence of this many of the best passages.
 pub const EXTRACT_FROM: usize = 5;
 
 /// The most tokens of a passage the model reranks on (see [`AskOptions::rerank`]).
 pub const RERANK_TOKENS: usize = 160;
+
+/// The cosine of word vectors below which a passage word counts as no match at all for a
+/// question word ([`word_scores`]): a passage of 150 to 300 words has a word of cosine 0.2 to
+/// 0.4 to almost any word. Chosen with the fusion fit's questions on the dev books (see
+/// [`FUSION`]): floors of 0.4 and 0.5 fit them equally well (log-likelihoods within a nat),
+/// 0.3 and 0.6 worse by 2 to 4 nats.
+pub const SIMILAR_FLOOR: f32 = 0.4;
 
 /// The weights that turn each score of a candidate into log-odds that it is the passage asked
 /// about (see the module docs, steps 3 and 4): the final score is
@@ -70,50 +89,68 @@ pub struct Fusion {
     pub bm25: f32,
     /// Per unit of memory score (summed attention lift).
     pub memory: f32,
-    /// Per nat of the question's PMI given the passage (summed over its tokens).
+    /// Per question word the passage holds ([`Evidence::held`]).
+    pub held: f32,
+    /// Per unit of similar-word score ([`Evidence::similar`]).
+    pub similar: f32,
+    /// Per nat of the question's PMI given the passage (summed over its content words' tokens).
     pub model: f32,
 }
 
 /// The shipped weights (see [`Fusion`]), fitted for the shipped model of weights BLAKE3
-/// 611c30d41a78… ([`FUSION_MODEL`]; a new model's memory and PMI scores are on scales of their
-/// own, so it needs the fit again) on 360 questions (120 sentences, one question of each kind)
-/// over six books of the corpus's `dev` split that no reported figure uses: 0006, 0019, 0056,
-/// 0079, 0142 and 0235 (docs/EVAL.md, "Asking with citations", 2026-11-24), never on the
-/// evaluation's questions:
+/// [`FUSION_MODEL`] (a new model's word vectors, memory and PMI are on scales of their own, so
+/// it needs the fit again) on 360 questions (120 sentences, one question of each kind) over six
+/// books of the corpus's `dev` split that no reported figure uses: 0006, 0019, 0056, 0079, 0142
+/// and 0235 (docs/EVAL.md, "Asking with citations"), never on the evaluation's questions. The
+/// fit prints these two constants, to paste here:
 ///
 /// ```text
 /// memreader-eval --device cpu --questions 20 --read-tokens 16384 --passkey "" --snapshot "" \
 ///     --fit --books DIR   # those six books, decompressed from ../shared/corpus/books
 /// ```
 ///
-/// A score has a weight only where adding it to BM25 raises the log-likelihood significantly
-/// (likelihood-ratio test, p < 0.01: twice the gain above 6.63); the weights are then the
-/// maximum-likelihood ones of BM25 with those scores. The memory score passes (gain 5.34), the
-/// model's PMI does not (gain 0.38, weight 0.06), so today the model's reranking moves nothing;
-/// a model whose PMI carries signal gets its weight from the same fit. (For the model shipped
-/// before, f777ea8def4d, the same fit gave BM25 0.9223 and memory 106.64, the PMI again none.)
+/// A score has a weight only where it raises the log-likelihood significantly: scores are
+/// added to BM25 one at a time, the one of largest gain first, while twice its gain is above
+/// 6.63 (likelihood-ratio test, p < 0.01); the weights are the maximum-likelihood ones of the
+/// scores added. For this model the words held come first (twice the gain 411), then the
+/// similar-word score (61 more); the memory score (1.9) and the model's PMI (0.2) do not pass,
+/// so the reranking is skipped. (For the models shipped before, f777ea8def4d and, with BM25
+/// and memory alone, 611c30d41a78 at first, the PMI showed no signal either.)
 pub const FUSION: Fusion = Fusion {
-    bm25: 1.0346,
-    memory: 62.48,
+    bm25: 0.2565,
+    memory: 0.0,
+    held: 6.0448,
+    similar: 10.2192,
+    model: 0.0,
+};
+
+/// The weights of BM25 and the words held alone, for any model and without one: neither score
+/// depends on the model, so these hold where [`FUSION`] does not ([`fusion_for`]). Fitted with
+/// [`FUSION`] (the same command prints both), as the maximum-likelihood weights of those two
+/// scores alone.
+pub const LEXICAL: Fusion = Fusion {
+    bm25: 0.3605,
+    memory: 0.0,
+    held: 3.7805,
+    similar: 0.0,
     model: 0.0,
 };
 
 /// The start of the BLAKE3 of the weights [`FUSION`] was fitted for. With another model the
-/// memory and PMI scores are uncalibrated, so [`FUSION`] ranks with its BM25 weight alone
-/// ([`fusion_for`]).
+/// model's scores are uncalibrated, so the shipped weights are [`LEXICAL`] ([`fusion_for`]).
 pub const FUSION_MODEL: &str = "611c30d41a78";
 
 /// The weights `options.fusion` stands for with `model`: itself, but for the shipped [`FUSION`]
-/// with a model other than [`FUSION_MODEL`], whose memory and PMI get no weight (they are still
-/// computed and shown in the citations) until `memreader-eval --fit` is run for that model.
+/// without a model or with a model other than [`FUSION_MODEL`], where they are [`LEXICAL`]:
+/// BM25 and the words held, the model's scores with no weight (its word and memory scores are
+/// still computed and shown in the citations; the reranking is not run) until
+/// `memreader-eval --fit` is run for that model.
 pub fn fusion_for(model: Option<&Model>, fusion: &Fusion) -> Fusion {
-    match model {
-        Some(m) if *fusion == FUSION && !m.weights_blake3().starts_with(FUSION_MODEL) => Fusion {
-            memory: 0.0,
-            model: 0.0,
-            ..FUSION
-        },
-        _ => *fusion,
+    let fitted = model.is_some_and(|m| m.weights_blake3().starts_with(FUSION_MODEL));
+    if *fusion == FUSION && !fitted {
+        LEXICAL
+    } else {
+        *fusion
     }
 }
 
@@ -125,13 +162,24 @@ pub struct Evidence {
     pub bm25: Option<f32>,
     /// The memory score (summed attention lift above uniform).
     pub memory: Option<f32>,
-    /// The question's PMI given the passage, nats summed over the question's tokens.
+    /// How many of the question's distinct content words the passage holds (as
+    /// [`content_words`] writes them).
+    pub held: Option<f32>,
+    /// The similar-word score: how well the passage matches the question's words that it does
+    /// not hold, by the model's word vectors ([`similar_words`]).
+    pub similar: Option<f32>,
+    /// The question's PMI given the passage, nats summed over the tokens of the question's
+    /// content words ([`pmi`]).
     pub model: Option<f32>,
 }
 
-/// The first-stage score: BM25 and memory weighted by `w` (a missing score counts as 0).
+/// The first-stage score: BM25, memory and similar-word scores weighted by `w` (a missing score
+/// counts as 0).
 pub fn first_stage(e: &Evidence, w: &Fusion) -> f32 {
-    w.bm25 * e.bm25.unwrap_or(0.0) + w.memory * e.memory.unwrap_or(0.0)
+    w.bm25 * e.bm25.unwrap_or(0.0)
+        + w.memory * e.memory.unwrap_or(0.0)
+        + w.held * e.held.unwrap_or(0.0)
+        + w.similar * e.similar.unwrap_or(0.0)
 }
 
 /// The final scores of candidates (higher is better): [`first_stage`] plus `w.model` times each
@@ -208,7 +256,11 @@ pub struct Citation {
     pub score: f32,
     pub bm25: Option<f32>,
     pub memory: Option<f32>,
-    /// Mean pointwise mutual information of the question given the passage, nats per token.
+    /// See [`Evidence::held`].
+    pub held: Option<f32>,
+    /// See [`Evidence::similar`].
+    pub similar: Option<f32>,
+    /// See [`Evidence::model`]: None where the model did not rerank the passage.
     pub model: Option<f32>,
 }
 
@@ -357,9 +409,9 @@ struct Candidate {
     chapter_title: Option<String>,
     bm25: Option<f32>,
     memory: Option<f32>,
-    /// Mean PMI per question token, and the question's tokens it is the mean of.
+    held: Option<f32>,
+    similar: Option<f32>,
     model: Option<f32>,
-    model_tokens: usize,
 }
 
 impl Candidate {
@@ -367,7 +419,9 @@ impl Candidate {
         Evidence {
             bm25: self.bm25,
             memory: self.memory,
-            model: self.model.map(|m| m * self.model_tokens as f32),
+            held: self.held,
+            similar: self.similar,
+            model: self.model,
         }
     }
 }
@@ -476,8 +530,9 @@ fn rank(
                 chapter_title: hit.chapter_title,
                 bm25: Some(hit.score),
                 memory: None,
+                held: None,
+                similar: None,
                 model: None,
-                model_tokens: 0,
             });
         }
     }
@@ -542,8 +597,9 @@ fn rank(
                             .and_then(|c| c.title.clone()),
                         bm25: None,
                         memory: Some(score),
+                        held: None,
+                        similar: None,
                         model: None,
-                        model_tokens: 0,
                     }),
                 }
             }
@@ -563,6 +619,15 @@ fn rank(
     }
 
     let fusion = &fusion_for(model, &options.fusion);
+    let mut vectors = WordVectors::new(model);
+    let asked = vectors.words(&words_as_written(question))?;
+    for c in &mut candidates {
+        let text = doc_text(library, &mut docs, &c.doc_id)?;
+        let words = words_as_written(text.map.slice(&text.doc.text, &c.passage));
+        let (held, similar) = word_scores(&word_matches(&asked, &vectors.words(&words)?));
+        c.held = Some(held);
+        c.similar = model.map(|_| similar);
+    }
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()
         .map(|c| {
@@ -571,18 +636,20 @@ fn rank(
         })
         .collect();
     sort(&mut scored);
-    if let Some(model) = model.filter(|_| options.rerank > 0 && !scored.is_empty()) {
-        let prompt = model.encode(&question_prompt(question))?;
-        if prompt.len() >= 2 {
-            let baseline = prompt_logprob(model, &[], &prompt)?;
+    // the reranking's forward passes are the costly part of an ask on a CPU: they run only
+    // where the model's PMI has a weight
+    let reranks = options.rerank > 0 && fusion.model != 0.0 && !scored.is_empty();
+    if let Some(model) = model.filter(|_| reranks) {
+        let prompt = QuestionTokens::new(model, question)?;
+        if prompt.scored.iter().any(|&s| s) {
+            let baseline = prompt.logprobs(model, &[])?;
             let words = question_words(question);
             for (c, _) in scored.iter_mut().take(options.rerank) {
                 let text = doc_text(library, &mut docs, &c.doc_id)?;
                 let window = rerank_window(text, &c.passage, &words);
                 let mut context = model.encode(text.map.slice(&text.doc.text, &window))?;
                 context.drain(..context.len().saturating_sub(RERANK_TOKENS));
-                c.model = Some(prompt_logprob(model, &context, &prompt)? - baseline);
-                c.model_tokens = prompt.len() - 1;
+                c.model = Some(pmi(&prompt.logprobs(model, &context)?, &baseline));
             }
             let evidence: Vec<Evidence> = scored.iter().map(|(c, _)| c.evidence()).collect();
             for ((_, score), fused) in scored.iter_mut().zip(fuse(&evidence, fusion)) {
@@ -700,23 +767,158 @@ fn memory_pointers(
     Ok(out)
 }
 
-/// Sum of log p(prompt[t] | context, prompt[..t]) over t >= 1, from a fresh state.
-fn prompt_logprob(model: &Model, context: &[u32], prompt: &[u32]) -> Result<f32> {
-    let mut state = model.new_state()?;
-    let mut first: Vec<u32> = context.to_vec();
-    first.push(prompt[0]);
-    let mut logprobs = model.read(&mut state, &first)?;
-    let mut total = 0.0;
-    for (i, &t) in prompt.iter().enumerate().skip(1) {
-        total += logprobs
-            .get(t as usize)
-            .copied()
-            .unwrap_or(f32::NEG_INFINITY);
-        if i + 1 < prompt.len() {
-            logprobs = model.read(&mut state, &[t])?;
+/// The question as the model reads it for reranking ([`question_prompt`]), and which of its
+/// tokens the PMI sums over: those of the question's content words. The prompt's frame
+/// ("Question:", "Answer:") and the question's function words ("where", "is", "it") read the
+/// same after any passage, so their share of the PMI is noise around a constant.
+struct QuestionTokens {
+    ids: Vec<u32>,
+    /// Per token of `ids`: whether it is part of a content word.
+    scored: Vec<bool>,
+}
+
+impl QuestionTokens {
+    fn new(model: &Model, question: &str) -> Result<QuestionTokens> {
+        let prompt = question_prompt(question);
+        let (ids, starts) = model.encode_document(&prompt)?;
+        let map = CharMap::new(&prompt);
+        let words = content_word_ranges(&prompt);
+        let scored = (0..ids.len())
+            .map(|t| {
+                let start = map.byte_of_char(&prompt, starts[t] as usize);
+                let end = starts
+                    .get(t + 1)
+                    .map_or(prompt.len(), |&c| map.byte_of_char(&prompt, c as usize));
+                // the first token has no left context to be scored in
+                t > 0 && words.iter().any(|(w, _)| w.start < end && start < w.end)
+            })
+            .collect();
+        Ok(QuestionTokens { ids, scored })
+    }
+
+    /// `log p(token | context, the tokens before it)` of each scored token, in one pass.
+    fn logprobs(&self, model: &Model, context: &[u32]) -> Result<Vec<f32>> {
+        let mut ids = context.to_vec();
+        ids.extend(&self.ids);
+        let all = model.token_logprobs(&ids, context.len() + 1)?;
+        // token_logprobs starts at the prompt's second token (the first is never scored)
+        Ok(all
+            .into_iter()
+            .zip(self.scored.iter().skip(1))
+            .filter(|(_, &s)| s)
+            .map(|(lp, _)| lp)
+            .collect())
+    }
+}
+
+/// The PMI of the question's content words given a passage, in nats: their tokens' log-
+/// probabilities after the passage less those without it (`baseline`).
+fn pmi(after: &[f32], baseline: &[f32]) -> f32 {
+    after.iter().zip(baseline).map(|(a, b)| a - b).sum()
+}
+
+/// The distinct content words of `text`: each one's form in [`content_words`] (what matches
+/// it) and, for [`WordVectors`], how it is first written there, lower-cased.
+fn words_as_written(text: &str) -> Vec<(String, String)> {
+    let mut seen = HashSet::new();
+    content_word_ranges(text)
+        .into_iter()
+        .filter(|(_, w)| seen.insert(w.clone()))
+        .map(|(r, w)| (w, text[r].to_lowercase()))
+        .collect()
+}
+
+/// A word and its unit vector ([`Model::word_vectors`]).
+struct Word {
+    word: String,
+    vector: Vec<f32>,
+}
+
+/// [`Model::word_vectors`], each written form computed once per question; without a model,
+/// every vector is empty (no word is similar to another).
+struct WordVectors<'m> {
+    model: Option<&'m Model>,
+    known: HashMap<String, Vec<f32>>,
+}
+
+impl<'m> WordVectors<'m> {
+    fn new(model: Option<&'m Model>) -> WordVectors<'m> {
+        WordVectors {
+            model,
+            known: HashMap::new(),
         }
     }
-    Ok(total / (prompt.len() - 1) as f32)
+
+    /// The vectors of `words` ([`words_as_written`]), each from its written form.
+    fn words(&mut self, words: &[(String, String)]) -> Result<Vec<Word>> {
+        let new: Vec<&str> = words
+            .iter()
+            .map(|(_, written)| written.as_str())
+            .filter(|w| !self.known.contains_key(*w))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let vectors = match self.model {
+            Some(model) => model.word_vectors(&new)?,
+            None => vec![Vec::new(); new.len()],
+        };
+        for (w, v) in new.iter().zip(vectors) {
+            self.known.insert((*w).to_owned(), v);
+        }
+        Ok(words
+            .iter()
+            .map(|(word, written)| Word {
+                word: word.clone(),
+                vector: self.known[written].clone(),
+            })
+            .collect())
+    }
+}
+
+/// For each question word, None where the passage holds it (BM25 matches those), else the best
+/// cosine similarity of its vector to a passage word's.
+fn word_matches(asked: &[Word], passage: &[Word]) -> Vec<Option<f32>> {
+    asked
+        .iter()
+        .map(|q| {
+            if passage.iter().any(|p| p.word == q.word) {
+                return None;
+            }
+            let best = passage
+                .iter()
+                .map(|p| q.vector.iter().zip(&p.vector).map(|(a, b)| a * b).sum::<f32>())
+                .fold(0.0f32, f32::max);
+            Some(best)
+        })
+        .collect()
+}
+
+/// [`Evidence::held`] and [`Evidence::similar`] from a passage's [`word_matches`]: the question
+/// words it holds, and over those it does not, the sum of their best cosines above
+/// [`SIMILAR_FLOOR`] (partial credit for a word of similar use where the word itself is
+/// missing: a reader who remembers "lantern" of a passage that says "lamp").
+fn word_scores(matches: &[Option<f32>]) -> (f32, f32) {
+    let held = matches.iter().filter(|m| m.is_none()).count() as f32;
+    let similar = matches
+        .iter()
+        .flatten()
+        .map(|c| (c - SIMILAR_FLOOR).max(0.0))
+        .sum();
+    (held, similar)
+}
+
+/// The scores of `passage` for `question` that [`ask`] gives every candidate by its words:
+/// [`Evidence::held`] and [`Evidence::similar`] (the others None).
+pub fn word_evidence(model: &Model, question: &str, passage: &str) -> Result<Evidence> {
+    let mut vectors = WordVectors::new(Some(model));
+    let asked = vectors.words(&words_as_written(question))?;
+    let held = vectors.words(&words_as_written(passage))?;
+    let (held, similar) = word_scores(&word_matches(&asked, &held));
+    Ok(Evidence {
+        held: Some(held),
+        similar: Some(similar),
+        ..Evidence::default()
+    })
 }
 
 fn question_words(question: &str) -> Vec<String> {
@@ -809,6 +1011,8 @@ fn citation(text: &DocText, c: &Candidate, score: f32, range: Range<usize>) -> C
         score,
         bm25: c.bm25,
         memory: c.memory,
+        held: c.held,
+        similar: c.similar,
         model: c.model,
     }
 }

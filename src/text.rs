@@ -174,24 +174,47 @@ fn push_trimmed(chars: &[char], mut r: Range<usize>, base: usize, out: &mut Vec<
 /// The words of `text` that carry meaning for matching a question to a sentence: lower-cased
 /// runs of letters and digits, without common function words, with a plural `s` removed.
 pub fn content_words(text: &str) -> Vec<String> {
+    content_word_ranges(text).into_iter().map(|(_, w)| w).collect()
+}
+
+/// [`content_words`] with the byte range in `text` of each word as written.
+pub fn content_word_ranges(text: &str) -> Vec<(Range<usize>, String)> {
     const STOP: [&str; 48] = [
         "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "and", "or", "but",
         "is", "are", "was", "were", "be", "been", "am", "do", "does", "did", "what", "which",
         "who", "whom", "whose", "when", "where", "why", "how", "that", "this", "these", "those",
         "it", "its", "he", "she", "his", "her", "they", "them", "their", "i", "you",
     ];
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| {
-            if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
-                w[..w.len() - 1].to_owned()
-            } else {
-                w
+    let mut out = Vec::new();
+    let mut start = None;
+    for (b, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        match (start, c.is_alphanumeric()) {
+            (None, true) => start = Some(b),
+            (Some(s), false) => {
+                start = None;
+                let w = text[s..b].to_lowercase();
+                if !STOP.contains(&w.as_str()) {
+                    out.push((s..b, singular(w)));
+                }
             }
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `word` without a plural `s`: the final `s` of a word of more than three letters ("keys" ->
+/// "key", "horses" -> "horse"), but not that of "-ss", "-us" or "-is" ("glass", "monstrous",
+/// "thus", "analysis"), endings of singular words that English plurals do not have.
+fn singular(word: String) -> String {
+    let plural = word.len() > 3
+        && word.ends_with('s')
+        && !["ss", "us", "is"].iter().any(|e| word.ends_with(e));
+    if plural {
+        word[..word.len() - 1].to_owned()
+    } else {
+        word
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +269,31 @@ mod tests {
         assert_eq!(
             content_words("What is the pass key? Keys!"),
             ["pass", "key", "key"]
+        );
+    }
+
+    #[test]
+    fn only_a_plural_s_is_removed() {
+        assert_eq!(
+            content_words("Horses, glass, monstrous thus: analysis of the Kings' ways."),
+            ["horse", "glass", "monstrous", "thus", "analysis", "king", "way"]
+        );
+    }
+
+    #[test]
+    fn content_word_ranges_point_at_the_words_as_written() {
+        let text = "Über the “Kings” — naïve";
+        let got: Vec<(&str, String)> = content_word_ranges(text)
+            .into_iter()
+            .map(|(r, w)| (&text[r], w))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Über", "über".to_owned()),
+                ("Kings", "king".to_owned()),
+                ("naïve", "naïve".to_owned())
+            ]
         );
     }
 }

@@ -1,13 +1,15 @@
 //! How a question's candidate passages are ranked from their evidence (`memreader::ask::fuse`):
-//! BM25's order stands unless the model has something to say about the passages, and a model
-//! that is confident about one of them is followed, where the weights give the model a say (the
-//! shipped ones do not yet: today's model showed no signal where they were fitted). First on
-//! the scores alone, then through `ask::search` with a tiny random model.
+//! BM25's order stands unless the other scores have something to say about the passages: the
+//! question words a passage holds, the model's similarity of the words it does not hold to the
+//! passage's, the memory's pointers, and a model that is confident about one passage, each where
+//! the weights give it a say (the shipped weights give it to the scores that showed a signal
+//! where they were fitted). First on the scores alone, then the word scores with a tiny model
+//! whose embeddings make two words alike, then through `ask::search` with a tiny random model.
 
 mod common;
 
 use common::doc_id;
-use memreader::ask::{self, first_stage, fuse, AskOptions, Evidence, Fusion, FUSION};
+use memreader::ask::{self, first_stage, fuse, AskOptions, Evidence, Fusion, FUSION, SIMILAR_FLOOR};
 use memreader::library::Library;
 use memreader::memory::{self, ReadOptions};
 use memreader::model::Model;
@@ -26,8 +28,8 @@ fn candidates(bm25: &[f32], pmis: &[f32]) -> Vec<Evidence> {
         .enumerate()
         .map(|(i, &s)| Evidence {
             bm25: Some(s),
-            memory: None,
             model: pmis.get(i).copied(),
+            ..Evidence::default()
         })
         .collect()
 }
@@ -38,15 +40,19 @@ const BM25: [f32; 7] = [14.2, 13.9, 11.0, 10.4, 9.8, 6.1, 2.0];
 const TRUSTING: Fusion = Fusion {
     bm25: 1.0,
     memory: 100.0,
+    held: 2.0,
+    similar: 8.0,
     model: 0.2,
 };
 
 #[test]
 fn with_the_shipped_weights_more_of_any_score_never_ranks_a_passage_lower() {
     let base = candidates(&[9.0, 9.0, 7.0], &[1.5, 1.5, 1.5]);
-    let bumps: [fn(&mut Evidence); 3] = [
+    let bumps: [fn(&mut Evidence); 5] = [
         |e| e.bm25 = e.bm25.map(|s| s + 1.0),
         |e| e.memory = Some(0.01),
+        |e| e.held = Some(1.0),
+        |e| e.similar = Some(0.3),
         |e| e.model = e.model.map(|m| m + 5.0),
     ];
     for (i, bump) in bumps.iter().enumerate() {
@@ -132,13 +138,88 @@ fn the_memory_pointing_at_a_passage_lifts_it_by_its_weight() {
     assert_eq!(order(&fuse(&evidence, &TRUSTING)), [1, 0, 2]);
     // a passage the memory alone points at, weakly, ranks below those BM25 found
     evidence.push(Evidence {
-        bm25: None,
         memory: Some(0.02),
-        model: None,
+        ..Evidence::default()
     });
     let fused = fuse(&evidence, &TRUSTING);
     assert_eq!(order(&fused), [1, 0, 2, 3], "{fused:?}");
     assert_eq!(fused[3], TRUSTING.memory * 0.02);
+}
+
+#[test]
+fn a_passage_that_uses_a_word_of_similar_use_to_a_question_word_ranks_above_one_that_does_not() {
+    // BM25 scores the two alike and both hold two of the three question words; for the third,
+    // the second passage has a word of similar use
+    let mut evidence = candidates(&[9.0, 9.0, 4.0], &[]);
+    for (e, similar) in evidence.iter_mut().zip([0.0, 0.5, 0.0]) {
+        (e.held, e.similar) = (Some(2.0), Some(similar));
+    }
+    assert_eq!(order(&fuse(&evidence, &TRUSTING)), [1, 0, 2]);
+    // weights that give that score no say keep BM25's order
+    let deaf = Fusion {
+        similar: 0.0,
+        ..TRUSTING
+    };
+    assert_eq!(order(&fuse(&evidence, &deaf)), [0, 1, 2]);
+}
+
+#[test]
+fn a_passage_holding_more_of_the_question_words_ranks_above_one_bm25_prefers_a_little() {
+    // the second passage holds all three question words, the first two of them (one often)
+    let mut evidence = candidates(&[10.5, 9.5], &[]);
+    evidence[0].held = Some(2.0);
+    evidence[1].held = Some(3.0);
+    assert_eq!(order(&fuse(&evidence, &TRUSTING)), [1, 0]);
+    // but not one that BM25 prefers by far
+    evidence[0].bm25 = Some(14.0);
+    assert_eq!(order(&fuse(&evidence, &TRUSTING)), [0, 1]);
+}
+
+/// A tiny random model whose token embeddings give the words of each group one direction of
+/// its own (an axis), so that words of one group have the same word vector and words of
+/// different groups orthogonal ones.
+fn model_with_alike_words(dir: &std::path::Path, groups: &[&[&str]]) -> Model {
+    use candle_core::{Device, Tensor};
+    let dir = common::tiny_model(dir);
+    let model = common::load(&dir);
+    let path = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    let name = "backbone.embeddings.weight";
+    let mut rows = tensors[name].to_vec2::<f32>().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for (axis, group) in groups.iter().enumerate() {
+        for word in *group {
+            for id in model.encode(&format!(" {word}")).unwrap() {
+                assert!(seen.insert(id), "a token of {word:?} is in another word");
+                let row = &mut rows[id as usize];
+                row.iter_mut().for_each(|x| *x = 0.0);
+                row[axis] = 1.0;
+            }
+        }
+    }
+    tensors.insert(name.to_owned(), Tensor::new(rows, &Device::Cpu).unwrap());
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    common::load(&dir)
+}
+
+#[test]
+fn the_similar_word_score_is_the_models_similarity_for_the_question_words_a_passage_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_with_alike_words(tmp.path(), &[&["lantern", "lamp"], &["fire"], &["burned"]]);
+    let scores = |question: &str, passage: &str| {
+        let e = ask::word_evidence(&model, question, passage).unwrap();
+        (e.held.unwrap(), e.similar.unwrap())
+    };
+    // "lamp" is as alike to "lantern" as a word can be: full credit above the floor
+    let (held, similar) = scores("Where was the lantern?", "A lamp burned.");
+    assert_eq!(held, 0.0);
+    assert!((similar - (1.0 - SIMILAR_FLOOR)).abs() < 1e-3, "{similar}");
+    // no word of the other passage is alike
+    assert_eq!(scores("Where was the lantern?", "A fire burned."), (0.0, 0.0));
+    // a word the passage holds counts as held, not again as similar
+    assert_eq!(scores("Where was the lamp?", "A lamp burned."), (1.0, 0.0));
+    assert_eq!(scores("Lantern, lanterns: where?", "A lamp burned.").0, 0.0);
+    assert_eq!(scores("Lamps burned.", "A lamp burned.").0, 2.0);
 }
 
 /// The demo books read a little by a tiny random model: the library and the model.
@@ -160,45 +241,117 @@ const QUESTIONS: [&str; 3] = [
     "What is the pass key?",
 ];
 
-/// Asks each of [`QUESTIONS`] with `options` and with BM25 alone and asserts the same passages
-/// in the same order; returns `options`' citations, question by question.
-fn assert_ranks_as_bm25_alone(
-    library: &Library,
-    model: &Model,
-    options: &AskOptions,
-) -> Vec<Vec<ask::Citation>> {
-    let bm25_alone = AskOptions {
+/// BM25's candidates ranked with `fusion` alone: no memory pointers, no reranking.
+fn first_stage_only(fusion: Fusion) -> AskOptions {
+    AskOptions {
         memory: 0,
         rerank: 0,
+        fusion,
         ..AskOptions::default()
-    };
+    }
+}
+
+/// BM25's candidates in BM25's order.
+fn bm25_alone() -> AskOptions {
+    first_stage_only(Fusion {
+        bm25: 1.0,
+        memory: 0.0,
+        held: 0.0,
+        similar: 0.0,
+        model: 0.0,
+    })
+}
+
+/// Asks each of [`QUESTIONS`] with `options` and with `reference` (with `model`, or without one
+/// where None) and asserts the same passages in the same order; returns `options`' citations,
+/// question by question.
+fn assert_ranks_as(
+    library: &Library,
+    model: Option<&Model>,
+    options: &AskOptions,
+    reference: &AskOptions,
+) -> Vec<Vec<ask::Citation>> {
     let passages = |c: &[ask::Citation]| c.iter().map(|c| c.passage.clone()).collect::<Vec<_>>();
     QUESTIONS
         .iter()
         .map(|question| {
-            let (alone, _) = ask::search(library, Some(model), question, &bm25_alone, 10).unwrap();
-            let (cites, _) = ask::search(library, Some(model), question, options, 10).unwrap();
-            assert_eq!(passages(&cites), passages(&alone), "{question}");
+            let (want, _) = ask::search(library, model, question, reference, 10).unwrap();
+            let (cites, _) = ask::search(library, model, question, options, 10).unwrap();
+            assert_eq!(passages(&cites), passages(&want), "{question}");
             cites
         })
         .collect()
 }
 
 #[test]
-fn with_no_weight_on_the_model_and_memory_the_full_pipeline_ranks_as_bm25() {
+fn with_no_weight_on_the_models_scores_the_full_pipeline_ranks_as_bm25_and_reranks_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (library, model) = read_library(tmp.path());
     let full = AskOptions {
         fusion: Fusion {
             bm25: 1.0,
             memory: 0.0,
+            held: 0.0,
+            similar: 0.0,
             model: 0.0,
         },
         ..AskOptions::default()
     };
-    for fused in assert_ranks_as_bm25_alone(&library, &model, &full) {
-        // the model did rerank, and the memory did point, without moving anything
-        assert!(fused.iter().any(|c| c.model.is_some()), "{fused:#?}");
+    for fused in assert_ranks_as(&library, Some(&model), &full, &bm25_alone()) {
+        // the word scores were computed for every candidate without moving anything; the
+        // reranking's forward passes, whose PMI has no weight, were not run
+        assert!(
+            fused.iter().all(|c| c.held.is_some() && c.similar.is_some()),
+            "{fused:#?}"
+        );
+        assert!(fused.iter().all(|c| c.model.is_none()), "{fused:#?}");
+    }
+}
+
+#[test]
+fn the_full_pipeline_ranks_by_the_fusion_of_each_citations_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (library, model) = read_library(tmp.path());
+    let options = AskOptions {
+        fusion: TRUSTING,
+        ..AskOptions::default()
+    };
+    for question in QUESTIONS {
+        let (cites, _) = ask::search(&library, Some(&model), question, &options, 100).unwrap();
+        let evidence: Vec<Evidence> = cites
+            .iter()
+            .map(|c| Evidence {
+                bm25: c.bm25,
+                memory: c.memory,
+                held: c.held,
+                similar: c.similar,
+                model: c.model,
+            })
+            .collect();
+        let fused = fuse(&evidence, &TRUSTING);
+        for (c, f) in cites.iter().zip(&fused) {
+            assert!((c.score - f).abs() < 1e-3, "{question}: {} != {f}", c.score);
+        }
+        assert!(fused.windows(2).all(|f| f[0] >= f[1]), "{question}: {fused:?}");
+    }
+}
+
+#[test]
+fn the_reranking_reads_the_log_probabilities_that_streaming_the_tokens_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::load(&common::tiny_model(tmp.path()));
+    let ids = model
+        .encode("The wolf lay down in the bed.\n\nQuestion: Where did the wolf lie?")
+        .unwrap();
+    let from = 5;
+    let at_once = model.token_logprobs(&ids, from).unwrap();
+    let mut state = model.new_state().unwrap();
+    let mut logprobs = model.read(&mut state, &ids[..from]).unwrap();
+    assert_eq!(at_once.len(), ids.len() - from);
+    for (t, lp) in (from..ids.len()).zip(&at_once) {
+        let streamed = logprobs[ids[t] as usize];
+        assert!((lp - streamed).abs() < 1e-3, "token {t}: {lp} != {streamed}");
+        logprobs = model.read(&mut state, &ids[t..=t]).unwrap();
     }
 }
 
@@ -232,14 +385,29 @@ fn with_all_the_weight_on_the_model_the_reranked_passages_follow_its_pmi() {
 }
 
 #[test]
-fn with_a_model_the_shipped_weights_were_not_fitted_for_the_full_pipeline_ranks_as_bm25() {
+fn without_the_model_the_shipped_weights_were_fitted_for_bm25_and_the_words_held_rank() {
     let tmp = tempfile::tempdir().unwrap();
     let (library, model) = read_library(tmp.path());
     // the tiny random model is not the one FUSION was fitted for
     assert!(!model.weights_blake3().starts_with(ask::FUSION_MODEL));
-    let fitted = ask::fusion_for(Some(&model), &FUSION);
-    assert_eq!((fitted.memory, fitted.model), (0.0, 0.0), "{fitted:?}");
+    assert_eq!(ask::fusion_for(Some(&model), &FUSION), ask::LEXICAL);
+    assert_eq!(ask::fusion_for(None, &FUSION), ask::LEXICAL);
+    assert_eq!(
+        (ask::LEXICAL.memory, ask::LEXICAL.similar, ask::LEXICAL.model),
+        (0.0, 0.0, 0.0)
+    );
     // weights chosen by the caller stand as they are
     assert_eq!(ask::fusion_for(Some(&model), &TRUSTING), TRUSTING);
-    assert_ranks_as_bm25_alone(&library, &model, &AskOptions::default());
+    let lexical = AskOptions {
+        fusion: ask::LEXICAL,
+        ..AskOptions::default()
+    };
+    assert_ranks_as(&library, Some(&model), &AskOptions::default(), &lexical);
+    // without a model too, where every candidate has its words held but no similar-word score
+    for cites in assert_ranks_as(&library, None, &AskOptions::default(), &lexical) {
+        assert!(
+            cites.iter().all(|c| c.held.is_some() && c.similar.is_none()),
+            "{cites:#?}"
+        );
+    }
 }

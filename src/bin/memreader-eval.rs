@@ -6,9 +6,11 @@
 //!    ("sentence words"), three of its topic words ("three words"), or those three and words of
 //!    similar use in the book in place of three others ("three words + related words"); always
 //!    shuffled, as "Where is it said: ...?". The gold passage is the one holding the sentence.
-//!    Accuracy at 1 and at 5 for the full pipeline, BM25 alone and memory pointers alone.
-//!    With `--fit`, the full pipeline only, and the fusion weights of maximum likelihood on
-//!    these questions (for `ask::FUSION`: run it on books that no reported figure uses).
+//!    Accuracy at 1 and at 5 for the full pipeline, BM25 with the words held (`ask::LEXICAL`:
+//!    the part of the pipeline that needs no model), BM25 alone and memory pointers alone.
+//!    With `--fit`, the full pipeline only (first stage: BM25), and the fusion weights of
+//!    maximum likelihood on these questions, printed as `ask::FUSION` and `ask::LEXICAL` (run
+//!    it on books that no reported figure uses).
 //! 2. **Pass key through `ask`**: the book's text repeated to L tokens with "The pass key is
 //!    NNNNN. Remember it. NNNNN is the pass key." at depth 0.5, read whole, then asked.
 //! 3. **Snapshots**: size and export/import time after reading N tokens.
@@ -26,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use memmamba::prompt::question_prompt;
 use memreader::ask::{self, AskOptions};
 use memreader::library::{Library, PdfIsolation};
 use memreader::memory::{self, ReadOptions};
@@ -356,27 +357,49 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     }
     let configs: Vec<(&str, AskOptions)> = if args.fit {
         // the candidates and those reranked as BM25 alone orders them, whatever the shipped
-        // weights are, so that the fit does not depend on what it fits
+        // weights are, so that the fit does not depend on what it fits; the model's weight is
+        // not 0 so that it reranks (it reorders the reranked, which the fit does not look at)
         let fusion = ask::Fusion {
             bm25: 1.0,
             memory: 0.0,
-            model: 0.0,
+            held: 0.0,
+            similar: 0.0,
+            model: 1.0,
         };
         vec![(
-            "full pipeline (first stage: BM25)",
+            "BM25 reranked by the PMI at weight 1 (the fit's candidates)",
             AskOptions {
                 fusion,
                 ..AskOptions::default()
             },
         )]
     } else {
+        // each ranking with its own weights: the shipped ones for the full pipeline, the
+        // fitted lexical ones for BM25 + words held, and a single score's for the others
+        let alone = |bm25: f32, memory: f32| ask::Fusion {
+            bm25,
+            memory,
+            held: 0.0,
+            similar: 0.0,
+            model: 0.0,
+        };
         vec![
             ("full pipeline", AskOptions::default()),
+            (
+                "BM25 + words held (no model)",
+                AskOptions {
+                    memory: 0,
+                    rerank: 0,
+                    fusion: ask::LEXICAL,
+                    ..AskOptions::default()
+                },
+            ),
             (
                 "BM25 alone",
                 AskOptions {
                     memory: 0,
                     rerank: 0,
+                    fusion: alone(1.0, 0.0),
                     ..AskOptions::default()
                 },
             ),
@@ -385,6 +408,7 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                 AskOptions {
                     bm25: 0,
                     rerank: 0,
+                    fusion: alone(0.0, 1.0),
                     ..AskOptions::default()
                 },
             ),
@@ -392,7 +416,7 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     };
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut other = Rng(0x0dd5_7a7e_9e11_0003);
-    let mut hits = vec![[[0usize; 2]; 3]; KINDS.len()];
+    let mut hits = vec![vec![[0usize; 2]; configs.len()]; KINDS.len()];
     let mut scored: Vec<Scored> = Vec::new();
     let mut asked = 0;
     for id in &ids {
@@ -446,20 +470,20 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                         hits[q][k][1] += 1;
                     }
                     if args.fit {
-                        let prompt = model.encode(&question_prompt(&question))?;
-                        let tokens = prompt.len().saturating_sub(1) as f32;
                         let evidence = cites
                             .iter()
                             .map(|c| ask::Evidence {
                                 bm25: c.bm25,
                                 memory: c.memory,
-                                model: c.model.map(|m| m * tokens),
+                                held: c.held,
+                                similar: c.similar,
+                                model: c.model,
                             })
                             .collect::<Vec<_>>();
                         if args.verbose {
-                            let x: Vec<[Option<f32>; 3]> = evidence
+                            let x: Vec<[Option<f32>; 5]> = evidence
                                 .iter()
-                                .map(|e| [e.bm25, e.memory, e.model])
+                                .map(|e| [e.bm25, e.memory, e.held, e.similar, e.model])
                                 .collect();
                             let line = serde_json::json!({"kind": format!("{kind:?}"), "gold": gold, "x": x});
                             eprintln!("  features {line}");
@@ -489,36 +513,55 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
         }
     }
     if args.fit {
-        fit(&scored);
+        fit(&scored, model);
     }
     Ok(())
 }
 
+/// The scores the fit weighs, in the order of [`weights`]' coordinates.
+const SCORES: [&str; N] = ["bm25", "memory", "held", "similar", "model"];
+
+/// How many scores the fit weighs.
+const N: usize = 5;
+
+fn weights(w: &[f64; N]) -> ask::Fusion {
+    ask::Fusion {
+        bm25: w[0] as f32,
+        memory: w[1] as f32,
+        held: w[2] as f32,
+        similar: w[3] as f32,
+        model: w[4] as f32,
+    }
+}
+
+/// Twice a gain in log-likelihood above this is significant at p < 0.01 for one added weight
+/// (the chi-squared distribution with one degree of freedom).
+const CHI2_1_P01: f64 = 6.635;
+
 /// The fusion weights of maximum likelihood: a conditional logit, the probability that a
-/// question asks about candidate j being softmax_j(w · x_j) with x_j its BM25, memory and
-/// centred PMI (as `ask::fuse` combines them), fitted by Newton's method over the questions
-/// whose gold passage is a candidate. The log-likelihood is concave in w, so this finds its
-/// maximum. Prints the weights with all three scores and with BM25 and each other one alone,
-/// their log-likelihoods (twice a gain is chi-squared with one degree of freedom per added
-/// weight where the added score carries no signal) and in-sample accuracy at 1.
-fn fit(scored: &[Scored]) {
+/// question asks about candidate j being softmax_j(w · x_j) with x_j its scores as `ask::fuse`
+/// combines them (the PMI centred over the reranked), fitted by Newton's method over the
+/// questions whose gold passage is a candidate. The log-likelihood is concave in w, so this finds
+/// its maximum. Prints the weights of BM25 alone, of BM25 with each other score, and of all,
+/// with their log-likelihoods and in-sample accuracy at 1; then chooses the scores by forward
+/// selection from BM25 alone: the score whose weight raises the log-likelihood most is added
+/// while twice that gain is significant ([`CHI2_1_P01`]; where a score carries no signal twice
+/// the gain is chi-squared with one degree of freedom), and prints the weights of maximum
+/// likelihood of those scores as `ask::FUSION`, for the model they were fitted for.
+fn fit(scored: &[Scored], model: &Model) {
     let unit = |i: usize| {
-        let mut w = [0.0f32; 3];
+        let mut w = [0.0f64; N];
         w[i] = 1.0;
-        ask::Fusion {
-            bm25: w[0],
-            memory: w[1],
-            model: w[2],
-        }
+        weights(&w)
     };
     // each question's feature vectors: fuse() with unit weights gives each coordinate
-    let data: Vec<(Vec<[f64; 3]>, usize)> = scored
+    let data: Vec<(Vec<[f64; N]>, usize)> = scored
         .iter()
         .filter_map(|s| {
             let gold = s.gold?;
-            let cols: Vec<Vec<f32>> = (0..3).map(|i| ask::fuse(&s.evidence, &unit(i))).collect();
+            let cols: Vec<Vec<f32>> = (0..N).map(|i| ask::fuse(&s.evidence, &unit(i))).collect();
             let x = (0..s.evidence.len())
-                .map(|j| [cols[0][j] as f64, cols[1][j] as f64, cols[2][j] as f64])
+                .map(|j| std::array::from_fn(|i| cols[i][j] as f64))
                 .collect();
             Some((x, gold))
         })
@@ -529,27 +572,72 @@ fn fit(scored: &[Scored]) {
         data.len(),
         scored.len()
     );
-    println!("| scores | bm25 | memory | model | log-likelihood | accuracy at 1 |");
-    println!("|---|---|---|---|---|---|");
-    for (name, free) in [
-        ("BM25", [true, false, false]),
-        ("BM25 + memory", [true, true, false]),
-        ("BM25 + model", [true, false, true]),
-        ("BM25 + memory + model", [true, true, true]),
-    ] {
+    println!("| scores | {} | log-likelihood | accuracy at 1 |", SCORES.join(" | "));
+    println!("|---|{}---|---|", "---|".repeat(N));
+    let row = |free: [bool; N]| {
         let w = mle(&data, free);
+        let name: Vec<&str> = (0..N).filter(|&i| free[i]).map(|i| SCORES[i]).collect();
+        let cells: Vec<String> = w.iter().map(|x| format!("{x:.4}")).collect();
         println!(
-            "| {name} | {:.4} | {:.4} | {:.4} | {:.2} | {} |",
-            w[0],
-            w[1],
-            w[2],
+            "| {} | {} | {:.2} | {} |",
+            name.join(" + "),
+            cells.join(" | "),
             loglik(&data, &w),
             top(&data, &w)
         );
+    };
+    // BM25 alone, BM25 with each other score, then with all of them
+    for i in 0..=N {
+        row(std::array::from_fn(|j| j == 0 || j == i || i == N));
     }
+    let mut chosen: [bool; N] = std::array::from_fn(|j| j == 0);
+    let mut best = loglik(&data, &mle(&data, chosen));
+    println!("\nForward selection from BM25 alone (p < 0.01: twice the gain above {CHI2_1_P01}):\n");
+    loop {
+        let gains: Vec<(usize, f64)> = (1..N)
+            .filter(|&i| !chosen[i])
+            .map(|i| {
+                let mut free = chosen;
+                free[i] = true;
+                (i, loglik(&data, &mle(&data, free)) - best)
+            })
+            .collect();
+        for (i, gain) in &gains {
+            println!("- adding {}: twice the gain {:.2}", SCORES[*i], 2.0 * gain);
+        }
+        match gains.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+            Some((i, gain)) if 2.0 * gain > CHI2_1_P01 => {
+                println!("- {} is added", SCORES[i]);
+                chosen[i] = true;
+                best += gain;
+            }
+            _ => break,
+        }
+    }
+    println!("\n| chosen | {} | log-likelihood | accuracy at 1 |", SCORES.join(" | "));
+    println!("|---|{}---|---|", "---|".repeat(N));
+    row(chosen);
+    let w = weights(&mle(&data, chosen));
+    let lexical = weights(&mle(&data, std::array::from_fn(|j| j == 0 || j == 2)));
+    println!(
+        "\nThe weights for ask.rs (the scores not chosen get 0; LEXICAL: BM25 + held):\n\n```rust\n\
+         pub const FUSION: Fusion = Fusion {{\n    bm25: {:.4},\n    memory: {:.4},\n    \
+         held: {:.4},\n    similar: {:.4},\n    model: {:.4},\n}};\n\
+         pub const LEXICAL: Fusion = Fusion {{\n    bm25: {:.4},\n    memory: 0.0,\n    \
+         held: {:.4},\n    similar: 0.0,\n    model: 0.0,\n}};\n\
+         pub const FUSION_MODEL: &str = \"{}\";\n```",
+        w.bm25,
+        w.memory,
+        w.held,
+        w.similar,
+        w.model,
+        lexical.bm25,
+        lexical.held,
+        &model.weights_blake3()[..12]
+    );
 }
 
-fn loglik(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> f64 {
+fn loglik(data: &[(Vec<[f64; N]>, usize)], w: &[f64; N]) -> f64 {
     data.iter()
         .map(|(x, g)| {
             let s: Vec<f64> = x.iter().map(|x| dot(w, x)).collect();
@@ -560,7 +648,7 @@ fn loglik(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> f64 {
 }
 
 /// Questions whose gold passage scores strictly highest under `w`.
-fn top(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> usize {
+fn top(data: &[(Vec<[f64; N]>, usize)], w: &[f64; N]) -> usize {
     data.iter()
         .filter(|(x, g)| {
             let s: Vec<f64> = x.iter().map(|x| dot(w, x)).collect();
@@ -571,38 +659,38 @@ fn top(data: &[(Vec<[f64; 3]>, usize)], w: &[f64; 3]) -> usize {
 
 /// The weights of maximum [`loglik`], those not `free` held at 0 (Newton's method with step
 /// halving).
-fn mle(data: &[(Vec<[f64; 3]>, usize)], free: [bool; 3]) -> [f64; 3] {
-    let mut w = [0.0f64; 3];
+fn mle(data: &[(Vec<[f64; N]>, usize)], free: [bool; N]) -> [f64; N] {
+    let mut w = [0.0f64; N];
     for _ in 0..100 {
-        let mut grad = [0.0f64; 3];
-        let mut hess = [[0.0f64; 3]; 3];
+        let mut grad = [0.0f64; N];
+        let mut hess = [[0.0f64; N]; N];
         for (x, g) in data {
             let s: Vec<f64> = x.iter().map(|x| dot(&w, x)).collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
             let z: f64 = e.iter().sum();
-            let mut mean = [0.0f64; 3];
+            let mut mean = [0.0f64; N];
             for (xj, ej) in x.iter().zip(&e) {
-                for a in 0..3 {
+                for a in 0..N {
                     mean[a] += ej / z * xj[a];
                 }
             }
-            for a in 0..3 {
+            for a in 0..N {
                 grad[a] += x[*g][a] - mean[a];
             }
             for (xj, ej) in x.iter().zip(&e) {
-                for a in 0..3 {
-                    for b in 0..3 {
+                for a in 0..N {
+                    for b in 0..N {
                         hess[a][b] -= ej / z * (xj[a] - mean[a]) * (xj[b] - mean[b]);
                     }
                 }
             }
         }
-        for a in 0..3 {
+        for a in 0..N {
             hess[a][a] -= 1e-6;
             if !free[a] {
                 grad[a] = 0.0;
-                hess[a] = [0.0; 3];
+                hess[a] = [0.0; N];
                 for row in &mut hess {
                     row[a] = 0.0;
                 }
@@ -614,7 +702,7 @@ fn mle(data: &[(Vec<[f64; 3]>, usize)], free: [bool; 3]) -> [f64; 3] {
         let mut t = 1.0;
         let mut next = w;
         while t > 1e-6 {
-            next = [w[0] - t * step[0], w[1] - t * step[1], w[2] - t * step[2]];
+            next = std::array::from_fn(|a| w[a] - t * step[a]);
             if loglik(data, &next) >= before {
                 break;
             }
@@ -629,25 +717,32 @@ fn mle(data: &[(Vec<[f64; 3]>, usize)], free: [bool; 3]) -> [f64; 3] {
     w
 }
 
-fn dot(w: &[f64; 3], x: &[f64; 3]) -> f64 {
-    w[0] * x[0] + w[1] * x[1] + w[2] * x[2]
+fn dot(w: &[f64; N], x: &[f64; N]) -> f64 {
+    w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 
-/// x with a x = b (Cramer's rule; `a` is negative definite here).
-fn solve(a: [[f64; 3]; 3], b: [f64; 3]) -> [f64; 3] {
-    let det = |m: &[[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-    };
-    let d = det(&a);
-    let mut x = [0.0; 3];
-    for (i, xi) in x.iter_mut().enumerate() {
-        let mut m = a;
-        for r in 0..3 {
-            m[r][i] = b[r];
+/// x with a x = b (Gaussian elimination with partial pivoting; `a` is negative definite here).
+fn solve(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
+    for col in 0..N {
+        let pivot = (col..N)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap_or(col);
+        a.swap(col, pivot);
+        b.swap(col, pivot);
+        let (above, below) = a.split_at_mut(col + 1);
+        let row = &above[col];
+        for (r, lower) in below.iter_mut().enumerate() {
+            let f = lower[col] / row[col];
+            for (x, y) in lower.iter_mut().zip(row).skip(col) {
+                *x -= f * y;
+            }
+            b[col + 1 + r] -= f * b[col];
         }
-        *xi = det(&m) / d;
+    }
+    let mut x = [0.0; N];
+    for r in (0..N).rev() {
+        let rest: f64 = (r + 1..N).map(|c| a[r][c] * x[c]).sum();
+        x[r] = (b[r] - rest) / a[r][r];
     }
     x
 }
@@ -772,4 +867,45 @@ fn tempdir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("memreader-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solve_finds_the_x_of_a_x_equals_b() {
+        // a zero pivot on the diagonal, so the rows must be swapped
+        let a = [
+            [0.0, 2.0, 1.0, 0.0, 0.0],
+            [3.0, 1.0, 0.0, 0.0, 1.0],
+            [1.0, 0.0, -4.0, 2.0, 0.0],
+            [0.0, 1.0, 0.0, -5.0, 1.0],
+            [2.0, 0.0, 1.0, 0.0, -3.0],
+        ];
+        let x = [1.0, -2.0, 0.5, 3.0, -1.5];
+        let b: [f64; N] = std::array::from_fn(|r| dot(&a[r], &x));
+        let got = solve(a, b);
+        for (g, want) in got.iter().zip(x) {
+            assert!((g - want).abs() < 1e-9, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn mle_recovers_weights_that_generated_the_choices() {
+        // two candidates per question; the first is chosen with probability sigmoid(2 × (its
+        // bm25 - the other's)), by a fixed pattern of about that frequency
+        let mut rng = Rng(7);
+        let data: Vec<(Vec<[f64; N]>, usize)> = (0..4000)
+            .map(|_| {
+                let d = rng.below(2001) as f64 / 1000.0 - 1.0;
+                let p = 1.0 / (1.0 + (-2.0 * d).exp());
+                let gold = usize::from(rng.below(1_000_000) as f64 / 1e6 >= p);
+                (vec![[d, 0.0, 0.0, 0.0, 0.0], [0.0; N]], gold)
+            })
+            .collect();
+        let w = mle(&data, std::array::from_fn(|i| i == 0));
+        assert!((w[0] - 2.0).abs() < 0.25, "{w:?}");
+        assert!(w[1..].iter().all(|&x| x == 0.0), "{w:?}");
+    }
 }

@@ -211,6 +211,10 @@ export interface Citation {
   score: number;
   bm25: number | null;
   memory: number | null;
+  /** Question words the passage holds, and the model's similar-word score for the others. */
+  held: number | null;
+  similar: number | null;
+  /** The question's PMI given the passage (nats); null where the model did not rerank it. */
   model: number | null;
 }
 

@@ -15,6 +15,8 @@ const citation: Citation = {
   score: 1.2,
   bm25: 1,
   memory: null,
+  held: null,
+  similar: null,
   model: null,
 };
 
