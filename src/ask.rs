@@ -902,8 +902,7 @@ fn word_scores(matches: &[Option<f32>]) -> (f32, f32) {
     let similar = matches
         .iter()
         .flatten()
-        .map(|c| (c - SIMILAR_FLOOR).max(0.0))
-        .sum();
+        .fold(0.0, |sum, c| sum + (c - SIMILAR_FLOOR).max(0.0));
     (held, similar)
 }
 
