@@ -350,7 +350,11 @@ struct Scored {
 
 fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     let library = Library::open(&scratch.join("citations"))?;
-    let ids = ingest(&library, &books(&args.books)?)?;
+    // the questions are drawn book after book from one random stream, and ingestion reports
+    // the books in the order they finish (which varies with the machine's load): they are
+    // asked in the order of their ids, so every run asks the same questions
+    let mut ids = ingest(&library, &books(&args.books)?)?;
+    ids.sort();
     for id in &ids {
         let speed = read(&library, model, id, args.read_tokens)?;
         eprintln!("  {:.0} tokens/s", speed);
