@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: [&str; 4] = ["scan", "conv", "gate", "attention"];
+const KERNELS: [&str; 5] = ["scan", "conv", "gate", "attention", "gather"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -9,6 +9,7 @@
 //! number of batched ops per layer, for training (from an empty state) and for streaming alike.
 
 use candle_core::{DType, IndexOp, Tensor};
+use memmamba_kernels::gather_rows;
 
 use crate::attention::NoteAttention;
 use crate::config::Config;
@@ -253,34 +254,21 @@ impl BlockNotes {
     }
 
     /// Reader `reader`'s notes gathered per chunk (its K pool slots, then its C tokens): keys,
-    /// values and log-score side by side, (B * nc, K + C, 2 d_note + 1).
-    ///
-    /// With `differentiable`, the pool slots are gathered by multiplying with a one-hot
-    /// selection matrix rather than by `index_select`: the backward pass of the latter is
-    /// candle's `index_add`, whose CUDA kernel loops over all indices in one thread per output
-    /// column and took most of a training step.
-    fn gathered(&self, reader: usize, differentiable: bool) -> Result<Tensor> {
+    /// values and log-score side by side, (B * nc, K + C, 2 d_note + 1). The pool slots are
+    /// gathered with [`gather_rows`], whose backward is one scatter pass (candle's
+    /// `index_select` backward took most of a training step on a GPU, and a one-hot selection
+    /// matrix grows with the square of the block).
+    fn gathered(&self, reader: usize) -> Result<Tensor> {
         let table = &self.tables[reader];
         let (batch, rows, width) = table.dims3()?;
         let (chunks, c, seen) = self.visible.dims3()?;
         let k = seen - c;
-        let pool = if differentiable {
-            let all = Tensor::arange(0u32, rows as u32, table.device())?;
-            self.slot_source
-                .unsqueeze(2)?
-                .broadcast_eq(&all.reshape((1, 1, rows))?)?
-                .to_dtype(DType::F32)?
-                .matmul(table)?
-        } else {
-            let offsets = (0..batch as u32)
-                .map(|b| b * rows as u32)
-                .collect::<Vec<_>>();
-            let offsets = Tensor::from_vec(offsets, (batch, 1), table.device())?;
-            let index = self.slot_source.broadcast_add(&offsets)?.flatten_all()?;
-            table
-                .reshape((batch * rows, width))?
-                .index_select(&index, 0)?
-        };
+        let offsets = (0..batch as u32)
+            .map(|b| b * rows as u32)
+            .collect::<Vec<_>>();
+        let offsets = Tensor::from_vec(offsets, (batch, 1), table.device())?;
+        let index = self.slot_source.broadcast_add(&offsets)?.flatten_all()?;
+        let pool = gather_rows(&table.reshape((batch * rows, width))?, &index)?;
         let own = table.narrow(1, k, rows - k)?.reshape((chunks, c, width))?;
         Ok(Tensor::cat(&[&pool.reshape((chunks, k, width))?, &own], 1)?)
     }
@@ -381,7 +369,7 @@ pub(crate) fn attend_chunks(
     let mut notes = Vec::with_capacity(layers.len());
     let mut visible = Vec::with_capacity(layers.len());
     for layer in layers {
-        notes.push(layer.gathered(reader, differentiable)?);
+        notes.push(layer.gathered(reader)?);
         visible.push(&layer.visible);
     }
     let queries = u.reshape((batch * nc, c, d))?;

@@ -18,10 +18,12 @@ const SCAN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/scan.ptx"));
 const CONV_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv.ptx"));
 const GATE_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/gate.ptx"));
 const ATTENTION_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
+const GATHER_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/gather.ptx"));
 const SCAN_MODULE: &str = "memmamba_scan";
 const CONV_MODULE: &str = "memmamba_conv";
 const GATE_MODULE: &str = "memmamba_gate";
 const ATTENTION_MODULE: &str = "memmamba_attention";
+const GATHER_MODULE: &str = "memmamba_gather";
 /// Widest head `kernels/attention.cu` holds in registers.
 const ATTENTION_MAX_HEAD: usize = 64;
 
@@ -693,4 +695,31 @@ pub fn gate_add(
     unsafe { b.launch(flat(rows * 32)) }.w()?;
     let skipped = dev.clone_dtoh(&skipped)?[0];
     Ok((tensor(out, &dev, acc.dims()), skipped))
+}
+
+/// The backward of gathering rows (`kernels/gather.cu`): `grad` (M, W) f32 and `index` (M) u32,
+/// contiguous on a CUDA device. Returns (rows, W) f32, each row the sum of the gradients of the
+/// gathered rows read from it.
+pub fn scatter_add_rows(grad: &Tensor, index: &Tensor, rows: usize) -> Result<Tensor> {
+    let op = "scatter-add-rows";
+    let (m, w) = grad.dims2()?;
+    let (gs, gl) = cuda_of(grad, op)?;
+    let (is, il) = cuda_of(index, op)?;
+    let (gs, is) = (as_cuda(&gs), as_cuda(&is));
+    let dev = gs.device().clone();
+    let (gv, iv) = (view::<f32>((gs, gl), op)?, view::<u32>((is, il), op)?);
+    if iv.len() != m {
+        bail!("{op}: {} indices for {m} gradient rows", iv.len())
+    }
+    let out = dev.alloc_zeros::<f32>(rows * w)?;
+    let n = m * w;
+    if n > 0 {
+        let [w_, rows_] = i32s([w, rows])?;
+        let f = dev.get_or_load_custom_func("scatter_add_rows_f32", GATHER_MODULE, GATHER_PTX)?;
+        let mut b = f.builder();
+        b.arg(&gv).arg(&iv).arg(&out).arg(&n).arg(&w_).arg(&rows_);
+        // SAFETY: the arguments match scatter_add_rows_f32's signature.
+        unsafe { b.launch(flat(n)) }.w()?;
+    }
+    Ok(tensor(out, &dev, &[rows, w]))
 }

@@ -16,6 +16,9 @@
 //! - `causal_conv1d(x, w, bias, prev)`: x (B, L, D); w (D, K); bias (D); prev (B, D, K-1), the
 //!   K-1 inputs before x[0] (oldest first), or None for zeros. Returns (y (B, L, D), next prev
 //!   (B, D, K-1)) with `y_t[d] = bias[d] + sum_k w[d, k] * x_{t-K+1+k}[d]`, no activation.
+//! - `gather_rows(table, index)`: rows `index` (M, u32) of `table` (R, W), as `index_select`,
+//!   with a backward that scatters the rows' gradients back in one pass (the note pool's
+//!   gathers in training).
 
 mod cpu;
 #[cfg(feature = "cuda")]
@@ -24,4 +27,4 @@ pub mod infer;
 pub mod ops;
 pub mod reference;
 
-pub use ops::{causal_conv1d, selective_scan};
+pub use ops::{causal_conv1d, gather_rows, selective_scan};

@@ -10,12 +10,14 @@
 //!   `prev` (B, D, K - 1) f32. Output: flat [y (B, L, D) | next prev (B, D, K - 1)] of `x`'s
 //!   dtype.
 //!
+//! - [`GatherRowsOp`]: `table` (R, W), `index` (M) u32. Output: the rows (M, W).
+//!
 //! On the CPU the big inputs are f32 and the fused loops of [`crate::cpu`] run; on a CUDA device
 //! they may be f32, bf16 or f16 (arithmetic in f32) and the kernels of `kernels/*.cu` run, the
 //! backward passes included. The small arguments are always f32.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use crate::cpu::{self, Dims, Rows};
 
@@ -397,4 +399,82 @@ pub fn causal_conv1d(
     let (xo, wb, prev) = conv_args(x, w, bias, prev)?;
     let out = xo.apply_op3(&wb, &prev, CausalConv1dOp { k })?;
     split_packed(&out, dims, k - 1, x.dtype())
+}
+
+/// Rows of `table` (R, W) picked by `index` (M) of u32: `table.index_select(index, 0)`, (M, W),
+/// with a backward that adds each gathered row's gradient to the row it was read from in one
+/// pass. candle's own backward of `index_select` is `index_add`, whose CUDA kernel walks all M
+/// indices in one thread per column (W threads in all); multiplying by a one-hot (M, R)
+/// selection instead costs M x R memory and FLOPs, which for the note pool's gathers grows with
+/// the square of the sequence length.
+pub fn gather_rows(table: &Tensor, index: &Tensor) -> Result<Tensor> {
+    if index.dtype() != DType::U32 {
+        bail!("gather-rows: expected u32 indices, got {:?}", index.dtype())
+    }
+    table.apply_op2(index, GatherRowsOp)
+}
+
+/// See [`gather_rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct GatherRowsOp;
+
+impl GatherRowsOp {
+    /// (M, W) from the argument layouts, after checking their ranks.
+    fn shape(&self, table: &Layout, index: &Layout) -> Result<Shape> {
+        let (_, w) = table.shape().dims2()?;
+        let m = index.shape().dims1()?;
+        Ok(Shape::from((m, w)))
+    }
+}
+
+impl CustomOp2 for GatherRowsOp {
+    fn name(&self) -> &'static str {
+        "gather-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok((s1.index_select(s2, l1, l2, 0)?, self.shape(l1, l2)?))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((s1.index_select(s2, l1, l2, 0)?, self.shape(l1, l2)?))
+    }
+
+    fn bwd(
+        &self,
+        table: &Tensor,
+        index: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let rows = table.dim(0)?;
+        let grad = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        let index = index.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if grad.device().is_cuda() {
+            let sum = crate::cuda::scatter_add_rows(&grad, &index, rows)?;
+            return Ok((Some(sum.to_dtype(table.dtype())?), None));
+        }
+        let (_, w) = grad.dims2()?;
+        let mut sum = vec![0f32; rows * w];
+        for (row, &r) in host_f32(&grad)?.chunks(w).zip(&index.to_vec1::<u32>()?) {
+            let dst = &mut sum[r as usize * w..(r as usize + 1) * w];
+            dst.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
+        let sum = Tensor::from_vec(sum, (rows, w), table.device())?;
+        Ok((Some(sum.to_dtype(table.dtype())?), None))
+    }
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use memmamba_kernels::{causal_conv1d, selective_scan};
+use memmamba_kernels::{causal_conv1d, gather_rows, selective_scan};
 
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {
@@ -331,6 +331,43 @@ fn inference_note_attention_and_gate_match_cpu() -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Gathers rows `index` of `table` on `dev` and returns the rows and the gradient of
+/// `sum(rows * r)` w.r.t. the table.
+fn gather_run(table: &Tensor, index: &[u32], r: &Tensor, dev: &Device) -> Result<[Tensor; 2]> {
+    let table = Var::from_tensor(&table.to_device(dev)?)?;
+    let index = Tensor::new(index, dev)?;
+    let rows = gather_rows(&table, &index)?;
+    let grads = (&rows * r.to_device(dev)?)?.sum_all()?.backward()?;
+    let grad = grads.get(table.as_tensor()).expect("a gradient").clone();
+    Ok([rows, grad])
+}
+
+#[test]
+fn gathered_rows_and_their_gradients_match_cpu() -> Result<()> {
+    let Some(dev) = gpu() else { return Ok(()) };
+    // (R, W, M) as the note pool's gathers in training: a table of K + padded rows, nc * K
+    // slots gathered, a note read by up to every chunk; and a small odd shape.
+    for &(rows, width, count) in &[
+        (7, 3, 50),
+        (64 + 4096, 129, 64 * 64),
+        (64 + 16384, 129, 256 * 64),
+    ] {
+        let table = randn(&[rows, width])?;
+        // slot j of chunk i holds row (i + j) % rows: rows shared by many chunks, as pool slots
+        let index: Vec<u32> = (0..count)
+            .map(|m| ((m / 64 + m % 64) % rows) as u32)
+            .collect();
+        let r = randn(&[count, width])?;
+        let cpu = gather_run(&table, &index, &r, &Device::Cpu)?;
+        let gpu = gather_run(&table, &index, &r, &dev)?;
+        let what = format!("gather R{rows} W{width} M{count}");
+        assert_close(&format!("{what} rows"), &gpu[0], &cpu[0], 1e-7)?;
+        let err = assert_close(&format!("{what} gradient"), &gpu[1], &cpu[1], 1e-5)?;
+        eprintln!("{what}: gradient max rel err {err:.2e}");
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Backpropagating through the fused ops gives the same gradients as candle autograd through the
 //! unfused reference ops: for random small inputs and random weights `r`, `s`, the gradients of
 //! `sum(y * r) + sum(state * s)` w.r.t. every input agree, with and without an initial state.
+//! Gathering rows backpropagates as candle's `index_select` does, rows read many times included.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
-use memmamba_kernels::{causal_conv1d, reference, selective_scan};
+use memmamba_kernels::{causal_conv1d, gather_rows, reference, selective_scan};
 
 /// Tolerance on the max abs diff of two gradients, relative to the larger of 1 and their scale.
 const TOL: f32 = 1e-3;
@@ -126,5 +127,51 @@ fn conv_gradients_match_reference_autograd() -> Result<()> {
         check_conv_grads(batch, len, dim, k, false)?;
         check_conv_grads(batch, len, dim, k, true)?;
     }
+    Ok(())
+}
+
+/// Indices into `rows` rows, `count` of them, every row read several times and some never.
+fn repeating_indices(rows: usize, count: usize) -> Result<Tensor> {
+    let index: Vec<u32> = (0..count)
+        .map(|i| ((i * 7 + i / 3) % (rows - 1)) as u32)
+        .collect();
+    Tensor::from_vec(index, count, &Device::Cpu)
+}
+
+#[test]
+fn gathered_rows_backpropagate_as_index_select_does() -> Result<()> {
+    // (R, W, M): fewer indices than rows, and many more (rows read up to a dozen times).
+    for &(rows, width, count) in &[(9, 5, 4), (12, 129, 150), (33, 3, 400)] {
+        let table = Var::from_tensor(&randn(&[rows, width])?)?;
+        let index = repeating_indices(rows, count)?;
+        let r = randn(&[count, width])?;
+        let loss = |rows: Tensor| (rows * &r)?.sum_all();
+
+        let gathered = gather_rows(&table, &index)?;
+        assert_eq!(
+            gathered.to_vec2::<f32>()?,
+            table.index_select(&index, 0)?.to_vec2::<f32>()?,
+            "R={rows} W={width} M={count}: forward"
+        );
+        let fused = grads_of(&loss(gathered)?, &[&table])?;
+        let expected = grads_of(&loss(table.index_select(&index, 0)?)?, &[&table])?;
+        let what = format!("gather R={rows} W={width} M={count} dtable");
+        assert_grad_close(&what, &fused[0], &expected[0])?;
+        // the last row is never read, so it gets no gradient
+        assert_eq!(
+            max_abs(&fused[0].get(rows - 1)?)?,
+            0.0,
+            "{what}: unread row"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn gathering_rows_refuses_indices_that_are_not_u32() -> Result<()> {
+    let table = randn(&[4, 2])?;
+    let index = Tensor::new(&[0i64, 1], &Device::Cpu)?;
+    let err = gather_rows(&table, &index).unwrap_err().to_string();
+    assert!(err.contains("u32"), "{err}");
     Ok(())
 }
