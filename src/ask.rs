@@ -8,17 +8,13 @@
 //!    notes it could see, so an untrained model's flat attention points nowhere) goes to the
 //!    passage that holds the note's source token. A passage's memory score is that lift
 //!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
-//! 3. **Word scores**, for every candidate ([`word_evidence`]): how many of the question's
-//!    distinct content words the passage holds ([`Evidence::held`]), and, where there is a
-//!    model, for those it does not hold, how close the passage comes to them by its own word
-//!    vectors ([`Model::word_vectors`]: its token embeddings, centred): each missing word's best
-//!    cosine to a passage word above [`SIMILAR_FLOOR`], summed ([`Evidence::similar`]). This is
-//!    soft term matching from what the model learnt of words, for a reader who remembers a
-//!    passage's sense rather than its exact words ("lantern" for a passage that says "lamp").
+//! 3. **Words held**, for every candidate ([`words_held`]): how many of the question's distinct
+//!    content words the passage holds ([`Evidence::held`]). BM25 sums what each word is worth
+//!    and lets a rare word found once outweigh two others; a passage that has all the words a
+//!    reader remembers of it is more often the one asked about.
 //! 4. **First-stage score** ([`first_stage`]): `FUSION.bm25 × BM25 + FUSION.memory × memory
-//!    score + FUSION.held × words held + FUSION.similar × similar-word score`, with
-//!    [`AskOptions::fusion`] (by default [`FUSION`]; [`LEXICAL`] without the model it was
-//!    fitted for, see [`fusion_for`]) giving the weights.
+//!    score + FUSION.held × words held`, with [`AskOptions::fusion`] (by default [`FUSION`];
+//!    without the model it was fitted for, see [`fusion_for`]) giving the weights.
 //! 5. **Reranking** ([`AskOptions::rerank`] best of the first stage), only where the model's
 //!    PMI has a weight (its forward passes are most of an ask's time on a CPU): the model
 //!    scores the question prompt after the passage's window (the sentence holding the most
@@ -36,8 +32,8 @@
 //!    The weights are a calibration of each score into log-odds: fitted by maximum likelihood
 //!    (conditional logit) on questions over books that no reported figure uses (see
 //!    [`FUSION`]), never on the evaluation's questions; a score gets a weight only where it
-//!    shows a significant signal there. Without the model they were fitted for, the weights
-//!    are those of BM25 and the words held alone ([`LEXICAL`]).
+//!    shows a significant signal there. Without the model they were fitted for, the model's
+//!    scores get no weight ([`fusion_for`]).
 //! 6. **Answer**: the model reads the best passage and the question prompt and decodes greedily
 //!    up to the first newline. The generated answer is used when its mean token log-probability
 //!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
@@ -51,8 +47,8 @@
 //! is the same without listening.
 //!
 //! Every citation is a candidate's best sentence with its document, page or chapter and char
-//! range. Without a model (not shipped yet, or not loaded) steps 2 and 5, the similar-word
-//! score and generation are skipped and the answer says so in its notices.
+//! range. Without a model (not shipped yet, or not loaded) steps 2, 5 and generation are
+//! skipped and the answer says so in its notices.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -73,13 +69,6 @@ pub const EXTRACT_FROM: usize = 5;
 /// The most tokens of a passage the model reranks on (see [`AskOptions::rerank`]).
 pub const RERANK_TOKENS: usize = 160;
 
-/// The cosine of word vectors below which a passage word counts as no match at all for a
-/// question word ([`word_scores`]): a passage of 150 to 300 words has a word of cosine 0.2 to
-/// 0.4 to almost any word. Chosen with the fusion fit's questions on the dev books (see
-/// [`FUSION`]): floors of 0.4 and 0.5 fit them equally well (log-likelihoods within a nat),
-/// 0.3 and 0.6 worse by 2 to 4 nats.
-pub const SIMILAR_FLOOR: f32 = 0.4;
-
 /// The weights that turn each score of a candidate into log-odds that it is the passage asked
 /// about (see the module docs, steps 3 and 4): the final score is
 /// `bm25 × BM25 + memory × memory score + model × (PMI - mean PMI of the reranked)`.
@@ -91,8 +80,6 @@ pub struct Fusion {
     pub memory: f32,
     /// Per question word the passage holds ([`Evidence::held`]).
     pub held: f32,
-    /// Per unit of similar-word score ([`Evidence::similar`]).
-    pub similar: f32,
     /// Per nat of the question's PMI given the passage (summed over its content words' tokens).
     pub model: f32,
 }
@@ -112,43 +99,34 @@ pub struct Fusion {
 /// A score has a weight only where it raises the log-likelihood significantly: scores are
 /// added to BM25 one at a time, the one of largest gain first, while twice its gain is above
 /// 6.63 (likelihood-ratio test, p < 0.01); the weights are the maximum-likelihood ones of the
-/// scores added. For this model the words held come first (twice the gain 411), then the
-/// similar-word score (61 more); the memory score (1.9) and the model's PMI (0.2) do not pass,
-/// so the reranking is skipped. (For the models shipped before, f777ea8def4d and, with BM25
-/// and memory alone, 611c30d41a78 at first, the PMI showed no signal either.)
+/// scores added. For this model the words held pass (twice the gain 436); the memory score
+/// (3.6 more) and the model's PMI (0.4) do not, so the reranking is skipped. (For the models
+/// shipped before, f777ea8def4d and, with BM25 and memory alone, 611c30d41a78 at first, the
+/// PMI showed no signal either.)
 pub const FUSION: Fusion = Fusion {
-    bm25: 0.2565,
+    bm25: 0.3854,
     memory: 0.0,
-    held: 6.0448,
-    similar: 10.2192,
-    model: 0.0,
-};
-
-/// The weights of BM25 and the words held alone, for any model and without one: neither score
-/// depends on the model, so these hold where [`FUSION`] does not ([`fusion_for`]). Fitted with
-/// [`FUSION`] (the same command prints both), as the maximum-likelihood weights of those two
-/// scores alone.
-pub const LEXICAL: Fusion = Fusion {
-    bm25: 0.3605,
-    memory: 0.0,
-    held: 3.7805,
-    similar: 0.0,
+    held: 3.7345,
     model: 0.0,
 };
 
 /// The start of the BLAKE3 of the weights [`FUSION`] was fitted for. With another model the
-/// model's scores are uncalibrated, so the shipped weights are [`LEXICAL`] ([`fusion_for`]).
+/// model's scores are uncalibrated, so they get no weight ([`fusion_for`]).
 pub const FUSION_MODEL: &str = "611c30d41a78";
 
 /// The weights `options.fusion` stands for with `model`: itself, but for the shipped [`FUSION`]
-/// without a model or with a model other than [`FUSION_MODEL`], where they are [`LEXICAL`]:
-/// BM25 and the words held, the model's scores with no weight (its word and memory scores are
-/// still computed and shown in the citations; the reranking is not run) until
-/// `memreader-eval --fit` is run for that model.
+/// without a model or with a model other than [`FUSION_MODEL`], where the model's scores (memory
+/// and PMI) get no weight (the memory's are still computed and shown in the citations; the
+/// reranking is not run) until `memreader-eval --fit` is run for that model. BM25 and the words
+/// held keep theirs: neither depends on the model.
 pub fn fusion_for(model: Option<&Model>, fusion: &Fusion) -> Fusion {
     let fitted = model.is_some_and(|m| m.weights_blake3().starts_with(FUSION_MODEL));
     if *fusion == FUSION && !fitted {
-        LEXICAL
+        Fusion {
+            memory: 0.0,
+            model: 0.0,
+            ..FUSION
+        }
     } else {
         *fusion
     }
@@ -162,24 +140,19 @@ pub struct Evidence {
     pub bm25: Option<f32>,
     /// The memory score (summed attention lift above uniform).
     pub memory: Option<f32>,
-    /// How many of the question's distinct content words the passage holds (as
-    /// [`content_words`] writes them).
+    /// How many of the question's distinct content words the passage holds ([`words_held`]).
     pub held: Option<f32>,
-    /// The similar-word score: how well the passage matches the question's words that it does
-    /// not hold, by the model's word vectors ([`similar_words`]).
-    pub similar: Option<f32>,
     /// The question's PMI given the passage, nats summed over the tokens of the question's
     /// content words ([`pmi`]).
     pub model: Option<f32>,
 }
 
-/// The first-stage score: BM25, memory and similar-word scores weighted by `w` (a missing score
-/// counts as 0).
+/// The first-stage score: BM25, memory and words held weighted by `w` (a missing score counts
+/// as 0).
 pub fn first_stage(e: &Evidence, w: &Fusion) -> f32 {
     w.bm25 * e.bm25.unwrap_or(0.0)
         + w.memory * e.memory.unwrap_or(0.0)
         + w.held * e.held.unwrap_or(0.0)
-        + w.similar * e.similar.unwrap_or(0.0)
 }
 
 /// The final scores of candidates (higher is better): [`first_stage`] plus `w.model` times each
@@ -258,8 +231,6 @@ pub struct Citation {
     pub memory: Option<f32>,
     /// See [`Evidence::held`].
     pub held: Option<f32>,
-    /// See [`Evidence::similar`].
-    pub similar: Option<f32>,
     /// See [`Evidence::model`]: None where the model did not rerank the passage.
     pub model: Option<f32>,
 }
@@ -410,7 +381,6 @@ struct Candidate {
     bm25: Option<f32>,
     memory: Option<f32>,
     held: Option<f32>,
-    similar: Option<f32>,
     model: Option<f32>,
 }
 
@@ -420,7 +390,6 @@ impl Candidate {
             bm25: self.bm25,
             memory: self.memory,
             held: self.held,
-            similar: self.similar,
             model: self.model,
         }
     }
@@ -531,7 +500,6 @@ fn rank(
                 bm25: Some(hit.score),
                 memory: None,
                 held: None,
-                similar: None,
                 model: None,
             });
         }
@@ -598,7 +566,6 @@ fn rank(
                         bm25: None,
                         memory: Some(score),
                         held: None,
-                        similar: None,
                         model: None,
                     }),
                 }
@@ -619,14 +586,9 @@ fn rank(
     }
 
     let fusion = &fusion_for(model, &options.fusion);
-    let mut vectors = WordVectors::new(model);
-    let asked = vectors.words(&words_as_written(question))?;
     for c in &mut candidates {
         let text = doc_text(library, &mut docs, &c.doc_id)?;
-        let words = words_as_written(text.map.slice(&text.doc.text, &c.passage));
-        let (held, similar) = word_scores(&word_matches(&asked, &vectors.words(&words)?));
-        c.held = Some(held);
-        c.similar = model.map(|_| similar);
+        c.held = Some(words_held(question, text.map.slice(&text.doc.text, &c.passage)));
     }
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()
@@ -817,107 +779,13 @@ fn pmi(after: &[f32], baseline: &[f32]) -> f32 {
     after.iter().zip(baseline).map(|(a, b)| a - b).sum()
 }
 
-/// The distinct content words of `text`: each one's form in [`content_words`] (what matches
-/// it) and, for [`WordVectors`], how it is first written there, lower-cased.
-fn words_as_written(text: &str) -> Vec<(String, String)> {
-    let mut seen = HashSet::new();
-    content_word_ranges(text)
-        .into_iter()
-        .filter(|(_, w)| seen.insert(w.clone()))
-        .map(|(r, w)| (w, text[r].to_lowercase()))
-        .collect()
-}
-
-/// A word and its unit vector ([`Model::word_vectors`]).
-struct Word {
-    word: String,
-    vector: Vec<f32>,
-}
-
-/// [`Model::word_vectors`], each written form computed once per question; without a model,
-/// every vector is empty (no word is similar to another).
-struct WordVectors<'m> {
-    model: Option<&'m Model>,
-    known: HashMap<String, Vec<f32>>,
-}
-
-impl<'m> WordVectors<'m> {
-    fn new(model: Option<&'m Model>) -> WordVectors<'m> {
-        WordVectors {
-            model,
-            known: HashMap::new(),
-        }
-    }
-
-    /// The vectors of `words` ([`words_as_written`]), each from its written form.
-    fn words(&mut self, words: &[(String, String)]) -> Result<Vec<Word>> {
-        let new: Vec<&str> = words
-            .iter()
-            .map(|(_, written)| written.as_str())
-            .filter(|w| !self.known.contains_key(*w))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let vectors = match self.model {
-            Some(model) => model.word_vectors(&new)?,
-            None => vec![Vec::new(); new.len()],
-        };
-        for (w, v) in new.iter().zip(vectors) {
-            self.known.insert((*w).to_owned(), v);
-        }
-        Ok(words
-            .iter()
-            .map(|(word, written)| Word {
-                word: word.clone(),
-                vector: self.known[written].clone(),
-            })
-            .collect())
-    }
-}
-
-/// For each question word, None where the passage holds it (BM25 matches those), else the best
-/// cosine similarity of its vector to a passage word's.
-fn word_matches(asked: &[Word], passage: &[Word]) -> Vec<Option<f32>> {
-    asked
+/// How many of the distinct content words of `question` ([`content_words`]) `passage` holds.
+pub fn words_held(question: &str, passage: &str) -> f32 {
+    let have: HashSet<String> = content_words(passage).into_iter().collect();
+    question_words(question)
         .iter()
-        .map(|q| {
-            if passage.iter().any(|p| p.word == q.word) {
-                return None;
-            }
-            let best = passage
-                .iter()
-                .map(|p| q.vector.iter().zip(&p.vector).map(|(a, b)| a * b).sum::<f32>())
-                .fold(0.0f32, f32::max);
-            Some(best)
-        })
-        .collect()
-}
-
-/// [`Evidence::held`] and [`Evidence::similar`] from a passage's [`word_matches`]: the question
-/// words it holds, and over those it does not, the sum of their best cosines above
-/// [`SIMILAR_FLOOR`] (partial credit for a word of similar use where the word itself is
-/// missing: a reader who remembers "lantern" of a passage that says "lamp").
-fn word_scores(matches: &[Option<f32>]) -> (f32, f32) {
-    let held = matches.iter().filter(|m| m.is_none()).count() as f32;
-    let similar = matches
-        .iter()
-        .flatten()
-        .fold(0.0, |sum, c| sum + (c - SIMILAR_FLOOR).max(0.0));
-    (held, similar)
-}
-
-/// The scores of `passage` for `question` that [`ask`] gives every candidate by its words:
-/// [`Evidence::held`] and [`Evidence::similar`] (the others None).
-pub fn word_evidence(model: &Model, question: &str, passage: &str) -> Result<Evidence> {
-    let mut vectors = WordVectors::new(Some(model));
-    let asked = vectors.words(&words_as_written(question))?;
-    let held = vectors.words(&words_as_written(passage))?;
-    let (held, similar) = word_scores(&word_matches(&asked, &held));
-    Ok(Evidence {
-        held: Some(held),
-        similar: Some(similar),
-        ..Evidence::default()
-    })
+        .filter(|w| have.contains(*w))
+        .count() as f32
 }
 
 fn question_words(question: &str) -> Vec<String> {
@@ -1011,7 +879,6 @@ fn citation(text: &DocText, c: &Candidate, score: f32, range: Range<usize>) -> C
         bm25: c.bm25,
         memory: c.memory,
         held: c.held,
-        similar: c.similar,
         model: c.model,
     }
 }

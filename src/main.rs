@@ -647,9 +647,6 @@ fn print_citation(n: usize, c: &Citation) {
     if let Some(s) = c.held {
         parts.push(format!("words held {s}"));
     }
-    if let Some(s) = c.similar {
-        parts.push(format!("similar {s:.2}"));
-    }
     if let Some(s) = c.model {
         parts.push(format!("model {s:+.3}"));
     }

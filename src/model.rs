@@ -26,9 +26,6 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The tokenizer file of a model directory (optional there).
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
-/// The name of the token embeddings in the network's variables.
-const EMBEDDINGS: &str = "backbone.embeddings.weight";
-
 /// Text is tokenized in pieces of about this many bytes, cut before a space that follows a
 /// word, where the byte-level pre-tokenizer would split anyway.
 const PIECE_BYTES: usize = 1 << 16;
@@ -53,10 +50,6 @@ pub struct Model {
     weights_blake3: String,
     tokenizer_blake3: String,
     end_of_text: Option<u32>,
-    /// The token embeddings (vocab, d_model), the rows [`Model::word_vectors`] are made of.
-    embeddings: Tensor,
-    /// The mean of the rows of `embeddings`.
-    mean: Vec<f32>,
 }
 
 impl std::fmt::Debug for Model {
@@ -103,13 +96,6 @@ impl Model {
             .map_err(|e| bad(&weights_path, e))?;
         let weights_blake3 = blake3::hash(&weights).to_hex().to_string();
         drop(weights);
-        let embeddings = net
-            .varmap()
-            .data()
-            .lock()
-            .ok()
-            .and_then(|vars| vars.get(EMBEDDINGS).map(|v| v.as_tensor().detach()))
-            .ok_or_else(|| bad(&weights_path, format!("no tensor `{EMBEDDINGS}`")))?;
 
         let own = dir.join(TOKENIZER_FILE);
         let tokenizer_path = if own.exists() {
@@ -140,8 +126,6 @@ impl Model {
             dir: dir.to_owned(),
             weights_blake3,
             tokenizer_blake3: blake3::hash(&tokenizer_bytes).to_hex().to_string(),
-            mean: embeddings.mean(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?,
-            embeddings,
         })
     }
 
@@ -263,50 +247,6 @@ impl Model {
             .map(|(row, &t)| {
                 row.get(t as usize)
                     .map_or(f32::NEG_INFINITY, |x| x - log_sum_exp(row))
-            })
-            .collect())
-    }
-
-    /// One unit vector per word, from the model's own token embeddings (the rows its LM head
-    /// also predicts with): the mean of the embeddings of the tokens of `" word"` (the form
-    /// it takes after a space, as in running text) less the mean of all the vocabulary's,
-    /// normalised. Words the model saw in similar contexts get similar vectors. Without the
-    /// centring every vector shares the embeddings' common direction, and unrelated words have
-    /// cosines of 0.3 to 0.7. An empty word gets zeros.
-    pub fn word_vectors(&self, words: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let mut ids = Vec::new();
-        let mut spans = Vec::with_capacity(words.len());
-        for w in words {
-            let start = ids.len();
-            if !w.is_empty() {
-                ids.extend(self.encode(&format!(" {w}"))?);
-            }
-            spans.push(start..ids.len());
-        }
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            let index = Tensor::new(ids.as_slice(), self.embeddings.device())?;
-            self.embeddings
-                .index_select(&index, 0)?
-                .to_dtype(DType::F32)?
-                .to_vec2::<f32>()?
-        };
-        let d = self.config().d_model;
-        Ok(spans
-            .into_iter()
-            .map(|span| {
-                let mut v = vec![0.0f32; d];
-                for row in &rows[span] {
-                    for ((x, r), m) in v.iter_mut().zip(row).zip(&self.mean) {
-                        *x += r - m;
-                    }
-                }
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    v.iter_mut().for_each(|x| *x /= norm);
-                }
-                v
             })
             .collect())
     }

@@ -31,8 +31,8 @@ fn the_demo_reads_the_books_and_answers_its_questions_with_citations() {
     assert!(out.contains("68491"), "{out}");
     assert!(out.contains("[chars "), "{out}");
     assert!(
-        out.contains("similar "),
-        "the model's word scores are shown: {out}"
+        out.contains("words held "),
+        "each citation's words held are shown: {out}"
     );
     assert!(
         out.contains("4 of 4 answers hold the expected text."),

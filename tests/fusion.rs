@@ -1,15 +1,14 @@
 //! How a question's candidate passages are ranked from their evidence (`memreader::ask::fuse`):
 //! BM25's order stands unless the other scores have something to say about the passages: the
-//! question words a passage holds, the model's similarity of the words it does not hold to the
-//! passage's, the memory's pointers, and a model that is confident about one passage, each where
-//! the weights give it a say (the shipped weights give it to the scores that showed a signal
-//! where they were fitted). First on the scores alone, then the word scores with a tiny model
-//! whose embeddings make two words alike, then through `ask::search` with a tiny random model.
+//! question words a passage holds, the memory's pointers, and a model that is confident about
+//! one passage, each where the weights give it a say (the shipped weights give it to the scores
+//! that showed a signal where they were fitted). First on the scores alone, then through
+//! `ask::search` with a tiny random model.
 
 mod common;
 
 use common::doc_id;
-use memreader::ask::{self, first_stage, fuse, AskOptions, Evidence, Fusion, FUSION, SIMILAR_FLOOR};
+use memreader::ask::{self, first_stage, fuse, AskOptions, Evidence, Fusion, FUSION};
 use memreader::library::Library;
 use memreader::memory::{self, ReadOptions};
 use memreader::model::Model;
@@ -41,18 +40,16 @@ const TRUSTING: Fusion = Fusion {
     bm25: 1.0,
     memory: 100.0,
     held: 2.0,
-    similar: 8.0,
     model: 0.2,
 };
 
 #[test]
 fn with_the_shipped_weights_more_of_any_score_never_ranks_a_passage_lower() {
     let base = candidates(&[9.0, 9.0, 7.0], &[1.5, 1.5, 1.5]);
-    let bumps: [fn(&mut Evidence); 5] = [
+    let bumps: [fn(&mut Evidence); 4] = [
         |e| e.bm25 = e.bm25.map(|s| s + 1.0),
         |e| e.memory = Some(0.01),
         |e| e.held = Some(1.0),
-        |e| e.similar = Some(0.3),
         |e| e.model = e.model.map(|m| m + 5.0),
     ];
     for (i, bump) in bumps.iter().enumerate() {
@@ -147,23 +144,6 @@ fn the_memory_pointing_at_a_passage_lifts_it_by_its_weight() {
 }
 
 #[test]
-fn a_passage_that_uses_a_word_of_similar_use_to_a_question_word_ranks_above_one_that_does_not() {
-    // BM25 scores the two alike and both hold two of the three question words; for the third,
-    // the second passage has a word of similar use
-    let mut evidence = candidates(&[9.0, 9.0, 4.0], &[]);
-    for (e, similar) in evidence.iter_mut().zip([0.0, 0.5, 0.0]) {
-        (e.held, e.similar) = (Some(2.0), Some(similar));
-    }
-    assert_eq!(order(&fuse(&evidence, &TRUSTING)), [1, 0, 2]);
-    // weights that give that score no say keep BM25's order
-    let deaf = Fusion {
-        similar: 0.0,
-        ..TRUSTING
-    };
-    assert_eq!(order(&fuse(&evidence, &deaf)), [0, 1, 2]);
-}
-
-#[test]
 fn a_passage_holding_more_of_the_question_words_ranks_above_one_bm25_prefers_a_little() {
     // the second passage holds all three question words, the first two of them (one often)
     let mut evidence = candidates(&[10.5, 9.5], &[]);
@@ -175,51 +155,13 @@ fn a_passage_holding_more_of_the_question_words_ranks_above_one_bm25_prefers_a_l
     assert_eq!(order(&fuse(&evidence, &TRUSTING)), [0, 1]);
 }
 
-/// A tiny random model whose token embeddings give the words of each group one direction of
-/// its own (an axis), so that words of one group have the same word vector and words of
-/// different groups orthogonal ones.
-fn model_with_alike_words(dir: &std::path::Path, groups: &[&[&str]]) -> Model {
-    use candle_core::{Device, Tensor};
-    let dir = common::tiny_model(dir);
-    let model = common::load(&dir);
-    let path = dir.join("model.safetensors");
-    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
-    let name = "backbone.embeddings.weight";
-    let mut rows = tensors[name].to_vec2::<f32>().unwrap();
-    let mut seen = std::collections::HashSet::new();
-    for (axis, group) in groups.iter().enumerate() {
-        for word in *group {
-            for id in model.encode(&format!(" {word}")).unwrap() {
-                assert!(seen.insert(id), "a token of {word:?} is in another word");
-                let row = &mut rows[id as usize];
-                row.iter_mut().for_each(|x| *x = 0.0);
-                row[axis] = 1.0;
-            }
-        }
-    }
-    tensors.insert(name.to_owned(), Tensor::new(rows, &Device::Cpu).unwrap());
-    candle_core::safetensors::save(&tensors, &path).unwrap();
-    common::load(&dir)
-}
-
 #[test]
-fn the_similar_word_score_is_the_models_similarity_for_the_question_words_a_passage_lacks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = model_with_alike_words(tmp.path(), &[&["lantern", "lamp"], &["fire"], &["burned"]]);
-    let scores = |question: &str, passage: &str| {
-        let e = ask::word_evidence(&model, question, passage).unwrap();
-        (e.held.unwrap(), e.similar.unwrap())
-    };
-    // "lamp" is as alike to "lantern" as a word can be: full credit above the floor
-    let (held, similar) = scores("Where was the lantern?", "A lamp burned.");
-    assert_eq!(held, 0.0);
-    assert!((similar - (1.0 - SIMILAR_FLOOR)).abs() < 1e-3, "{similar}");
-    // no word of the other passage is alike
-    assert_eq!(scores("Where was the lantern?", "A fire burned."), (0.0, 0.0));
-    // a word the passage holds counts as held, not again as similar
-    assert_eq!(scores("Where was the lamp?", "A lamp burned."), (1.0, 0.0));
-    assert_eq!(scores("Lantern, lanterns: where?", "A lamp burned.").0, 0.0);
-    assert_eq!(scores("Lamps burned.", "A lamp burned.").0, 2.0);
+fn the_words_held_are_the_questions_distinct_content_words_that_the_passage_has() {
+    let passage = "The keeper lit the lamps at dusk, and the ships came home.";
+    // "where", "was", "the" are function words; "lamp" and "lamps" are one word
+    assert_eq!(ask::words_held("Where was the lamp lit?", passage), 2.0);
+    assert_eq!(ask::words_held("Lamp, lamps, LAMP: ship?", passage), 2.0);
+    assert_eq!(ask::words_held("Where was the lantern?", passage), 0.0);
 }
 
 /// The demo books read a little by a tiny random model: the library and the model.
@@ -241,25 +183,19 @@ const QUESTIONS: [&str; 3] = [
     "What is the pass key?",
 ];
 
-/// BM25's candidates ranked with `fusion` alone: no memory pointers, no reranking.
-fn first_stage_only(fusion: Fusion) -> AskOptions {
+/// BM25's candidates in BM25's order: no other score, no memory pointers, no reranking.
+fn bm25_alone() -> AskOptions {
     AskOptions {
         memory: 0,
         rerank: 0,
-        fusion,
+        fusion: Fusion {
+            bm25: 1.0,
+            memory: 0.0,
+            held: 0.0,
+            model: 0.0,
+        },
         ..AskOptions::default()
     }
-}
-
-/// BM25's candidates in BM25's order.
-fn bm25_alone() -> AskOptions {
-    first_stage_only(Fusion {
-        bm25: 1.0,
-        memory: 0.0,
-        held: 0.0,
-        similar: 0.0,
-        model: 0.0,
-    })
 }
 
 /// Asks each of [`QUESTIONS`] with `options` and with `reference` (with `model`, or without one
@@ -292,18 +228,14 @@ fn with_no_weight_on_the_models_scores_the_full_pipeline_ranks_as_bm25_and_reran
             bm25: 1.0,
             memory: 0.0,
             held: 0.0,
-            similar: 0.0,
             model: 0.0,
         },
         ..AskOptions::default()
     };
     for fused in assert_ranks_as(&library, Some(&model), &full, &bm25_alone()) {
-        // the word scores were computed for every candidate without moving anything; the
+        // the words held were counted for every candidate without moving anything; the
         // reranking's forward passes, whose PMI has no weight, were not run
-        assert!(
-            fused.iter().all(|c| c.held.is_some() && c.similar.is_some()),
-            "{fused:#?}"
-        );
+        assert!(fused.iter().all(|c| c.held.is_some()), "{fused:#?}");
         assert!(fused.iter().all(|c| c.model.is_none()), "{fused:#?}");
     }
 }
@@ -324,7 +256,6 @@ fn the_full_pipeline_ranks_by_the_fusion_of_each_citations_scores() {
                 bm25: c.bm25,
                 memory: c.memory,
                 held: c.held,
-                similar: c.similar,
                 model: c.model,
             })
             .collect();
@@ -388,26 +319,24 @@ fn with_all_the_weight_on_the_model_the_reranked_passages_follow_its_pmi() {
 fn without_the_model_the_shipped_weights_were_fitted_for_bm25_and_the_words_held_rank() {
     let tmp = tempfile::tempdir().unwrap();
     let (library, model) = read_library(tmp.path());
-    // the tiny random model is not the one FUSION was fitted for
+    // the tiny random model is not the one FUSION was fitted for: its scores get no weight
     assert!(!model.weights_blake3().starts_with(ask::FUSION_MODEL));
-    assert_eq!(ask::fusion_for(Some(&model), &FUSION), ask::LEXICAL);
-    assert_eq!(ask::fusion_for(None, &FUSION), ask::LEXICAL);
-    assert_eq!(
-        (ask::LEXICAL.memory, ask::LEXICAL.similar, ask::LEXICAL.model),
-        (0.0, 0.0, 0.0)
-    );
+    let lexical = Fusion {
+        memory: 0.0,
+        model: 0.0,
+        ..FUSION
+    };
+    assert_eq!(ask::fusion_for(Some(&model), &FUSION), lexical);
+    assert_eq!(ask::fusion_for(None, &FUSION), lexical);
     // weights chosen by the caller stand as they are
     assert_eq!(ask::fusion_for(Some(&model), &TRUSTING), TRUSTING);
     let lexical = AskOptions {
-        fusion: ask::LEXICAL,
+        fusion: lexical,
         ..AskOptions::default()
     };
     assert_ranks_as(&library, Some(&model), &AskOptions::default(), &lexical);
-    // without a model too, where every candidate has its words held but no similar-word score
+    // without a model too, where every candidate has its words held
     for cites in assert_ranks_as(&library, None, &AskOptions::default(), &lexical) {
-        assert!(
-            cites.iter().all(|c| c.held.is_some() && c.similar.is_none()),
-            "{cites:#?}"
-        );
+        assert!(cites.iter().all(|c| c.held.is_some()), "{cites:#?}");
     }
 }

@@ -6,11 +6,10 @@
 //!    ("sentence words"), three of its topic words ("three words"), or those three and words of
 //!    similar use in the book in place of three others ("three words + related words"); always
 //!    shuffled, as "Where is it said: ...?". The gold passage is the one holding the sentence.
-//!    Accuracy at 1 and at 5 for the full pipeline, BM25 with the words held (`ask::LEXICAL`:
-//!    the part of the pipeline that needs no model), BM25 alone and memory pointers alone.
-//!    With `--fit`, the full pipeline only (first stage: BM25), and the fusion weights of
-//!    maximum likelihood on these questions, printed as `ask::FUSION` and `ask::LEXICAL` (run
-//!    it on books that no reported figure uses).
+//!    Accuracy at 1 and at 5 for the full pipeline, BM25 with the words held (the part of the
+//!    pipeline that needs no model), BM25 alone and memory pointers alone. With `--fit`, the
+//!    full pipeline only (first stage: BM25), and the fusion weights of maximum likelihood on
+//!    these questions, printed as `ask::FUSION` (run it on books that no reported figure uses).
 //! 2. **Pass key through `ask`**: the book's text repeated to L tokens with "The pass key is
 //!    NNNNN. Remember it. NNNNN is the pass key." at depth 0.5, read whole, then asked.
 //! 3. **Snapshots**: size and export/import time after reading N tokens.
@@ -367,7 +366,6 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
             bm25: 1.0,
             memory: 0.0,
             held: 0.0,
-            similar: 0.0,
             model: 1.0,
         };
         vec![(
@@ -378,13 +376,12 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
             },
         )]
     } else {
-        // each ranking with its own weights: the shipped ones for the full pipeline, the
-        // fitted lexical ones for BM25 + words held, and a single score's for the others
+        // the shipped weights for the full pipeline and, without the model's scores, for BM25 +
+        // words held; a single score's for the others
         let alone = |bm25: f32, memory: f32| ask::Fusion {
             bm25,
             memory,
             held: 0.0,
-            similar: 0.0,
             model: 0.0,
         };
         vec![
@@ -394,7 +391,11 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                 AskOptions {
                     memory: 0,
                     rerank: 0,
-                    fusion: ask::LEXICAL,
+                    fusion: ask::Fusion {
+                        memory: 0.0,
+                        model: 0.0,
+                        ..ask::FUSION
+                    },
                     ..AskOptions::default()
                 },
             ),
@@ -480,14 +481,13 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                                 bm25: c.bm25,
                                 memory: c.memory,
                                 held: c.held,
-                                similar: c.similar,
                                 model: c.model,
                             })
                             .collect::<Vec<_>>();
                         if args.verbose {
-                            let x: Vec<[Option<f32>; 5]> = evidence
+                            let x: Vec<[Option<f32>; 4]> = evidence
                                 .iter()
-                                .map(|e| [e.bm25, e.memory, e.held, e.similar, e.model])
+                                .map(|e| [e.bm25, e.memory, e.held, e.model])
                                 .collect();
                             let line = serde_json::json!({"kind": format!("{kind:?}"), "gold": gold, "x": x});
                             eprintln!("  features {line}");
@@ -523,18 +523,17 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
 }
 
 /// The scores the fit weighs, in the order of [`weights`]' coordinates.
-const SCORES: [&str; N] = ["bm25", "memory", "held", "similar", "model"];
+const SCORES: [&str; N] = ["bm25", "memory", "held", "model"];
 
 /// How many scores the fit weighs.
-const N: usize = 5;
+const N: usize = 4;
 
 fn weights(w: &[f64; N]) -> ask::Fusion {
     ask::Fusion {
         bm25: w[0] as f32,
         memory: w[1] as f32,
         held: w[2] as f32,
-        similar: w[3] as f32,
-        model: w[4] as f32,
+        model: w[3] as f32,
     }
 }
 
@@ -622,21 +621,15 @@ fn fit(scored: &[Scored], model: &Model) {
     println!("|---|{}---|---|", "---|".repeat(N));
     row(chosen);
     let w = weights(&mle(&data, chosen));
-    let lexical = weights(&mle(&data, std::array::from_fn(|j| j == 0 || j == 2)));
     println!(
-        "\nThe weights for ask.rs (the scores not chosen get 0; LEXICAL: BM25 + held):\n\n```rust\n\
+        "\nThe weights for ask.rs (the scores not chosen get 0):\n\n```rust\n\
          pub const FUSION: Fusion = Fusion {{\n    bm25: {:.4},\n    memory: {:.4},\n    \
-         held: {:.4},\n    similar: {:.4},\n    model: {:.4},\n}};\n\
-         pub const LEXICAL: Fusion = Fusion {{\n    bm25: {:.4},\n    memory: 0.0,\n    \
-         held: {:.4},\n    similar: 0.0,\n    model: 0.0,\n}};\n\
+         held: {:.4},\n    model: {:.4},\n}};\n\
          pub const FUSION_MODEL: &str = \"{}\";\n```",
         w.bm25,
         w.memory,
         w.held,
-        w.similar,
         w.model,
-        lexical.bm25,
-        lexical.held,
         &model.weights_blake3()[..12]
     );
 }
@@ -881,13 +874,12 @@ mod tests {
     fn solve_finds_the_x_of_a_x_equals_b() {
         // a zero pivot on the diagonal, so the rows must be swapped
         let a = [
-            [0.0, 2.0, 1.0, 0.0, 0.0],
-            [3.0, 1.0, 0.0, 0.0, 1.0],
-            [1.0, 0.0, -4.0, 2.0, 0.0],
-            [0.0, 1.0, 0.0, -5.0, 1.0],
-            [2.0, 0.0, 1.0, 0.0, -3.0],
+            [0.0, 2.0, 1.0, 0.0],
+            [3.0, 1.0, 0.0, 1.0],
+            [1.0, 0.0, -4.0, 2.0],
+            [2.0, 1.0, 1.0, -3.0],
         ];
-        let x = [1.0, -2.0, 0.5, 3.0, -1.5];
+        let x = [1.0, -2.0, 0.5, 3.0];
         let b: [f64; N] = std::array::from_fn(|r| dot(&a[r], &x));
         let got = solve(a, b);
         for (g, want) in got.iter().zip(x) {
@@ -905,7 +897,7 @@ mod tests {
                 let d = rng.below(2001) as f64 / 1000.0 - 1.0;
                 let p = 1.0 / (1.0 + (-2.0 * d).exp());
                 let gold = usize::from(rng.below(1_000_000) as f64 / 1e6 >= p);
-                (vec![[d, 0.0, 0.0, 0.0, 0.0], [0.0; N]], gold)
+                (vec![[d, 0.0, 0.0, 0.0], [0.0; N]], gold)
             })
             .collect();
         let w = mle(&data, std::array::from_fn(|i| i == 0));

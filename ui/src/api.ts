@@ -211,9 +211,8 @@ export interface Citation {
   score: number;
   bm25: number | null;
   memory: number | null;
-  /** Question words the passage holds, and the model's similar-word score for the others. */
+  /** How many of the question's words the passage holds. */
   held: number | null;
-  similar: number | null;
   /** The question's PMI given the passage (nats); null where the model did not rerank it. */
   model: number | null;
 }

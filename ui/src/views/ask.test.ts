@@ -16,7 +16,6 @@ const citation: Citation = {
   bm25: 1,
   memory: null,
   held: null,
-  similar: null,
   model: null,
 };
 
