@@ -588,7 +588,10 @@ fn rank(
     let fusion = &fusion_for(model, &options.fusion);
     for c in &mut candidates {
         let text = doc_text(library, &mut docs, &c.doc_id)?;
-        c.held = Some(words_held(question, text.map.slice(&text.doc.text, &c.passage)));
+        c.held = Some(words_held(
+            question,
+            text.map.slice(&text.doc.text, &c.passage),
+        ));
     }
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()

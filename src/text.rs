@@ -174,7 +174,10 @@ fn push_trimmed(chars: &[char], mut r: Range<usize>, base: usize, out: &mut Vec<
 /// The words of `text` that carry meaning for matching a question to a sentence: lower-cased
 /// runs of letters and digits, without common function words, with a plural `s` removed.
 pub fn content_words(text: &str) -> Vec<String> {
-    content_word_ranges(text).into_iter().map(|(_, w)| w).collect()
+    content_word_ranges(text)
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect()
 }
 
 /// [`content_words`] with the byte range in `text` of each word as written.
@@ -187,7 +190,10 @@ pub fn content_word_ranges(text: &str) -> Vec<(Range<usize>, String)> {
     ];
     let mut out = Vec::new();
     let mut start = None;
-    for (b, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+    for (b, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
         match (start, c.is_alphanumeric()) {
             (None, true) => start = Some(b),
             (Some(s), false) => {
@@ -276,7 +282,15 @@ mod tests {
     fn only_a_plural_s_is_removed() {
         assert_eq!(
             content_words("Horses, glass, monstrous thus: analysis of the Kings' ways."),
-            ["horse", "glass", "monstrous", "thus", "analysis", "king", "way"]
+            [
+                "horse",
+                "glass",
+                "monstrous",
+                "thus",
+                "analysis",
+                "king",
+                "way"
+            ]
         );
     }
 

@@ -263,7 +263,10 @@ fn the_full_pipeline_ranks_by_the_fusion_of_each_citations_scores() {
         for (c, f) in cites.iter().zip(&fused) {
             assert!((c.score - f).abs() < 1e-3, "{question}: {} != {f}", c.score);
         }
-        assert!(fused.windows(2).all(|f| f[0] >= f[1]), "{question}: {fused:?}");
+        assert!(
+            fused.windows(2).all(|f| f[0] >= f[1]),
+            "{question}: {fused:?}"
+        );
     }
 }
 
@@ -281,7 +284,10 @@ fn the_reranking_reads_the_log_probabilities_that_streaming_the_tokens_gives() {
     assert_eq!(at_once.len(), ids.len() - from);
     for (t, lp) in (from..ids.len()).zip(&at_once) {
         let streamed = logprobs[ids[t] as usize];
-        assert!((lp - streamed).abs() < 1e-3, "token {t}: {lp} != {streamed}");
+        assert!(
+            (lp - streamed).abs() < 1e-3,
+            "token {t}: {lp} != {streamed}"
+        );
         logprobs = model.read(&mut state, &ids[t..=t]).unwrap();
     }
 }

@@ -575,7 +575,10 @@ fn fit(scored: &[Scored], model: &Model) {
         data.len(),
         scored.len()
     );
-    println!("| scores | {} | log-likelihood | accuracy at 1 |", SCORES.join(" | "));
+    println!(
+        "| scores | {} | log-likelihood | accuracy at 1 |",
+        SCORES.join(" | ")
+    );
     println!("|---|{}---|---|", "---|".repeat(N));
     let row = |free: [bool; N]| {
         let w = mle(&data, free);
@@ -595,7 +598,9 @@ fn fit(scored: &[Scored], model: &Model) {
     }
     let mut chosen: [bool; N] = std::array::from_fn(|j| j == 0);
     let mut best = loglik(&data, &mle(&data, chosen));
-    println!("\nForward selection from BM25 alone (p < 0.01: twice the gain above {CHI2_1_P01}):\n");
+    println!(
+        "\nForward selection from BM25 alone (p < 0.01: twice the gain above {CHI2_1_P01}):\n"
+    );
     loop {
         let gains: Vec<(usize, f64)> = (1..N)
             .filter(|&i| !chosen[i])
@@ -617,7 +622,10 @@ fn fit(scored: &[Scored], model: &Model) {
             _ => break,
         }
     }
-    println!("\n| chosen | {} | log-likelihood | accuracy at 1 |", SCORES.join(" | "));
+    println!(
+        "\n| chosen | {} | log-likelihood | accuracy at 1 |",
+        SCORES.join(" | ")
+    );
     println!("|---|{}---|---|", "---|".repeat(N));
     row(chosen);
     let w = weights(&mle(&data, chosen));
