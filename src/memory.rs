@@ -28,9 +28,6 @@ use crate::model::Model;
 /// Version of `memories/ID.json` and the files beside it.
 pub const MEMORY_FORMAT_VERSION: u32 = 1;
 
-/// Tokens handed to the model at a time (one progress step).
-pub const READ_BLOCK: usize = memmamba::model::READ_BLOCK;
-
 /// What is known about a document's memory, stored as `memories/ID.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemoryInfo {
@@ -368,7 +365,9 @@ pub fn read(
             cancelled = true;
             break;
         }
-        let n = READ_BLOCK.min(target as usize - at);
+        // one progress step: the model's block for its device (8,192 tokens on a GPU, where
+        // pieces of the CPU's 512 made reading launch-bound)
+        let n = model.net().read_block().min(target as usize - at);
         let tokens = Tensor::new(&ids[at..at + n], model.device())?.unsqueeze(0)?;
         model.net().read(&mut state, &tokens)?;
         at += n;

@@ -37,7 +37,7 @@ fn a_stopped_reading_resumes_and_ends_where_one_sitting_ends() {
     let second = memory::read(&library, &model, &id, &options, &mut |p| seen.push(p.done)).unwrap();
     assert_eq!((second.resumed_from, second.tokens_read), (2048, 3000));
     // progress at the resume point, then after every block up to the target
-    let block = memory::READ_BLOCK;
+    let block = model.net().read_block();
     let expected: Vec<u64> = std::iter::once(2048)
         .chain((2048 + block as u64..3000).step_by(block))
         .chain(std::iter::once(3000))

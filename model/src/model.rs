@@ -173,12 +173,7 @@ impl MemMamba {
         let mut off = 0;
         let mut last = None;
         while off < len {
-            let block = if self.device.is_cuda() {
-                GPU_READ_BLOCK
-            } else {
-                READ_BLOCK
-            };
-            let n = block.min(len - off);
+            let n = self.read_block().min(len - off);
             let r = self.run(
                 &self.infer,
                 state,
@@ -190,6 +185,18 @@ impl MemMamba {
         }
         let last = last.ok_or_else(|| invalid_state("read needs at least one token"))?;
         Ok(self.logits(&self.infer, &last)?.squeeze(1)?)
+    }
+
+    /// Tokens [`MemMamba::read`] processes at a time on this model's device: [`GPU_READ_BLOCK`]
+    /// on a GPU, [`READ_BLOCK`] elsewhere. A caller that reads in pieces (to report progress
+    /// between them) hands it this many tokens at a time: smaller pieces on a GPU make each
+    /// read launch-bound.
+    pub fn read_block(&self) -> usize {
+        if self.device.is_cuda() {
+            GPU_READ_BLOCK
+        } else {
+            READ_BLOCK
+        }
     }
 
     /// Reads one token per batch row (`tokens` (B,) of u32) and returns the logits (B, vocab).

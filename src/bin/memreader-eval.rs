@@ -122,7 +122,7 @@ fn read(library: &Library, model: &Model, id: &str, max_tokens: Option<u64>) -> 
         ..ReadOptions::default()
     };
     let report = memory::read(library, model, id, &options, &mut |p| {
-        if p.done % (64 * 1024) < memory::READ_BLOCK as u64 {
+        if p.done % (64 * 1024) < model.net().read_block() as u64 {
             eprint!("\r  read {}/{} tokens", p.done, p.target);
         }
     })?;
