@@ -471,8 +471,10 @@ impl CustomOp2 for GatherRowsOp {
         let (_, w) = grad.dims2()?;
         let mut sum = vec![0f32; rows * w];
         for (row, &r) in host_f32(&grad)?.chunks(w).zip(&index.to_vec1::<u32>()?) {
-            let dst = &mut sum[r as usize * w..(r as usize + 1) * w];
-            dst.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+            // an index outside the table adds nothing, as on a GPU (the forward refused it)
+            if let Some(dst) = sum.get_mut(r as usize * w..(r as usize + 1) * w) {
+                dst.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+            }
         }
         let sum = Tensor::from_vec(sum, (rows, w), table.device())?;
         Ok((Some(sum.to_dtype(table.dtype())?), None))
