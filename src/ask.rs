@@ -8,10 +8,11 @@
 //!    notes it could see, so an untrained model's flat attention points nowhere) goes to the
 //!    passage that holds the note's source token. A passage's memory score is that lift
 //!    summed over notes and averaged over the attention reads (token and cross-layer, per layer).
-//! 3. **Words held**, for every candidate ([`words_held`]): how many of the question's distinct
-//!    content words the passage holds ([`Evidence::held`]). BM25 sums what each word is worth
-//!    and lets a rare word found once outweigh two others; a passage that has all the words a
-//!    reader remembers of it is more often the one asked about.
+//! 3. **Words held**, for every candidate ([`words_held`]): the question's distinct content
+//!    words the passage holds, each weighted by its rarity among the candidates
+//!    ([`Evidence::held`]). BM25 sums what each word is worth over the whole index and lets a
+//!    rare word found once outweigh two others; a passage that has all the words a reader
+//!    remembers of it is more often the one asked about.
 //! 4. **First-stage score** ([`first_stage`]): `FUSION.bm25 × BM25 + FUSION.memory × memory
 //!    score + FUSION.held × words held`, with [`AskOptions::fusion`] (by default [`FUSION`];
 //!    without the model it was fitted for, see [`fusion_for`]) giving the weights.
@@ -78,7 +79,7 @@ pub struct Fusion {
     pub bm25: f32,
     /// Per unit of memory score (summed attention lift).
     pub memory: f32,
-    /// Per question word the passage holds ([`Evidence::held`]).
+    /// Per unit of the words held ([`Evidence::held`]).
     pub held: f32,
     /// Per nat of the question's PMI given the passage (summed over its content words' tokens).
     pub model: f32,
@@ -99,14 +100,15 @@ pub struct Fusion {
 /// A score has a weight only where it raises the log-likelihood significantly: scores are
 /// added to BM25 one at a time, the one of largest gain first, while twice its gain is above
 /// 6.63 (likelihood-ratio test, p < 0.01); the weights are the maximum-likelihood ones of the
-/// scores added. For this model the words held pass (twice the gain 436); after them the
-/// memory score (0.04) and the model's PMI (2.7) do not, so the reranking is skipped. (For the
-/// model shipped before, 611c30d41a78, the same fit gave BM25 0.3854 and words held 3.7345, the
-/// memory and the PMI no weight either; for the ones before it, the PMI showed no signal.)
+/// scores added. For this model the words held, weighted by rarity, pass (twice the gain 488);
+/// after them the memory score (0.01) and the model's PMI (0.4) do not, so the reranking is
+/// skipped. (Counting every word held alike, the fit gave BM25 0.3862 and words held 3.7312,
+/// log-likelihood -79.92 against -54.02 now; for the model shipped before, 611c30d41a78, the
+/// memory and the PMI got no weight either, and for the ones before it the PMI showed no signal.)
 pub const FUSION: Fusion = Fusion {
-    bm25: 0.3862,
+    bm25: 0.3782,
     memory: 0.0,
-    held: 3.7312,
+    held: 1.8894,
     model: 0.0,
 };
 
@@ -140,7 +142,8 @@ pub struct Evidence {
     pub bm25: Option<f32>,
     /// The memory score (summed attention lift above uniform).
     pub memory: Option<f32>,
-    /// How many of the question's distinct content words the passage holds ([`words_held`]).
+    /// The question's distinct content words the passage holds, each weighted by its rarity
+    /// among the candidates ([`words_held`]).
     pub held: Option<f32>,
     /// The question's PMI given the passage, nats summed over the tokens of the question's
     /// content words (the module docs, step 5).
@@ -586,12 +589,14 @@ fn rank(
     }
 
     let fusion = &fusion_for(model, &options.fusion);
-    for c in &mut candidates {
+    let mut passages = Vec::with_capacity(candidates.len());
+    for c in &candidates {
         let text = doc_text(library, &mut docs, &c.doc_id)?;
-        c.held = Some(words_held(
-            question,
-            text.map.slice(&text.doc.text, &c.passage),
-        ));
+        passages.push(text.map.slice(&text.doc.text, &c.passage).to_owned());
+    }
+    let passages: Vec<&str> = passages.iter().map(String::as_str).collect();
+    for (c, held) in candidates.iter_mut().zip(words_held(question, &passages)) {
+        c.held = Some(held);
     }
     let mut scored: Vec<(Candidate, f32)> = candidates
         .into_iter()
@@ -782,15 +787,36 @@ fn pmi(after: &[f32], baseline: &[f32]) -> f32 {
     after.iter().zip(baseline).map(|(a, b)| a - b).sum()
 }
 
-/// How many of the distinct content words of `question` ([`content_words`]) `passage` holds.
-/// Every word counts alike, a common one ("said") as much as a rare one; weighting them by their
-/// rarity did better on the dev questions (docs/EVAL.md) and is not done yet.
-pub fn words_held(question: &str, passage: &str) -> f32 {
-    let have: HashSet<String> = content_words(passage).into_iter().collect();
-    question_words(question)
+/// The distinct content words of `question` ([`content_words`]) that each of `passages` holds,
+/// each word weighted by how rare it is among them: `ln(1 + (n + 1) / (df + 1))` for a word
+/// held by `df` of the `n` passages. A word that most candidates hold (a common one, such as
+/// "said") tells them apart less than one that few hold; counting every word alike fitted the
+/// dev questions worse (docs/EVAL.md).
+pub fn words_held(question: &str, passages: &[&str]) -> Vec<f32> {
+    let words = question_words(question);
+    let held: Vec<Vec<bool>> = passages
         .iter()
-        .filter(|w| have.contains(*w))
-        .count() as f32
+        .map(|p| {
+            let have: HashSet<String> = content_words(p).into_iter().collect();
+            words.iter().map(|w| have.contains(w)).collect()
+        })
+        .collect();
+    let n = passages.len() as f32;
+    let weight: Vec<f32> = (0..words.len())
+        .map(|i| {
+            let df = held.iter().filter(|h| h[i]).count() as f32;
+            (1.0 + (n + 1.0) / (df + 1.0)).ln()
+        })
+        .collect();
+    held.iter()
+        .map(|h| {
+            h.iter()
+                .zip(&weight)
+                .filter(|(&on, _)| on)
+                .map(|(_, w)| w)
+                .sum()
+        })
+        .collect()
 }
 
 fn question_words(question: &str) -> Vec<String> {

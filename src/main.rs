@@ -645,7 +645,7 @@ fn print_citation(n: usize, c: &Citation) {
         parts.push(format!("memory {s:.3}"));
     }
     if let Some(s) = c.held {
-        parts.push(format!("words held {s}"));
+        parts.push(format!("words held {s:.2}"));
     }
     if let Some(s) = c.model {
         parts.push(format!("model {s:+.3}"));

@@ -157,11 +157,47 @@ fn a_passage_holding_more_of_the_question_words_ranks_above_one_bm25_prefers_a_l
 
 #[test]
 fn the_words_held_are_the_questions_distinct_content_words_that_the_passage_has() {
-    let passage = "The keeper lit the lamps at dusk, and the ships came home.";
+    let passages = [
+        "The keeper lit the lamps at dusk, and the ships came home.",
+        "No lamp burned in the tower that night.",
+        "The harbour was dark.",
+    ];
+    // a word held by one of three passages weighs ln(1 + 4/2), by two ln(1 + 4/3)
+    let (one, two) = ((3f32).ln(), (7f32 / 3.0).ln());
+    let close = |got: Vec<f32>, want: [f32; 3]| {
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-6),
+            "{got:?} against {want:?}"
+        )
+    };
     // "where", "was", "the" are function words; "lamp" and "lamps" are one word
-    assert_eq!(ask::words_held("Where was the lamp lit?", passage), 2.0);
-    assert_eq!(ask::words_held("Lamp, lamps, LAMP: ship?", passage), 2.0);
-    assert_eq!(ask::words_held("Where was the lantern?", passage), 0.0);
+    close(
+        ask::words_held("Where was the lamp lit?", &passages),
+        [two + one, two, 0.0],
+    );
+    close(
+        ask::words_held("Lamp, lamps, LAMP: ship?", &passages),
+        [two + one, two, 0.0],
+    );
+    close(
+        ask::words_held("Where was the lantern?", &passages),
+        [0.0; 3],
+    );
+}
+
+#[test]
+fn a_rare_word_held_counts_for_more_than_a_common_one() {
+    let passages = [
+        "The lamp was lit.",
+        "The lamp was out.",
+        "A lamp and a lantern.",
+    ];
+    let held = ask::words_held("lamp lantern", &passages);
+    // all three hold "lamp"; only the third holds "lantern"
+    assert!(
+        held[2] > held[0] && held[0] == held[1] && held[0] > 0.0,
+        "{held:?}"
+    );
 }
 
 /// The demo books read a little by a tiny random model: the library and the model.

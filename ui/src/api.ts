@@ -211,7 +211,7 @@ export interface Citation {
   score: number;
   bm25: number | null;
   memory: number | null;
-  /** How many of the question's words the passage holds. */
+  /** The question's words the passage holds, each weighted by its rarity among the candidates. */
   held: number | null;
   /** The question's PMI given the passage (nats); null where the model did not rerank it. */
   model: number | null;
