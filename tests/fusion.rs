@@ -219,17 +219,20 @@ const QUESTIONS: [&str; 3] = [
     "What is the pass key?",
 ];
 
+/// Weights that give BM25 alone a say.
+const BM25_WEIGHT_ONLY: Fusion = Fusion {
+    bm25: 1.0,
+    memory: 0.0,
+    held: 0.0,
+    model: 0.0,
+};
+
 /// BM25's candidates in BM25's order: no other score, no memory pointers, no reranking.
 fn bm25_alone() -> AskOptions {
     AskOptions {
         memory: 0,
         rerank: 0,
-        fusion: Fusion {
-            bm25: 1.0,
-            memory: 0.0,
-            held: 0.0,
-            model: 0.0,
-        },
+        fusion: BM25_WEIGHT_ONLY,
         ..AskOptions::default()
     }
 }
@@ -260,12 +263,7 @@ fn with_no_weight_on_the_models_scores_the_full_pipeline_ranks_as_bm25_and_reran
     let tmp = tempfile::tempdir().unwrap();
     let (library, model) = read_library(tmp.path());
     let full = AskOptions {
-        fusion: Fusion {
-            bm25: 1.0,
-            memory: 0.0,
-            held: 0.0,
-            model: 0.0,
-        },
+        fusion: BM25_WEIGHT_ONLY,
         ..AskOptions::default()
     };
     for fused in assert_ranks_as(&library, Some(&model), &full, &bm25_alone()) {
