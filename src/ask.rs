@@ -589,13 +589,18 @@ fn rank(
     }
 
     let fusion = &fusion_for(model, &options.fusion);
-    let mut passages = Vec::with_capacity(candidates.len());
     for c in &candidates {
-        let text = doc_text(library, &mut docs, &c.doc_id)?;
-        passages.push(text.map.slice(&text.doc.text, &c.passage).to_owned());
+        doc_text(library, &mut docs, &c.doc_id)?;
     }
-    let passages: Vec<&str> = passages.iter().map(String::as_str).collect();
-    for (c, held) in candidates.iter_mut().zip(words_held(question, &passages)) {
+    let passages: Vec<&str> = candidates
+        .iter()
+        .map(|c| {
+            let text = &docs[&c.doc_id];
+            text.map.slice(&text.doc.text, &c.passage)
+        })
+        .collect();
+    let held = words_held(question, &passages);
+    for (c, held) in candidates.iter_mut().zip(held) {
         c.held = Some(held);
     }
     let mut scored: Vec<(Candidate, f32)> = candidates
