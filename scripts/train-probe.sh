@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training speed and peak GPU memory of memmamba-train builds side by side on a GPU host, one
-# process at a time, on the same tokens with the same seed and the retrieval mixture:
+# process at a time, on the same tokens with the same seed and the retrieval mixture. Run it
+# through gpu-run.sh, which unpacks .device/ and points the loader at the CUDA runtime:
 #
-#   bash scripts/train-probe.sh TOKENS TOKENIZER "NAME BIN SEQ_LEN STEPS" ...
+#   bash scripts/gpu-run.sh bash scripts/train-probe.sh TOKENS TOKENIZER "NAME BIN SEQ_LEN STEPS" ...
 #   e.g. ... .device/dev.tokens .device/tokenizer.json "before /tmp/old/memmamba-train 16384 14" \
 #            "after .device/memmamba-train 16384 14"
 #
@@ -11,8 +12,6 @@
 set -euo pipefail
 tokens=$1 tokenizer=$2
 shift 2
-CU13=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))')
-export LD_LIBRARY_PATH=$CU13${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 echo "| build | tokens per sequence | tokens/s | peak GPU MiB |"
 echo "|---|---:|---:|---:|"
 for probe in "$@"; do
