@@ -38,8 +38,11 @@ pub fn decays(name: &str) -> bool {
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    // the moments are variables so that each step writes them in place: new tensors every
+    // step would land wherever the GPU's memory pool had room among the step's activations,
+    // and the pool would grow step after step around them
+    m: Var,
+    v: Var,
     decay: bool,
 }
 
@@ -80,8 +83,8 @@ impl AdamW {
         let slots = named
             .into_iter()
             .map(|(name, var)| {
-                let m = var.zeros_like()?;
-                let v = var.zeros_like()?;
+                let m = Var::from_tensor(&var.zeros_like()?)?;
+                let v = Var::from_tensor(&var.zeros_like()?)?;
                 let decay = decays(&name);
                 Ok(Slot {
                     name,
@@ -142,9 +145,11 @@ impl AdamW {
                 continue;
             };
             let g = (g * grad_scale)?;
-            slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-            slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            let update = ((&slot.m / bias1)? / ((&slot.v / bias2)?.sqrt()? + c.eps)?)?;
+            let m = ((slot.m.as_tensor() * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            let v = ((slot.v.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let update = ((&m / bias1)? / ((&v / bias2)?.sqrt()? + c.eps)?)?;
+            slot.m.set(&m)?;
+            slot.v.set(&v)?;
             let theta = slot.var.as_tensor();
             let decayed = if slot.decay {
                 (theta * (1.0 - lr * c.weight_decay))?
@@ -160,8 +165,8 @@ impl AdamW {
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let mut tensors = HashMap::new();
         for slot in &self.slots {
-            tensors.insert(format!("m.{}", slot.name), slot.m.clone());
-            tensors.insert(format!("v.{}", slot.name), slot.v.clone());
+            tensors.insert(format!("m.{}", slot.name), slot.m.as_tensor().clone());
+            tensors.insert(format!("v.{}", slot.name), slot.v.as_tensor().clone());
         }
         let device = self
             .slots
@@ -185,10 +190,10 @@ impl AdamW {
             .unwrap_or(candle_core::Device::Cpu);
         let mut tensors = candle_core::safetensors::load(path, &device)?;
         let mismatch = |what: String| TrainError::format(path, what);
-        for slot in &mut self.slots {
+        for slot in &self.slots {
             for (key, moment) in [
-                (format!("m.{}", slot.name), &mut slot.m),
-                (format!("v.{}", slot.name), &mut slot.v),
+                (format!("m.{}", slot.name), &slot.m),
+                (format!("v.{}", slot.name), &slot.v),
             ] {
                 let t = tensors
                     .remove(&key)
@@ -200,7 +205,7 @@ impl AdamW {
                         moment.dims()
                     )));
                 }
-                *moment = t;
+                moment.set(&t.to_dtype(moment.dtype())?)?;
             }
         }
         let step = tensors
@@ -219,4 +224,57 @@ pub fn learning_rate(step: u64, warmup: u64, total: u64, peak: f64, floor: f64) 
     let span = total.saturating_sub(warmup).max(1) as f64;
     let progress = ((step - warmup) as f64 / span).min(1.0);
     floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn the_moments_are_written_in_place_by_a_step_and_by_a_load() {
+        let w = Var::from_tensor(&Tensor::new(&[1f32, -2.0, 3.0], &Device::Cpu).unwrap()).unwrap();
+        let mut opt = AdamW::new(
+            HashMap::from([("w".to_string(), w.clone())]),
+            AdamWConfig::default(),
+        )
+        .unwrap();
+        let ids = |opt: &AdamW| {
+            (
+                opt.slots[0].m.as_tensor().id(),
+                opt.slots[0].v.as_tensor().id(),
+            )
+        };
+        let before = ids(&opt);
+        let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
+        let grads = opt.gradients(&loss.backward().unwrap());
+        opt.step(&grads, 0.1, 1.0).unwrap();
+        assert_eq!(
+            ids(&opt),
+            before,
+            "a step must not put the moments in new tensors"
+        );
+        assert!(
+            opt.slots[0]
+                .m
+                .as_tensor()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0
+        );
+        let file =
+            std::env::temp_dir().join(format!("memmamba-optim-{}.safetensors", std::process::id()));
+        opt.save(&file).unwrap();
+        opt.load(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            ids(&opt),
+            before,
+            "a load must not put the moments in new tensors"
+        );
+    }
 }
