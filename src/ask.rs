@@ -117,19 +117,22 @@ pub const FUSION: Fusion = Fusion {
 /// model's scores are uncalibrated, so they get no weight ([`fusion_for`]).
 pub const FUSION_MODEL: &str = "051fb5b24567";
 
+/// [`FUSION`] with no weight on the model's scores (memory and PMI): BM25 and the words held,
+/// neither of which depends on the model, keep theirs.
+pub const FUSION_WITHOUT_MODEL: Fusion = Fusion {
+    memory: 0.0,
+    model: 0.0,
+    ..FUSION
+};
+
 /// The weights `options.fusion` stands for with `model`: itself, but for the shipped [`FUSION`]
-/// without a model or with a model other than [`FUSION_MODEL`], where the model's scores (memory
-/// and PMI) get no weight (the memory's are still computed and shown in the citations; the
-/// reranking is not run) until `memreader-eval --fit` is run for that model. BM25 and the words
-/// held keep theirs: neither depends on the model.
+/// without a model or with a model other than [`FUSION_MODEL`], where they are
+/// [`FUSION_WITHOUT_MODEL`] (the memory's scores are still computed and shown in the citations;
+/// the reranking is not run) until `memreader-eval --fit` is run for that model.
 pub fn fusion_for(model: Option<&Model>, fusion: &Fusion) -> Fusion {
     let fitted = model.is_some_and(|m| m.weights_blake3().starts_with(FUSION_MODEL));
     if *fusion == FUSION && !fitted {
-        Fusion {
-            memory: 0.0,
-            model: 0.0,
-            ..FUSION
-        }
+        FUSION_WITHOUT_MODEL
     } else {
         *fusion
     }

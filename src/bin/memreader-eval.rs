@@ -391,11 +391,7 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                 AskOptions {
                     memory: 0,
                     rerank: 0,
-                    fusion: ask::Fusion {
-                        memory: 0.0,
-                        model: 0.0,
-                        ..ask::FUSION
-                    },
+                    fusion: ask::FUSION_WITHOUT_MODEL,
                     ..AskOptions::default()
                 },
             ),
