@@ -10,9 +10,9 @@ use crate::config::Config;
 /// Added to the logit of a note a token may not see; its softmax weight underflows to 0.
 pub const MASKED: f32 = -1e9;
 
-/// Whether a read or gate over `x` takes the fused inference path of
+/// Whether a note write, read or gate over `x` takes the fused inference path of
 /// [`memmamba_kernels::infer`]: nothing to backpropagate, and f32 on the CPU or a CUDA device.
-fn fused(x: &Tensor, differentiable: bool) -> bool {
+pub(crate) fn fused(x: &Tensor, differentiable: bool) -> bool {
     !differentiable && (x.device().is_cpu() || x.device().is_cuda()) && x.dtype() == DType::F32
 }
 
@@ -129,8 +129,9 @@ impl Gate {
         })
     }
 
-    /// Returns `acc + g * c` (B, S, d) for the mixer output `o` and the read `c`, and, under
-    /// [`Gating::Sparse`], how many of the B * S tokens skipped the read (`g < tau2`).
+    /// Returns `acc + g * c` (B, S, d) for the mixer output `o` and the read `c`, and how many
+    /// of the B * S tokens skipped the read (`g < tau2`, under [`Gating::Sparse`]; 0 under
+    /// [`Gating::Soft`]) as a u32 tensor (1) on the device, left there until someone reads it.
     ///
     /// With `differentiable` off, this is one fused pass on the CPU or one kernel on a GPU
     /// ([`memmamba_kernels::infer::gate_add`]); otherwise candle ops.
@@ -142,7 +143,7 @@ impl Gate {
         gating: Gating,
         tau2: f64,
         differentiable: bool,
-    ) -> Result<(Tensor, u64)> {
+    ) -> Result<(Tensor, Tensor)> {
         if fused(o, differentiable) {
             let tau2 = (gating == Gating::Sparse).then_some(tau2 as f32);
             let bias = self.w_g.bias();
@@ -160,11 +161,17 @@ impl Gate {
         };
         let g = candle_nn::ops::sigmoid(&logit)?;
         match gating {
-            Gating::Soft => Ok(((acc + c.broadcast_mul(&g)?)?, 0)),
+            Gating::Soft => Ok((
+                (acc + c.broadcast_mul(&g)?)?,
+                Tensor::zeros(1, DType::U32, o.device())?,
+            )),
             Gating::Sparse => {
-                let keep = g.ge(tau2)?.to_dtype(DType::F32)?;
-                let kept = keep.sum_all()?.to_scalar::<f32>()? as u64;
-                let skipped = g.elem_count() as u64 - kept;
+                let keep = g.ge(tau2)?;
+                let skipped = (1.0 - keep.to_dtype(DType::F32)?)?
+                    .sum_all()?
+                    .to_dtype(DType::U32)?
+                    .reshape(1)?;
+                let keep = keep.to_dtype(DType::F32)?;
                 Ok(((acc + c.broadcast_mul(&(g * keep)?)?)?, skipped))
             }
         }

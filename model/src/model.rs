@@ -158,7 +158,7 @@ impl MemMamba {
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
         let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
         self.check(&state, tokens)?;
-        let r = self.run(&self.train, &mut state, tokens, false)?;
+        let r = self.run(&self.train, &mut state, tokens, false, &mut Vec::new())?;
         Ok(self.logits(&self.train, &r)?)
     }
 
@@ -172,6 +172,7 @@ impl MemMamba {
         let len = tokens.dim(1)?;
         let mut off = 0;
         let mut last = None;
+        let mut skips = Vec::new();
         while off < len {
             let n = self.read_block().min(len - off);
             let r = self.run(
@@ -179,9 +180,15 @@ impl MemMamba {
                 state,
                 &tokens.narrow(1, off, n)?,
                 off + n == len,
+                &mut skips,
             )?;
             last = Some(r.narrow(1, n - 1, 1)?);
             off += n;
+        }
+        // One copy to the host for the whole read, not one per gate.
+        if !skips.is_empty() {
+            let skipped = Tensor::cat(&skips, 0)?.to_vec1::<u32>()?;
+            state.gate_skips += skipped.into_iter().map(u64::from).sum::<u64>();
         }
         let last = last.ok_or_else(|| invalid_state("read needs at least one token"))?;
         Ok(self.logits(&self.infer, &last)?.squeeze(1)?)
@@ -243,13 +250,15 @@ impl MemMamba {
     /// Runs `tokens` (B, T) through every layer from `state`, advancing it; returns the
     /// residual stream (B, T, d) after the last layer. Each layer runs its mixer over the block,
     /// then reads its pool for all chunks at once ([`crate::parallel`]). With `trace`, records
-    /// what the last token attended to.
+    /// what the last token attended to. Under sparse gating, the gates' counts of skipped reads
+    /// go to `skips`, still on the device, and `state.gate_reads` counts their applications.
     fn run(
         &self,
         net: &Net,
         state: &mut MemoryState,
         tokens: &Tensor,
         trace: bool,
+        skips: &mut Vec<Tensor>,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let grid = Grid::new(state.tokens_read, tokens.dim(1)?, cfg.chunk);
@@ -272,7 +281,8 @@ impl MemMamba {
                 r = (&r + m)?;
                 continue;
             };
-            let mut read_notes = || {
+            // The note block's scores go to the host, where the pool is replayed.
+            let write_notes = || {
                 let w = nl.notes.write(&u, net.differentiable)?;
                 let mut kv = vec![nl.token_attn.project(&w.notes)?];
                 if let Some(reader) = cross_reader(cfg, l) {
@@ -284,11 +294,15 @@ impl MemMamba {
                         kv.push(attn.project(&w.notes)?);
                     }
                 }
+                let scores = w.scores.to_vec2()?;
                 let new = NoteSet {
                     log_scores: w.log_scores,
                     kv,
                 };
-                let notes = BlockNotes::new(cfg, l, grid, pool, &new, &w.scores.to_vec2()?)?;
+                Ok::<_, ModelError>((new, scores))
+            };
+            let mut read_notes = |(new, scores): (NoteSet, Vec<Vec<f32>>)| {
+                let notes = BlockNotes::new(cfg, l, grid, pool, &new, &scores)?;
                 notes.commit(pool)?;
                 let u = grid.place(&u)?;
                 let read = |attn: &NoteAttention, layers: &[&BlockNotes], reader| {
@@ -312,9 +326,14 @@ impl MemMamba {
                 Ok::<_, ModelError>((notes, token, cross))
             };
             let (mixed, reads) = if side_by_side {
-                rayon::join(mix, read_notes)
+                rayon::join(mix, || read_notes(write_notes()?))
             } else {
-                (mix(), read_notes())
+                // The copy of the scores to the host waits for the work queued before it: with
+                // the notes written first, the mixer's kernels run while the host replays the
+                // pool.
+                let new_notes = write_notes();
+                let mixed = mix();
+                (mixed, new_notes.and_then(&mut read_notes))
             };
             let ((m, mixer), (notes, token, cross)) = (mixed?, reads?);
             state.layers[l].mixer = mixer;
@@ -327,7 +346,7 @@ impl MemMamba {
                     gate.add(acc, &o, &c, state.gating, cfg.tau2, net.differentiable)?;
                 if state.gating == Gating::Sparse {
                     state.gate_reads += (o.dim(0)? * o.dim(1)?) as u64;
-                    state.gate_skips += skipped;
+                    skips.push(skipped);
                 }
                 Ok::<_, ModelError>(sum)
             };

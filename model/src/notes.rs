@@ -1,6 +1,6 @@
 //! The note block (MODEL.md section 3.1): an importance scorer and the note projection.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
 
 use crate::config::Config;
@@ -41,11 +41,11 @@ impl NoteBlock {
     }
 
     /// Scores every token of `u` (B, T, d) and projects its note. With `differentiable` off on
-    /// the CPU, the scorer after W1's matmul is one fused pass
+    /// the CPU or a CUDA device, the scorer after W1's matmul is one fused pass
     /// ([`memmamba_kernels::infer::note_scores`]).
     pub fn write(&self, u: &Tensor, differentiable: bool) -> Result<Written> {
         let notes = self.w_n.forward(u)?;
-        let fused = !differentiable && u.device().is_cpu() && u.dtype() == DType::F32;
+        let fused = crate::attention::fused(u, differentiable);
         if let (true, Some(b1), Some(b2)) = (fused, self.w1.bias(), self.w2.bias()) {
             let h = u.broadcast_matmul(&self.w1.weight().t()?)?;
             let (scores, log_scores) =

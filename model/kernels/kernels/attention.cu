@@ -7,13 +7,18 @@
 //
 // Per head h of width dh = n / H, a query s of row r reads
 //   softmax over the visible v of (q_s . k_v[h] * scale + ls_v), weighted sum of v_v[h],
-// and zeros when it sees no note. One block per (row, head), one thread per query (strided);
-// keys and values are read from global memory by every thread of the block alike, which the
-// cache serves. An online softmax (running max and sum) needs one pass; the weights, when asked
-// for, take a second.
+// and zeros when it sees no note. One block per (row, head), one thread per query (the block's
+// queries in turns of blockDim.x <= ATT_THREADS). The notes go through shared memory in tiles of
+// ATT_TILE: the block loads a tile's keys, values and log-scores for its head, and its queries'
+// visibility flags, with coalesced reads, then each thread runs an online softmax (running max
+// and sum) over the tile from shared memory. Reading them from global memory in every thread,
+// the visibility rows strided by V between threads, took 20x as long. The weights, when asked
+// for, take a second pass over the tiles.
 #include "common.cuh"
 
 #define ATT_MAX_DH 64
+#define ATT_THREADS 128
+#define ATT_TILE 64
 
 extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
                                               const float* __restrict__ notes,
@@ -21,52 +26,76 @@ extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
                                               float* __restrict__ out, float* __restrict__ weights,
                                               int S, int V, int n, int H, float scale,
                                               int want_weights) {
-  const int r = blockIdx.x, h = blockIdx.y, dh = n / H;
+  __shared__ float keys[ATT_TILE * ATT_MAX_DH], vals[ATT_TILE * ATT_MAX_DH], ls[ATT_TILE];
+  // Padded rows: thread s reads row s, and a stride of ATT_TILE + 1 bytes spreads them over banks.
+  __shared__ unsigned char vis[ATT_THREADS * (ATT_TILE + 1)];
+  const int r = blockIdx.x, h = blockIdx.y, dh = n / H, tid = threadIdx.x, nt = blockDim.x;
   const int width = 2 * n + 1;
   const float* rows = notes + (size_t)r * V * width;
-  for (int s = threadIdx.x; s < S; s += blockDim.x) {
-    const float* qs = q + ((size_t)r * S + s) * n + h * dh;
-    const float* vis = visible + ((size_t)r * S + s) * V;
+  for (int s0 = 0; s0 < S; s0 += nt) {
+    const int s = s0 + tid, queries = min(nt, S - s0);
+    const bool active = s < S;
     float qv[ATT_MAX_DH], acc[ATT_MAX_DH];
 #pragma unroll
     for (int j = 0; j < ATT_MAX_DH; j++) {
-      qv[j] = j < dh ? qs[j] * scale : 0.f;
+      qv[j] = active && j < dh ? q[((size_t)r * S + s) * n + h * dh + j] * scale : 0.f;
       acc[j] = 0.f;
     }
     float m = -INFINITY, sum = 0.f;
-    for (int v = 0; v < V; v++) {
-      if (vis[v] == 0.f) continue;
-      const float* note = rows + (size_t)v * width;
-      float logit = note[2 * n];
+    // Loads the notes v0.. of one tile (`len` of them) and the block's visibility flags for them.
+    auto load = [&](int v0, int len) {
+      __syncthreads();
+      for (int i = tid; i < len * dh; i += nt) {
+        const float* note = rows + (size_t)(v0 + i / dh) * width + h * dh + i % dh;
+        keys[i] = note[0];
+        vals[i] = note[n];
+      }
+      for (int i = tid; i < len; i += nt) ls[i] = rows[(size_t)(v0 + i) * width + 2 * n];
+      for (int i = tid; i < queries * len; i += nt) {
+        const int row = i / len, col = i % len;
+        vis[row * (ATT_TILE + 1) + col] =
+            visible[((size_t)r * S + s0 + row) * V + v0 + col] != 0.f;
+      }
+      __syncthreads();
+    };
+    auto logit = [&](int v) {
+      float x = ls[v];
 #pragma unroll
       for (int j = 0; j < ATT_MAX_DH; j++)
-        if (j < dh) logit += qv[j] * note[h * dh + j];
-      const float m_new = fmaxf(m, logit);
-      const float shrink = expf(m - m_new), e = expf(logit - m_new);
-      sum = sum * shrink + e;
-#pragma unroll
-      for (int j = 0; j < ATT_MAX_DH; j++)
-        if (j < dh) acc[j] = acc[j] * shrink + e * note[n + h * dh + j];
-      m = m_new;
-    }
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    float* os = out + ((size_t)r * S + s) * n + h * dh;
-#pragma unroll
-    for (int j = 0; j < ATT_MAX_DH; j++)
-      if (j < dh) os[j] = acc[j] * inv;
-    if (!want_weights) continue;
-    float* ws = weights + (((size_t)r * H + h) * S + s) * V;
-    for (int v = 0; v < V; v++) {
-      float w = 0.f;
-      if (vis[v] != 0.f) {
-        const float* note = rows + (size_t)v * width;
-        float logit = note[2 * n];
+        if (j < dh) x += qv[j] * keys[v * dh + j];
+      return x;
+    };
+    for (int v0 = 0; v0 < V; v0 += ATT_TILE) {
+      const int len = min(ATT_TILE, V - v0);
+      load(v0, len);
+      if (!active) continue;
+      for (int v = 0; v < len; v++) {
+        if (!vis[tid * (ATT_TILE + 1) + v]) continue;
+        const float x = logit(v);
+        const float m_new = fmaxf(m, x);
+        const float shrink = expf(m - m_new), e = expf(x - m_new);
+        sum = sum * shrink + e;
 #pragma unroll
         for (int j = 0; j < ATT_MAX_DH; j++)
-          if (j < dh) logit += qv[j] * note[h * dh + j];
-        w = expf(logit - m) * inv;
+          if (j < dh) acc[j] = acc[j] * shrink + e * vals[v * dh + j];
+        m = m_new;
       }
-      ws[v] = w;
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    if (active) {
+      float* os = out + ((size_t)r * S + s) * n + h * dh;
+#pragma unroll
+      for (int j = 0; j < ATT_MAX_DH; j++)
+        if (j < dh) os[j] = acc[j] * inv;
+    }
+    if (!want_weights) continue;
+    for (int v0 = 0; v0 < V; v0 += ATT_TILE) {
+      const int len = min(ATT_TILE, V - v0);
+      load(v0, len);
+      if (!active) continue;
+      float* ws = weights + (((size_t)r * H + h) * S + s) * V + v0;
+      for (int v = 0; v < len; v++)
+        ws[v] = vis[tid * (ATT_TILE + 1) + v] ? expf(logit(v) - m) * inv : 0.f;
     }
   }
 }

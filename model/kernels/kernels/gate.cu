@@ -50,10 +50,13 @@ GATE_KERNELS(__half, f16)
 // The gate of a note read added to the residual stream, one warp per token row of width d:
 //   g = sigmoid(w[:d] . o + w[d:] . c + bias);  with sparse gating (tau2 >= 0) g = 0 below tau2
 //   out = acc + g c;  `skipped` counts the rows whose read was skipped.
+// The bias is read where it lies on the device (`has_bias` 0: no bias), and the count stays
+// there, so that a gate never waits for the host.
 extern "C" __global__ void gate_add_f32(const float* __restrict__ acc, const float* __restrict__ o,
                                         const float* __restrict__ c, const float* __restrict__ w,
-                                        float bias, float tau2, float* __restrict__ out,
-                                        unsigned long long* skipped, int rows, int d) {
+                                        const float* __restrict__ bias, int has_bias, float tau2,
+                                        float* __restrict__ out, unsigned int* skipped, int rows,
+                                        int d) {
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
   if (warp >= rows) return;
   const size_t base = (size_t)warp * d;
@@ -61,10 +64,30 @@ extern "C" __global__ void gate_add_f32(const float* __restrict__ acc, const flo
   for (int j = lane; j < d; j += 32) dot += w[j] * o[base + j] + w[d + j] * c[base + j];
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(FULL_MASK, dot, off);
-  float g = 1.f / (1.f + expf(-(dot + bias)));
+  float g = 1.f / (1.f + expf(-(dot + (has_bias ? bias[0] : 0.f))));
   if (tau2 >= 0.f && g < tau2) {
     g = 0.f;
-    if (lane == 0) atomicAdd(skipped, 1ull);
+    if (lane == 0) atomicAdd(skipped, 1u);
   }
   for (int j = lane; j < d; j += 32) out[base + j] = acc[base + j] + g * c[base + j];
+}
+
+// The importance scorer after its first matmul, one warp per token row of h (width q):
+//   x = w2 . relu(h + b1) + b2;  score = sigmoid(x);  log_score = min(x, 0) - ln(1 + exp(-|x|))
+extern "C" __global__ void note_scores_f32(const float* __restrict__ h,
+                                           const float* __restrict__ b1,
+                                           const float* __restrict__ w2,
+                                           const float* __restrict__ b2, float* __restrict__ scores,
+                                           float* __restrict__ log_scores, int rows, int q) {
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (warp >= rows) return;
+  const float* row = h + (size_t)warp * q;
+  float x = 0.f;
+  for (int j = lane; j < q; j += 32) x += fmaxf(row[j] + b1[j], 0.f) * w2[j];
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(FULL_MASK, x, off);
+  if (lane != 0) return;
+  x += b2[0];
+  scores[warp] = 1.f / (1.f + expf(-x));
+  log_scores[warp] = fminf(x, 0.f) - log1pf(expf(-fabsf(x)));
 }

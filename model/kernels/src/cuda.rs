@@ -26,6 +26,8 @@ const ATTENTION_MODULE: &str = "memmamba_attention";
 const GATHER_MODULE: &str = "memmamba_gather";
 /// Widest head `kernels/attention.cu` holds in registers.
 const ATTENTION_MAX_HEAD: usize = 64;
+// Must match ATT_THREADS of attention.cu.
+const ATTENTION_THREADS: usize = 128;
 
 // Must match the #defines of scan.cu and conv.cu.
 const TILE: usize = 16;
@@ -645,7 +647,13 @@ pub fn note_attention(
     let mut b = f.builder();
     b.arg(&qv).arg(&nv).arg(&vv).arg(&out).arg(&weights);
     b.arg(&s_).arg(&v_).arg(&n_).arg(&h_).arg(&scale).arg(&w_);
-    let cfg = grid(rows, heads, 1, s_len.clamp(1, 128).next_multiple_of(32), 0);
+    let cfg = grid(
+        rows,
+        heads,
+        1,
+        s_len.clamp(1, ATTENTION_THREADS).next_multiple_of(32),
+        0,
+    );
     // SAFETY: the arguments match note_attention_f32's signature.
     unsafe { b.launch(cfg) }.w()?;
     let read = tensor(out, &dev, &[rows, s_len, n]);
@@ -655,46 +663,76 @@ pub fn note_attention(
 
 /// The gate of a note read added to `acc` (`kernels/gate.cu`; see [`crate::infer::gate_add`],
 /// whose checks the arguments have passed): contiguous f32 tensors on a CUDA device, `acc`, `o`,
-/// `c` (B, S, d) and `w` (1, 2d). Returns `acc + g c` and how many rows skipped their read.
+/// `c` (B, S, d), `w` (1, 2d) and `bias` (1). Returns `acc + g c` and how many rows skipped their
+/// read, a u32 tensor (1) on the device: nothing is copied to the host.
 pub fn gate_add(
     acc: &Tensor,
     o: &Tensor,
     c: &Tensor,
     w: &Tensor,
-    bias: f32,
+    bias: Option<&Tensor>,
     tau2: Option<f32>,
-) -> Result<(Tensor, u64)> {
+) -> Result<(Tensor, Tensor)> {
     let op = "gate-add";
     let (_, _, d) = acc.dims3()?;
     let rows = acc.elem_count() / d.max(1);
-    let (a_s, a_l) = cuda_of(acc, op)?;
-    let (o_s, o_l) = cuda_of(o, op)?;
-    let (c_s, c_l) = cuda_of(c, op)?;
-    let (w_s, w_l) = cuda_of(w, op)?;
-    let dev = as_cuda(&a_s).device().clone();
-    let views = [(&a_s, a_l), (&o_s, o_l), (&c_s, c_l), (&w_s, w_l)]
-        .map(|(s, l)| view::<f32>((as_cuda(s), l), op));
-    let [av, ov, cv, wv] = views;
-    let (av, ov, cv, wv) = (av?, ov?, cv?, wv?);
+    // Without a bias the kernel is handed w, which it does not read as one.
+    let bias_or_w = bias.unwrap_or(w);
+    let args = [acc, o, c, w, bias_or_w].map(|t| cuda_of(t, op));
+    let [a, o, c, w, bias_s] = args;
+    let (a, o, c, w, bias_s) = (a?, o?, c?, w?, bias_s?);
+    let dev = as_cuda(&a.0).device().clone();
+    let views = [&a, &o, &c, &w, &bias_s].map(|(s, l)| view::<f32>((as_cuda(s), *l), op));
+    let [av, ov, cv, wv, bv] = views;
+    let (av, ov, cv, wv, bv) = (av?, ov?, cv?, wv?, bv?);
     // SAFETY: the kernel writes every element.
     let out = unsafe { dev.alloc::<f32>(rows * d)? };
-    let skipped = dev.alloc_zeros::<u64>(1)?;
-    let [rows_, d_] = i32s([rows, d])?;
+    let skipped = dev.alloc_zeros::<u32>(1)?;
+    let [rows_, d_, has_bias] = i32s([rows, d, usize::from(bias.is_some())])?;
     // A negative threshold turns the sparse gating off.
     let tau2 = tau2.unwrap_or(-1.0);
     let f = dev.get_or_load_custom_func("gate_add_f32", GATE_MODULE, GATE_PTX)?;
     let mut b = f.builder();
-    b.arg(&av).arg(&ov).arg(&cv).arg(&wv);
-    b.arg(&bias)
-        .arg(&tau2)
-        .arg(&out)
-        .arg(&skipped)
-        .arg(&rows_)
-        .arg(&d_);
+    b.arg(&av)
+        .arg(&ov)
+        .arg(&cv)
+        .arg(&wv)
+        .arg(&bv)
+        .arg(&has_bias);
+    b.arg(&tau2).arg(&out).arg(&skipped).arg(&rows_).arg(&d_);
     // SAFETY: the arguments match gate_add_f32's signature.
     unsafe { b.launch(flat(rows * 32)) }.w()?;
-    let skipped = dev.clone_dtoh(&skipped)?[0];
-    Ok((tensor(out, &dev, acc.dims()), skipped))
+    Ok((tensor(out, &dev, a.1.dims()), tensor(skipped, &dev, &[1])))
+}
+
+/// The importance scorer after its first matmul (`kernels/gate.cu`; see
+/// [`crate::infer::note_scores`], whose checks the arguments have passed): contiguous f32
+/// tensors on a CUDA device, `h` (B, T, q), `b1` (q), `w2` (1, q), `b2` (1). Returns the scores
+/// and their logarithms, (B, T) each.
+pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
+    let op = "note-scores";
+    let (batch, len, q) = h.dims3()?;
+    let rows = batch * len;
+    let args = [h, b1, w2, b2].map(|t| cuda_of(t, op));
+    let [h, b1, w2, b2] = args;
+    let (h, b1, w2, b2) = (h?, b1?, w2?, b2?);
+    let dev = as_cuda(&h.0).device().clone();
+    let views = [&h, &b1, &w2, &b2].map(|(s, l)| view::<f32>((as_cuda(s), *l), op));
+    let [hv, b1v, w2v, b2v] = views;
+    let (hv, b1v, w2v, b2v) = (hv?, b1v?, w2v?, b2v?);
+    // SAFETY: the kernel writes every element of both.
+    let (scores, log_scores) = unsafe { (dev.alloc::<f32>(rows)?, dev.alloc::<f32>(rows)?) };
+    let [rows_, q_] = i32s([rows, q])?;
+    let f = dev.get_or_load_custom_func("note_scores_f32", GATE_MODULE, GATE_PTX)?;
+    let mut b = f.builder();
+    b.arg(&hv).arg(&b1v).arg(&w2v).arg(&b2v);
+    b.arg(&scores).arg(&log_scores).arg(&rows_).arg(&q_);
+    // SAFETY: the arguments match note_scores_f32's signature.
+    unsafe { b.launch(flat(rows * 32)) }.w()?;
+    Ok((
+        tensor(scores, &dev, &[batch, len]),
+        tensor(log_scores, &dev, &[batch, len]),
+    ))
 }
 
 /// The backward of gathering rows (`kernels/gather.cu`): `grad` (M, W) f32 and `index` (M) u32,

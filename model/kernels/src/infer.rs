@@ -68,7 +68,7 @@ impl<'a> Host<'a> {
 }
 
 /// Whether `x` is an f32 tensor on a CUDA device outside any autograd graph: the inputs the
-/// kernels of [`crate::cuda`] take for [`note_attention`] and [`gate_add`].
+/// kernels of [`crate::cuda`] take for [`note_attention`], [`gate_add`] and [`note_scores`].
 #[cfg(feature = "cuda")]
 fn untracked_f32_on_cuda(x: &Tensor) -> bool {
     x.device().is_cuda() && x.dtype() == candle_core::DType::F32 && !x.track_op()
@@ -276,10 +276,11 @@ pub fn note_attention(
 
 /// The gate of a note read, added to `acc` (B, S, d): with
 /// `g = sigmoid(w[.., ..d] . o + w[.., d..] . c + bias)` per token (`w` (1, 2d), `bias` (1)),
-/// returns `acc + g c` and how many tokens skipped their read. With `tau2` (sparse gating) a
-/// token whose gate is below it skips the read (its `g` is 0). One pass over the rows instead of
-/// the gate's matrix-vector products, sigmoid, threshold, broadcast product and the sum, each a
-/// candle op over the block (most of them single-threaded).
+/// returns `acc + g c` and how many tokens skipped their read, as a u32 tensor (1) on `acc`'s
+/// device (a GPU keeps counting without waiting for the host; read it when needed). With `tau2`
+/// (sparse gating) a token whose gate is below it skips the read (its `g` is 0). One pass over
+/// the rows instead of the gate's matrix-vector products, sigmoid, threshold, broadcast product
+/// and the sum, each a candle op over the block (most of them single-threaded).
 pub fn gate_add(
     acc: &Tensor,
     o: &Tensor,
@@ -287,7 +288,7 @@ pub fn gate_add(
     w: &Tensor,
     bias: Option<&Tensor>,
     tau2: Option<f32>,
-) -> Result<(Tensor, u64)> {
+) -> Result<(Tensor, Tensor)> {
     let dims = acc.dims3()?;
     let d = dims.2;
     check_shapes(
@@ -295,13 +296,9 @@ pub fn gate_add(
         &[(o, acc.dims()), (c, acc.dims()), (w, &[1, 2 * d])],
         None,
     )?;
-    let bias = match bias {
-        Some(b) => {
-            check_shapes("gate_add", &[(b, &[1])], None)?;
-            host_f32(b)?[0]
-        }
-        None => 0.0,
-    };
+    if let Some(b) = bias {
+        check_shapes("gate_add", &[(b, &[1])], None)?;
+    }
     let (acc, o, c, w) = (
         acc.contiguous()?,
         o.contiguous()?,
@@ -310,9 +307,11 @@ pub fn gate_add(
     );
     #[cfg(feature = "cuda")]
     if untracked_f32_on_cuda(&acc) {
-        return crate::cuda::gate_add(&acc, &o, &c, &w, bias, tau2);
+        let bias = bias.map(Tensor::contiguous).transpose()?;
+        return crate::cuda::gate_add(&acc, &o, &c, &w, bias.as_ref(), tau2);
     }
     check_input("gate_add", &acc)?;
+    let bias = bias.map_or(Ok(0.0), |b| Ok::<_, candle_core::Error>(host_f32(b)?[0]))?;
     let [acc_h, o_h, c_h, w_h] = [&acc, &o, &c, &w].map(Host::new);
     let (out, skipped) = cpu::gate_add(&cpu::GateInputs {
         acc: acc_h.contiguous()?,
@@ -323,15 +322,21 @@ pub fn gate_add(
         d,
         tau2,
     });
-    Ok((Tensor::from_vec(out, dims, &Device::Cpu)?, skipped))
+    let skipped = u32::try_from(skipped).map_err(|_| {
+        candle_core::Error::Msg(format!("gate_add: {skipped} skipped rows overflow a u32"))
+    })?;
+    Ok((
+        Tensor::from_vec(out, dims, &Device::Cpu)?,
+        Tensor::new(&[skipped], &Device::Cpu)?,
+    ))
 }
 
 /// The importance scorer after its first matmul: for `h = u W1^T` (B, T, q) without W1's bias
 /// `b1` (q), and the second layer `w2` (1, q) with its bias `b2` (1), returns the scores
 /// `sigmoid(w2 . relu(h + b1) + b2)` and their logarithms, (B, T) each. One pass instead of a
-/// dozen candle ops (bias, relu, a one-column matmul, the sigmoid and the stable log).
+/// dozen candle ops (bias, relu, a one-column matmul, the sigmoid and the stable log): a loop on
+/// the CPU, a kernel on a CUDA device.
 pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
-    check_input("note_scores", h)?;
     let (batch, len, q) = h.dims3()?;
     if q == 0 {
         bail!("note_scores: the scorer's hidden layer is empty")
@@ -342,6 +347,12 @@ pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<
         None,
     )?;
     let h = h.contiguous()?;
+    #[cfg(feature = "cuda")]
+    if untracked_f32_on_cuda(&h) {
+        let [b1, w2, b2] = [b1, w2, b2].map(Tensor::contiguous);
+        return crate::cuda::note_scores(&h, &b1?, &w2?, &b2?);
+    }
+    check_input("note_scores", &h)?;
     let h_host = Host::new(&h);
     let (b1, w2) = (host_f32(b1)?, host_f32(w2)?);
     let (scores, log_scores) = cpu::note_scores(h_host.contiguous()?, &b1, &w2, host_f32(b2)?[0]);

@@ -282,16 +282,35 @@ fn inference_conv_and_gated_scan_match_cpu() -> Result<()> {
     Ok(())
 }
 
-/// The note attention and the gate of a read, on the GPU against the CPU loops: queries of
-/// chunks over their visible notes (some queries seeing none), with the weights; the gate with
+/// The note path's kernels on the GPU against the CPU loops: the importance scores; the note
+/// attention of queries of chunks over their visible notes (some queries seeing none, more
+/// queries than a block's threads, notes over several tiles), with the weights; the gate with
 /// sparse gating (some rows skipping their read) and without.
 #[test]
-fn inference_note_attention_and_gate_match_cpu() -> Result<()> {
-    use memmamba_kernels::infer::{gate_add, note_attention};
+fn inference_note_scores_attention_and_gate_match_cpu() -> Result<()> {
+    use memmamba_kernels::infer::{gate_add, note_attention, note_scores};
     let Some(dev) = gpu() else { return Ok(()) };
-    for (rows, s_len, v_len, n, heads) in
-        [(1, 1, 1, 8, 1), (16, 64, 128, 64, 4), (5, 33, 384, 64, 2)]
-    {
+    for (b, t, q) in [(1, 1, 1), (2, 7, 5), (1, 8192, 128)] {
+        // Logits of order 10, far into both tails of the sigmoid.
+        let args = [randn(&[b, t, q]), randn(&[q]), randn(&[1, q]), randn(&[1])];
+        let [h, b1, w2, b2] = args.map(|t| t.and_then(|t| t * 3.0));
+        let (h, b1, w2, b2) = (h?, b1?, w2?, b2?);
+        let run = |dev: &Device| -> Result<(Tensor, Tensor)> {
+            let [h, b1, w2, b2] = [&h, &b1, &w2, &b2].map(|t| t.to_device(dev));
+            note_scores(&h?, &b1?, &w2?, &b2?)
+        };
+        let ((s_g, ls_g), (s_c, ls_c)) = (run(&dev)?, run(&Device::Cpu)?);
+        let what = format!("note scores B{b} T{t} q{q}");
+        assert_close(&format!("{what} scores"), &s_g, &s_c, 1e-5)?;
+        let rel = assert_close(&format!("{what} log-scores"), &ls_g, &ls_c, 1e-5)?;
+        eprintln!("{what}: max rel err {rel:.2e}");
+    }
+    for (rows, s_len, v_len, n, heads) in [
+        (1, 1, 1, 8, 1),
+        (16, 64, 128, 64, 4),
+        (5, 33, 384, 64, 2),
+        (3, 200, 100, 32, 2),
+    ] {
         let q = randn(&[rows, s_len, n])?;
         let notes = randn(&[rows, v_len, 2 * n + 1])?;
         // About a third of the notes visible; every row's first query sees none.
@@ -318,7 +337,8 @@ fn inference_note_attention_and_gate_match_cpu() -> Result<()> {
         for tau2 in [None, Some(0.5f32)] {
             let run = |dev: &Device| -> Result<(Tensor, u64)> {
                 let [acc, o, c, w, bias] = [&acc, &o, &c, &w, &bias].map(|t| t.to_device(dev));
-                gate_add(&acc?, &o?, &c?, &w?, Some(&bias?), tau2)
+                let (out, skipped) = gate_add(&acc?, &o?, &c?, &w?, Some(&bias?), tau2)?;
+                Ok((out, u64::from(skipped.to_vec1::<u32>()?[0])))
             };
             let ((out_g, skipped_g), (out_c, skipped_c)) = (run(&dev)?, run(&Device::Cpu)?);
             let what = format!("gate B{batch} L{len} d{d} tau2 {tau2:?}");
