@@ -365,7 +365,7 @@ pub fn read(
             cancelled = true;
             break;
         }
-        // one progress step: the model's block for its device (8,192 tokens on a GPU, where
+        // one progress step: the model's block for its device (32,768 tokens on a GPU, where
         // pieces of the CPU's 512 made reading launch-bound)
         let n = model.net().read_block().min(target as usize - at);
         let tokens = Tensor::new(&ids[at..at + n], model.device())?.unsqueeze(0)?;

@@ -20,7 +20,7 @@ use candle_nn::VarMap;
 use memmamba::{Config, MemMamba};
 
 /// Tokens handed to one `read` call (which reads them in blocks of its own).
-const FEED: usize = 16384;
+const FEED: usize = 65536;
 
 struct Args {
     preset: String,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Init, VarBuilder, VarMap};
+use memmamba_kernels::transfer::HostCopy;
 
 use crate::attention::{Gate, Gating, NoteAttention};
 use crate::block::{cross_reader, Layer};
@@ -26,8 +27,11 @@ use crate::state::{LayerAttention, MemoryState};
 /// they run side by side, take half the memory (docs/BENCHMARKS.md).
 pub const READ_BLOCK: usize = 512;
 
-/// [`READ_BLOCK`] on a GPU, where a block's ops cost their launches more than their work.
-pub const GPU_READ_BLOCK: usize = 8192;
+/// [`READ_BLOCK`] on a GPU, where a block's ops cost their launches and the host's pool replay
+/// more than their work: on an H100, 32,768 tokens read with notes at 0.57-0.63x the notes-off
+/// rate, 8,192 at 0.42x (host-bound); the price is ~1.5 GB more GPU memory, the same at every
+/// document length (docs/BENCHMARKS.md).
+pub const GPU_READ_BLOCK: usize = 32768;
 
 /// The MemMamba language model (MODEL.md). Weights are named as candle-transformers' Mamba:
 /// `backbone.embeddings.weight`, `backbone.layers.{l}.{norm,mixer,notes,token_attn,token_gate,
@@ -294,16 +298,25 @@ impl MemMamba {
                         kv.push(attn.project(&w.notes)?);
                     }
                 }
-                let scores = w.scores.to_vec2()?;
+                let scores = HostCopy::start(&w.scores)?;
                 let new = NoteSet {
                     log_scores: w.log_scores,
                     kv,
                 };
                 Ok::<_, ModelError>((new, scores))
             };
-            let mut read_notes = |(new, scores): (NoteSet, Vec<Vec<f32>>)| {
+            // The pool replayed over the block (on the host) and committed.
+            let mut replay = |(new, scores): (NoteSet, HostCopy)| {
+                let scores: Vec<Vec<f32>> = scores
+                    .wait()?
+                    .chunks(grid.len.max(1))
+                    .map(<[f32]>::to_vec)
+                    .collect();
                 let notes = BlockNotes::new(cfg, l, grid, pool, &new, &scores)?;
                 notes.commit(pool)?;
+                Ok::<_, ModelError>(notes)
+            };
+            let attend = |notes: BlockNotes| {
                 let u = grid.place(&u)?;
                 let read = |attn: &NoteAttention, layers: &[&BlockNotes], reader| {
                     attend_chunks(attn, &u, layers, reader, net.differentiable, trace)
@@ -326,14 +339,15 @@ impl MemMamba {
                 Ok::<_, ModelError>((notes, token, cross))
             };
             let (mixed, reads) = if side_by_side {
-                rayon::join(mix, || read_notes(write_notes()?))
+                rayon::join(mix, || attend(write_notes().and_then(replay)?))
             } else {
-                // The copy of the scores to the host waits for the work queued before it: with
-                // the notes written first, the mixer's kernels run while the host replays the
-                // pool.
+                // The scores' copy to the host is queued after the note block's kernels and
+                // before the mixer's, and waits for those only (memmamba_kernels::transfer):
+                // the mixer runs on the GPU while the host replays the pool, and the layout it
+                // sends up does not wait for the mixer either.
                 let new_notes = write_notes();
                 let mixed = mix();
-                (mixed, new_notes.and_then(&mut read_notes))
+                (mixed, new_notes.and_then(&mut replay).and_then(attend))
             };
             let ((m, mixer), (notes, token, cross)) = (mixed?, reads?);
             state.layers[l].mixer = mixer;

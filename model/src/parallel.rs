@@ -10,6 +10,7 @@
 
 use candle_core::{DType, IndexOp, Tensor};
 use memmamba_kernels::gather_rows;
+use memmamba_kernels::transfer::to_device;
 
 use crate::attention::NoteAttention;
 use crate::config::Config;
@@ -199,7 +200,7 @@ impl BlockNotes {
             tau1: cfg.tau1,
             tables,
             scores,
-            slot_source: Tensor::from_vec(slot_source, (batch, nc * k), device)?,
+            slot_source: to_device(slot_source, &[batch, nc * k], device)?,
             visible: visibility(pool_seen, own_seen, batch * nc, (k, c), device)?,
             last_slots,
             final_slots,
@@ -217,7 +218,7 @@ impl BlockNotes {
             .enumerate()
             .flat_map(|(b, slots)| slots.iter().map(move |&(_, s)| (b * rows) as u32 + s))
             .collect();
-        let index = Tensor::from_vec(index, batch * k, self.tables[0].device())?;
+        let index = to_device(index, &[batch * k], self.tables[0].device())?;
         let gathered: Vec<Tensor> = self
             .tables
             .iter()
@@ -266,7 +267,7 @@ impl BlockNotes {
         let offsets = (0..batch as u32)
             .map(|b| b * rows as u32)
             .collect::<Vec<_>>();
-        let offsets = Tensor::from_vec(offsets, (batch, 1), table.device())?;
+        let offsets = to_device(offsets, &[batch, 1], table.device())?;
         let index = self.slot_source.broadcast_add(&offsets)?.flatten_all()?;
         let pool = gather_rows(&table.reshape((batch * rows, width))?, &index)?;
         let own = table.narrow(1, k, rows - k)?.reshape((chunks, c, width))?;
@@ -307,9 +308,9 @@ impl BlockNotes {
 /// Which of its K + C notes each of a chunk's C tokens may read, (rows, C, K + C) of 0 or 1, from
 /// what all the tokens of each of `rows` chunks see alike: the flags of the pool slots that hold
 /// a note (`pool_seen`, rows x K) and of the chunk's noted tokens (`own_seen`, rows x C), of
-/// which a token sees those before it. Only the flags cross from the host to the device: the
-/// whole mask, a million values per layer for a GPU block, was built on the host while the GPU
-/// waited.
+/// which a token sees those before it. Only the flags cross from the host to the device (with
+/// [`to_device`], which on a GPU does not wait for the work queued): the whole mask, a million
+/// values per layer for a GPU block, was built on the host while the GPU waited.
 fn visibility(
     pool_seen: Vec<f32>,
     own_seen: Vec<f32>,
@@ -317,12 +318,15 @@ fn visibility(
     (k, c): (usize, usize),
     device: &candle_core::Device,
 ) -> Result<Tensor> {
-    let pool = Tensor::from_vec(pool_seen, (rows, 1, k), device)?.broadcast_as((rows, c, k))?;
+    let pool = to_device(pool_seen, &[rows, 1, k], device)?.broadcast_as((rows, c, k))?;
     let before: Vec<f32> = (0..c)
         .flat_map(|s| (0..c).map(move |v| f32::from(u8::from(v < s))))
         .collect();
-    let own = Tensor::from_vec(own_seen, (rows, 1, c), device)?
-        .broadcast_mul(&Tensor::from_vec(before, (1, c, c), device)?)?;
+    let own = to_device(own_seen, &[rows, 1, c], device)?.broadcast_mul(&to_device(
+        before,
+        &[1, c, c],
+        device,
+    )?)?;
     Ok(Tensor::cat(&[&pool.contiguous()?, &own], 2)?)
 }
 
@@ -381,7 +385,7 @@ pub(crate) fn attend_chunks(
         // chunk (8 MiB for a CPU block's cross-layer read) for one row of them.
         let last = grid.total() - 1;
         let chunk_rows: Vec<u32> = (0..batch).map(|b| (b * nc + last / c) as u32).collect();
-        let rows = Tensor::from_vec(chunk_rows, batch, u.device())?;
+        let rows = to_device(chunk_rows, &[batch], u.device())?;
         let (_, weights) = attn.forward(
             &queries.index_select(&rows, 0)?,
             &notes.index_select(&rows, 0)?,

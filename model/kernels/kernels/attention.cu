@@ -16,28 +16,30 @@
 // for, take a second pass over the tiles.
 #include "common.cuh"
 
-#define ATT_MAX_DH 64
 #define ATT_THREADS 128
 #define ATT_TILE 64
 
-extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
-                                              const float* __restrict__ notes,
-                                              const float* __restrict__ visible,
-                                              float* __restrict__ out, float* __restrict__ weights,
-                                              int S, int V, int n, int H, float scale,
-                                              int want_weights) {
-  __shared__ float keys[ATT_TILE * ATT_MAX_DH], vals[ATT_TILE * ATT_MAX_DH], ls[ATT_TILE];
+// MAX_DH: the widest head the registers hold; EXACT: every head is MAX_DH wide, so that the
+// loops over a head's width have a fixed trip count (dh 16 in a loop unrolled to 64 and
+// predicated issued four times the instructions).
+template <int MAX_DH, bool EXACT>
+__device__ void note_attention(const float* __restrict__ q, const float* __restrict__ notes,
+                               const float* __restrict__ visible, float* __restrict__ out,
+                               float* __restrict__ weights, int S, int V, int n, int H,
+                               float scale, int want_weights) {
+  __shared__ float keys[ATT_TILE * MAX_DH], vals[ATT_TILE * MAX_DH], ls[ATT_TILE];
   // Padded rows: thread s reads row s, and a stride of ATT_TILE + 1 bytes spreads them over banks.
   __shared__ unsigned char vis[ATT_THREADS * (ATT_TILE + 1)];
-  const int r = blockIdx.x, h = blockIdx.y, dh = n / H, tid = threadIdx.x, nt = blockDim.x;
+  const int r = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
+  const int dh = EXACT ? MAX_DH : n / H;
   const int width = 2 * n + 1;
   const float* rows = notes + (size_t)r * V * width;
   for (int s0 = 0; s0 < S; s0 += nt) {
     const int s = s0 + tid, queries = min(nt, S - s0);
     const bool active = s < S;
-    float qv[ATT_MAX_DH], acc[ATT_MAX_DH];
+    float qv[MAX_DH], acc[MAX_DH];
 #pragma unroll
-    for (int j = 0; j < ATT_MAX_DH; j++) {
+    for (int j = 0; j < MAX_DH; j++) {
       qv[j] = active && j < dh ? q[((size_t)r * S + s) * n + h * dh + j] * scale : 0.f;
       acc[j] = 0.f;
     }
@@ -61,8 +63,8 @@ extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
     auto logit = [&](int v) {
       float x = ls[v];
 #pragma unroll
-      for (int j = 0; j < ATT_MAX_DH; j++)
-        if (j < dh) x += qv[j] * keys[v * dh + j];
+      for (int j = 0; j < MAX_DH; j++)
+        if (EXACT || j < dh) x += qv[j] * keys[v * dh + j];
       return x;
     };
     for (int v0 = 0; v0 < V; v0 += ATT_TILE) {
@@ -76,8 +78,8 @@ extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
         const float shrink = expf(m - m_new), e = expf(x - m_new);
         sum = sum * shrink + e;
 #pragma unroll
-        for (int j = 0; j < ATT_MAX_DH; j++)
-          if (j < dh) acc[j] = acc[j] * shrink + e * vals[v * dh + j];
+        for (int j = 0; j < MAX_DH; j++)
+          if (EXACT || j < dh) acc[j] = acc[j] * shrink + e * vals[v * dh + j];
         m = m_new;
       }
     }
@@ -85,8 +87,8 @@ extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
     if (active) {
       float* os = out + ((size_t)r * S + s) * n + h * dh;
 #pragma unroll
-      for (int j = 0; j < ATT_MAX_DH; j++)
-        if (j < dh) os[j] = acc[j] * inv;
+      for (int j = 0; j < MAX_DH; j++)
+        if (EXACT || j < dh) os[j] = acc[j] * inv;
     }
     if (!want_weights) continue;
     for (int v0 = 0; v0 < V; v0 += ATT_TILE) {
@@ -99,3 +101,18 @@ extern "C" __global__ void note_attention_f32(const float* __restrict__ q,
     }
   }
 }
+
+#define NOTE_ATTENTION(NAME, MAX_DH, EXACT)                                                    \
+  extern "C" __global__ void NAME(const float* __restrict__ q, const float* __restrict__ notes, \
+                                  const float* __restrict__ visible, float* __restrict__ out,   \
+                                  float* __restrict__ weights, int S, int V, int n, int H,      \
+                                  float scale, int want_weights) {                              \
+    note_attention<MAX_DH, EXACT>(q, notes, visible, out, weights, S, V, n, H, scale,          \
+                                  want_weights);                                                \
+  }
+
+// Heads of exactly 16, 32 or 64, and any other width up to 64.
+NOTE_ATTENTION(note_attention_f32_dh16, 16, true)
+NOTE_ATTENTION(note_attention_f32_dh32, 32, true)
+NOTE_ATTENTION(note_attention_f32_dh64, 64, true)
+NOTE_ATTENTION(note_attention_f32, 64, false)

@@ -66,7 +66,7 @@ impl Elem for f16 {
 pub type Arg<'a> = (&'a CudaStorage, &'a Layout);
 
 /// A view of the contiguous data of an argument of element type `T`.
-fn view<'a, T: CudaDType>((s, l): Arg<'a>, what: &str) -> Result<CudaView<'a, T>> {
+pub(crate) fn view<'a, T: CudaDType>((s, l): Arg<'a>, what: &str) -> Result<CudaView<'a, T>> {
     let slice = s.as_cuda_slice::<T>()?;
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(slice.slice(start..end)),
@@ -230,12 +230,19 @@ fn tensor_over(storage: CudaStorage, shape: &[usize]) -> Tensor {
 }
 
 /// [`tensor_over`] a freshly computed slice of one element type.
-fn tensor<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: &[usize]) -> Tensor {
+pub(crate) fn tensor<T: CudaDType>(
+    slice: CudaSlice<T>,
+    dev: &CudaDevice,
+    shape: &[usize],
+) -> Tensor {
     tensor_over(CudaStorage::wrap_cuda_slice(slice, dev.clone()), shape)
 }
 
 /// The CUDA storage of a contiguous tensor, read-locked, with its layout.
-fn cuda_of<'a>(t: &'a Tensor, what: &str) -> Result<(candle_core::StorageRef<'a>, &'a Layout)> {
+pub(crate) fn cuda_of<'a>(
+    t: &'a Tensor,
+    what: &str,
+) -> Result<(candle_core::StorageRef<'a>, &'a Layout)> {
     let (s, l) = t.storage_and_layout();
     if !matches!(&*s, Storage::Cuda(_)) {
         bail!("{what}: expected a CUDA tensor")
@@ -243,7 +250,7 @@ fn cuda_of<'a>(t: &'a Tensor, what: &str) -> Result<(candle_core::StorageRef<'a>
     Ok((s, l))
 }
 
-fn as_cuda<'a>(s: &'a candle_core::StorageRef<'_>) -> &'a CudaStorage {
+pub(crate) fn as_cuda<'a>(s: &'a candle_core::StorageRef<'_>) -> &'a CudaStorage {
     match &**s {
         Storage::Cuda(c) => c,
         _ => unreachable!("checked by cuda_of"),
@@ -643,7 +650,13 @@ pub fn note_attention(
     };
     let [s_, v_, n_, h_, w_] = i32s([s_len, v_len, n, heads, usize::from(want_weights)])?;
     let scale = 1.0 / ((n / heads) as f32).sqrt();
-    let f = dev.get_or_load_custom_func("note_attention_f32", ATTENTION_MODULE, ATTENTION_PTX)?;
+    let kernel = match n / heads {
+        16 => "note_attention_f32_dh16",
+        32 => "note_attention_f32_dh32",
+        64 => "note_attention_f32_dh64",
+        _ => "note_attention_f32",
+    };
+    let f = dev.get_or_load_custom_func(kernel, ATTENTION_MODULE, ATTENTION_PTX)?;
     let mut b = f.builder();
     b.arg(&qv).arg(&nv).arg(&vv).arg(&out).arg(&weights);
     b.arg(&s_).arg(&v_).arg(&n_).arg(&h_).arg(&scale).arg(&w_);
@@ -703,6 +716,38 @@ pub fn gate_add(
     // SAFETY: the arguments match gate_add_f32's signature.
     unsafe { b.launch(flat(rows * 32)) }.w()?;
     Ok((tensor(out, &dev, a.1.dims()), tensor(skipped, &dev, &[1])))
+}
+
+/// Lets `dev`'s memory pool keep what is freed instead of handing it back to the driver.
+///
+/// candle allocates with `cuMemAllocAsync` from the device's default pool, whose release
+/// threshold is 0: at every synchronization (a copy to the host, one from pageable memory) the
+/// pool returns all its free memory, and the next allocations map it again. A read of a block
+/// frees and reallocates the same sizes layer after layer, with a few copies to the host in each
+/// layer (the note scores), so that cost came back in every layer. With no threshold the pool
+/// stays at the largest size a block needed, which does not grow with the document.
+pub fn keep_freed_memory(dev: &CudaDevice) -> Result<()> {
+    use candle_core::cuda_backend::cudarc::driver::sys;
+    let stream = dev.cuda_stream();
+    let ctx = stream.context();
+    ctx.bind_to_thread().w()?;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: the context is current; `pool` receives the device's default pool, and the
+    // release threshold attribute is a u64 read from `threshold`.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .w()?;
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .result()
+        .w()?;
+    }
+    Ok(())
 }
 
 /// The importance scorer after its first matmul (`kernels/gate.cu`; see

@@ -26,5 +26,10 @@ mod cuda;
 pub mod infer;
 pub mod ops;
 pub mod reference;
+#[cfg(feature = "cuda")]
+mod staging;
+pub mod transfer;
 
+#[cfg(feature = "cuda")]
+pub use cuda::keep_freed_memory;
 pub use ops::{causal_conv1d, gather_rows, selective_scan};

@@ -310,6 +310,7 @@ fn inference_note_scores_attention_and_gate_match_cpu() -> Result<()> {
         (16, 64, 128, 64, 4),
         (5, 33, 384, 64, 2),
         (3, 200, 100, 32, 2),
+        (2, 64, 70, 64, 1),
     ] {
         let q = randn(&[rows, s_len, n])?;
         let notes = randn(&[rows, v_len, 2 * n + 1])?;
