@@ -6,8 +6,8 @@
 //! pool, and the host idle while the GPU ran the mixer.
 //!
 //! Pinned memory is slow to allocate, so the buffers are kept in a free list and reused; each
-//! carries the event recorded after the last copy that used it, and is written again only after
-//! that event.
+//! carries the event recorded after the last copy that used it, and is taken again only once
+//! that event has passed.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,8 +20,8 @@ use candle_core::{CudaDevice, Result, Tensor};
 
 use crate::cuda::{as_cuda, cuda_of, tensor, view};
 
-/// Free buffers kept for reuse, at most.
-const KEPT: usize = 16;
+/// Free buffers kept for reuse, at most (a read queues a dozen copies per layer).
+const KEPT: usize = 32;
 /// The smallest buffer allocated, in bytes.
 const MIN_BYTES: usize = 1 << 16;
 
@@ -74,16 +74,14 @@ impl Drop for Pinned {
 
 static FREE: Mutex<Vec<Pinned>> = Mutex::new(Vec::new());
 
-/// A free buffer of at least `bytes` for `ctx`: one whose last copy is done if there is one, else
-/// any that is large enough, else a new one.
+/// A free buffer of at least `bytes` for `ctx` whose last copy is done, or a new one. A buffer
+/// whose copy is still queued is never waited for: that copy may sit behind the mixer's kernels.
 fn take(ctx: &Arc<CudaContext>, bytes: usize) -> Result<Pinned> {
     let mut free = FREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let fits = |p: &Pinned| p.ordinal == ctx.ordinal() && p.bytes >= bytes;
-    let at = free
+    let ready = free
         .iter()
-        .position(|p| fits(p) && p.done.is_complete())
-        .or_else(|| free.iter().position(fits));
-    match at {
+        .position(|p| p.ordinal == ctx.ordinal() && p.bytes >= bytes && p.done.is_complete());
+    match ready {
         Some(i) => Ok(free.swap_remove(i)),
         None => {
             drop(free);
@@ -92,12 +90,16 @@ fn take(ctx: &Arc<CudaContext>, bytes: usize) -> Result<Pinned> {
     }
 }
 
-/// Puts a buffer back on the free list (the smallest one goes when the list is full).
+/// Puts a buffer back on the free list. Past [`KEPT`] buffers, the smallest one whose copy is
+/// done is freed (freeing one still in use would wait for its copy).
 fn give_back(buffer: Pinned) {
     let mut free = FREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     free.push(buffer);
     if free.len() > KEPT {
-        if let Some(i) = (0..free.len()).min_by_key(|&i| free[i].bytes) {
+        let done = (0..free.len())
+            .filter(|&i| free[i].done.is_complete())
+            .min_by_key(|&i| free[i].bytes);
+        if let Some(i) = done {
             free.swap_remove(i);
         }
     }
