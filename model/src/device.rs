@@ -63,21 +63,12 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
-/// Opens the chosen device (a GPU with TF32 matrix products, see [`allow_tf32`], whose memory
-/// pool keeps what is freed, see [`memmamba_kernels::keep_freed_memory`]). Returns it with a
-/// one-line notice when `auto` fell back to the CPU.
+/// Opens the chosen device (a GPU with TF32 matrix products, see [`allow_tf32`]). Returns it
+/// with a one-line notice when `auto` fell back to the CPU.
 pub fn select(choice: DeviceChoice) -> Result<(Device, Option<String>), DeviceError> {
     let opened = open(choice)?;
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(gpu) = &opened.0 {
+    if opened.0.is_cuda() {
         allow_tf32();
-        memmamba_kernels::keep_freed_memory(gpu).map_err(|e| DeviceError::Unavailable {
-            ordinal: match choice {
-                DeviceChoice::Cuda(ordinal) => ordinal,
-                _ => 0,
-            },
-            reason: one_line(&e.to_string()),
-        })?;
     }
     Ok(opened)
 }
@@ -115,8 +106,8 @@ fn open(choice: DeviceChoice) -> Result<(Device, Option<String>), DeviceError> {
 /// of a read's arithmetic; on an H100 this reads a document about 1.45x faster with notes off
 /// (docs/BENCHMARKS.md). Outputs then differ from the CPU's at TF32's precision (products of
 /// inputs rounded to 11 significant bits), not at f32's.
-#[cfg(feature = "cuda")]
 fn allow_tf32() {
+    #[cfg(feature = "cuda")]
     candle_core::cuda_backend::set_gemm_reduced_precision_f32(true);
 }
 

@@ -718,38 +718,6 @@ pub fn gate_add(
     Ok((tensor(out, &dev, a.1.dims()), tensor(skipped, &dev, &[1])))
 }
 
-/// Lets `dev`'s memory pool keep what is freed instead of handing it back to the driver.
-///
-/// candle allocates with `cuMemAllocAsync` from the device's default pool, whose release
-/// threshold is 0: at every synchronization (a copy to the host, one from pageable memory) the
-/// pool returns all its free memory, and the next allocations map it again. A read of a block
-/// frees and reallocates the same sizes layer after layer, with a few copies to the host in each
-/// layer (the note scores), so that cost came back in every layer. With no threshold the pool
-/// stays at the largest size a block needed, which does not grow with the document.
-pub fn keep_freed_memory(dev: &CudaDevice) -> Result<()> {
-    use candle_core::cuda_backend::cudarc::driver::sys;
-    let stream = dev.cuda_stream();
-    let ctx = stream.context();
-    ctx.bind_to_thread().w()?;
-    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-    let mut threshold = u64::MAX;
-    // SAFETY: the context is current; `pool` receives the device's default pool, and the
-    // release threshold attribute is a u64 read from `threshold`.
-    unsafe {
-        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
-            .result()
-            .w()?;
-        sys::cuMemPoolSetAttribute(
-            pool,
-            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-            (&mut threshold as *mut u64).cast(),
-        )
-        .result()
-        .w()?;
-    }
-    Ok(())
-}
-
 /// The importance scorer after its first matmul (`kernels/gate.cu`; see
 /// [`crate::infer::note_scores`], whose checks the arguments have passed): contiguous f32
 /// tensors on a CUDA device, `h` (B, T, q), `b1` (q), `w2` (1, q), `b2` (1). Returns the scores

@@ -30,6 +30,4 @@ pub mod reference;
 mod staging;
 pub mod transfer;
 
-#[cfg(feature = "cuda")]
-pub use cuda::keep_freed_memory;
 pub use ops::{causal_conv1d, gather_rows, selective_scan};
