@@ -28,7 +28,7 @@ use crate::state::{LayerAttention, MemoryState};
 pub const READ_BLOCK: usize = 512;
 
 /// [`READ_BLOCK`] on a GPU, where a block's ops cost their launches and the host's pool replay
-/// more than their work: on an H100, 32,768 tokens read with notes at 0.57-0.63x the notes-off
+/// more than their work: on an H100, 32,768 tokens read with notes at 0.53-0.63x the notes-off
 /// rate, 8,192 at 0.42x (host-bound); the price is ~1.5 GB more GPU memory, the same at every
 /// document length (docs/BENCHMARKS.md).
 pub const GPU_READ_BLOCK: usize = 32768;

@@ -392,3 +392,34 @@ fn gathered_rows_and_their_gradients_match_cpu() -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies through the pinned buffers of `transfer`, interleaved with queued GPU work as in a
+/// read: every upload arrives whole and every download returns the data of its own tensor,
+/// over many sizes (small ones sharing a buffer size, large ones growing it) and more copies in
+/// flight than the buffers kept.
+#[test]
+fn transfers_between_host_and_gpu_keep_their_data() -> Result<()> {
+    use memmamba_kernels::transfer::{to_device, HostCopy};
+    let Some(dev) = gpu() else { return Ok(()) };
+    let mut downloads = Vec::new();
+    for i in 0..200usize {
+        let len = [1, 1000, 16_384, 300_000][i % 4] + i;
+        let ids: Vec<u32> = (0..len).map(|j| (i * 7919 + j) as u32 % 65_521).collect();
+        let up = to_device(ids.clone(), &[len], &dev)?;
+        // Queued work after the upload, so that copies are still in flight when the next
+        // buffers are taken.
+        let doubled = (up.to_dtype(DType::F32)? * 2.0)?;
+        downloads.push((HostCopy::start(&doubled)?, ids));
+        if downloads.len() == 40 {
+            for (copy, ids) in downloads.drain(..) {
+                let want: Vec<f32> = ids.iter().map(|&x| 2.0 * x as f32).collect();
+                assert_eq!(
+                    copy.wait()?,
+                    want,
+                    "copy {i}: data of another tensor or torn"
+                );
+            }
+        }
+    }
+    Ok(())
+}
