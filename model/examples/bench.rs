@@ -5,9 +5,13 @@
 //!
 //! ```text
 //! cargo run --release -p memmamba --example bench -- [--preset small] [--device cpu|cuda[:N]]
-//!     [--batch 1] [--lengths 1000,16000,256000,1000000] [--notes on,off]
+//!     [--batch 1] [--lengths 1000,16000,256000,1000000] [--notes on,off] [--memory-trace]
 //! ```
 //! Prints the machine's candle f32 matmul GFLOP/s, the FLOP floor per token and a markdown table.
+//! With `--memory-trace`, each run also prints (on stderr) the memory in use between reads every
+//! [`TRACE_EVERY`] tokens: the GPU's, after a synchronisation, or the resident set on the CPU.
+//! The table's peaks include what a block holds while it is read; the trace shows whether what
+//! stays between blocks grows with the document.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,12 +26,16 @@ use memmamba::{Config, MemMamba};
 /// Tokens handed to one `read` call (which reads them in blocks of its own).
 const FEED: usize = 65536;
 
+/// Tokens between two lines of `--memory-trace`.
+const TRACE_EVERY: u64 = 262_144;
+
 struct Args {
     preset: String,
     device: String,
     batch: usize,
     lengths: Vec<u64>,
     notes: Vec<bool>,
+    memory_trace: bool,
     child: bool,
 }
 
@@ -38,6 +46,7 @@ fn parse_args() -> Result<Args> {
         batch: 1,
         lengths: vec![1_000, 16_000, 256_000, 1_000_000],
         notes: vec![true, false],
+        memory_trace: false,
         child: false,
     };
     let mut it = std::env::args().skip(1);
@@ -67,6 +76,7 @@ fn parse_args() -> Result<Args> {
             }
             "--device" => args.device = value()?,
             "--batch" => args.batch = value()?.parse().context("--batch: a number")?,
+            "--memory-trace" => args.memory_trace = true,
             "--child" => args.child = true,
             _ => bail!("unknown argument {flag}"),
         }
@@ -82,6 +92,16 @@ fn peak_rss_kib() -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmHWM in /proc/self/status")
+}
+
+/// Resident set size of this process in KiB (VmRSS).
+fn rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")
 }
 
 /// GPU memory in use on `device` (an index) in MiB, from nvidia-smi.
@@ -160,8 +180,9 @@ fn open_device(spec: &str) -> Result<(Device, Option<usize>)> {
 }
 
 /// One run (in the child): reads `len` pseudo-random tokens into `batch` rows; prints
-/// `tokens_per_s peak_rss_kib peak_gpu_mib` (tokens of all rows; 0 MiB on the CPU).
-fn child(cfg: &Config, len: u64, batch: usize, spec: &str) -> Result<()> {
+/// `tokens_per_s peak_rss_kib peak_gpu_mib` (tokens of all rows; 0 MiB on the CPU), and with
+/// `memory_trace` the memory in use every [`TRACE_EVERY`] tokens on stderr.
+fn child(cfg: &Config, len: u64, batch: usize, spec: &str, memory_trace: bool) -> Result<()> {
     let (device, gpu) = open_device(spec)?;
     let model = MemMamba::init(cfg, &VarMap::new(), &device)?;
     // Warm-up on a throwaway state. On a GPU the first ops load the kernels and cuBLAS picks
@@ -192,6 +213,14 @@ fn child(cfg: &Config, len: u64, batch: usize, spec: &str) -> Result<()> {
             })
             .collect();
         model.read(&mut state, &Tensor::from_vec(ids, (batch, n), &device)?)?;
+        if memory_trace && state.tokens_read() % TRACE_EVERY == 0 {
+            device.synchronize()?;
+            let mib = match gpu {
+                Some(index) => gpu_used_mib(index)?,
+                None => rss_kib()? / 1024,
+            };
+            eprintln!("{} tokens read: {mib} MiB in use", state.tokens_read());
+        }
     }
     device.synchronize()?;
     let secs = start.elapsed().as_secs_f64();
@@ -213,7 +242,13 @@ fn main() -> Result<()> {
             notes: args.notes[0],
             ..base
         };
-        return child(&cfg, args.lengths[0], args.batch, &args.device);
+        return child(
+            &cfg,
+            args.lengths[0],
+            args.batch,
+            &args.device,
+            args.memory_trace,
+        );
     }
     let gflops = matmul_gflops(base.d_model, &open_device(&args.device)?.0)?;
     println!("candle f32 matmul on {}: {gflops:.1} GFLOP/s", args.device);
@@ -243,9 +278,13 @@ fn main() -> Result<()> {
                 .args(["--batch", &args.batch.to_string()])
                 .args(["--lengths", &len.to_string()])
                 .args(["--notes", if notes { "on" } else { "off" }])
+                .args(args.memory_trace.then_some("--memory-trace"))
                 .output()?;
             if !out.status.success() {
                 bail!("child run failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            if args.memory_trace {
+                eprint!("{}", String::from_utf8_lossy(&out.stderr));
             }
             let text = String::from_utf8(out.stdout)?;
             let mut fields = text.split_whitespace();
