@@ -270,7 +270,9 @@ pub struct Answer {
     /// What the model generated (whether used or not) and its mean token log-probability.
     pub generated: Option<String>,
     pub confidence: Option<f32>,
-    /// Best first.
+    /// The answer's source first (the passage its text was extracted or generated from, whose
+    /// score may be below the next citation's), then the best-ranked other candidates in rank
+    /// order.
     pub citations: Vec<Citation>,
     /// What was left out and why (no model, documents without memory, ...).
     pub notices: Vec<String>,

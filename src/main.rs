@@ -694,10 +694,10 @@ fn one_line(s: &str) -> String {
 fn answer_kind(answer: &Answer) -> String {
     match answer.kind {
         ask::AnswerKind::Generated => format!(
-            "generated, mean log-prob {:.2}",
+            "generated from [1], mean log-prob {:.2}",
             answer.confidence.unwrap_or(f32::NAN)
         ),
-        ask::AnswerKind::Extracted => "extracted".to_owned(),
+        ask::AnswerKind::Extracted => "extracted from [1]".to_owned(),
         ask::AnswerKind::None => "no answer".to_owned(),
     }
 }

@@ -274,7 +274,7 @@ fn the_cli_reads_asks_and_keeps_the_history() {
         assert_eq!(lines.next(), Some(line.as_str()), "{printed}");
     }
     let line = format!(
-        "A: {} (extracted)",
+        "A: {} (extracted from [1])",
         asked.text.split_whitespace().collect::<Vec<_>>().join(" ")
     );
     assert_eq!(lines.next(), Some(line.as_str()), "{printed}");

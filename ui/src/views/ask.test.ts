@@ -61,7 +61,7 @@ describe("ask view", () => {
       ["ask", ["Does Life imitate Art?", ["abc"], expect.any(Function)]],
     ]);
     expect($("#ask-answer .answer-text").textContent).toBe(answer.text);
-    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best");
+    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best, from citation [1]");
     expect($("#ask-answer .notices").textContent).toBe(answer.notices[0]);
     const cards = [...document.querySelectorAll<HTMLButtonElement>("#ask-answer button.citation")];
     expect(cards.map((c) => c.textContent)).toEqual([
@@ -111,7 +111,7 @@ describe("ask view", () => {
     await asked;
     expect(shown()).toBe(answer.text);
     expect($("#ask-answer .answer-text").classList.contains("streaming")).toBe(false);
-    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best");
+    expect($("#ask-answer .answer-kind").textContent).toBe("The sentence that answers best, from citation [1]");
     expect(document.querySelectorAll("#ask-answer button.citation")).toHaveLength(2);
     expect($("#ask-status").textContent).toBe("");
     expect($("#view-ask").hasAttribute("aria-busy")).toBe(false);

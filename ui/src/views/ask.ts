@@ -19,8 +19,8 @@ export interface AskView {
 }
 
 const KIND_TEXT: Record<Answer["kind"], string> = {
-  generated: "Answered by the model",
-  extracted: "The sentence that answers best",
+  generated: "Answered by the model from citation [1]",
+  extracted: "The sentence that answers best, from citation [1]",
   none: "Nothing in the documents answers this",
 };
 
