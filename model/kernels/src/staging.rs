@@ -106,11 +106,18 @@ fn give_back(buffer: Pinned) {
 }
 
 /// `data` as a tensor of `shape` on `dev`, copied through a pinned buffer.
-pub fn upload<T: CudaDType + DeviceRepr + Copy>(
+pub fn upload<T: CudaDType + DeviceRepr + candle_core::WithDType>(
     dev: &CudaDevice,
     data: &[T],
     shape: &[usize],
 ) -> Result<Tensor> {
+    if data.is_empty() {
+        return Tensor::from_vec(
+            Vec::<T>::new(),
+            shape,
+            &candle_core::Device::Cuda(dev.clone()),
+        );
+    }
     let stream = dev.cuda_stream();
     let mut buffer = take(stream.context(), std::mem::size_of_val(data))?;
     let host = buffer.slice::<T>(data.len())?;

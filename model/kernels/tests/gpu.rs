@@ -401,6 +401,8 @@ fn gathered_rows_and_their_gradients_match_cpu() -> Result<()> {
 fn transfers_between_host_and_gpu_keep_their_data() -> Result<()> {
     use memmamba_kernels::transfer::{to_device, HostCopy};
     let Some(dev) = gpu() else { return Ok(()) };
+    let empty = to_device(Vec::<u32>::new(), &[0], &dev)?;
+    assert_eq!(empty.dims(), [0]);
     let mut downloads = Vec::new();
     for i in 0..200usize {
         let len = [1, 1000, 16_384, 300_000][i % 4] + i;
