@@ -378,12 +378,6 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     } else {
         // the shipped weights for the full pipeline and, without the model's scores, for BM25 +
         // words held; a single score's for the others
-        let alone = |bm25: f32, memory: f32| ask::Fusion {
-            bm25,
-            memory,
-            held: 0.0,
-            model: 0.0,
-        };
         vec![
             ("full pipeline", AskOptions::default()),
             (
@@ -400,19 +394,16 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                 AskOptions {
                     memory: 0,
                     rerank: 0,
-                    fusion: alone(1.0, 0.0),
+                    fusion: ask::Fusion {
+                        bm25: 1.0,
+                        memory: 0.0,
+                        held: 0.0,
+                        model: 0.0,
+                    },
                     ..AskOptions::default()
                 },
             ),
-            (
-                "memory pointers alone",
-                AskOptions {
-                    bm25: 0,
-                    rerank: 0,
-                    fusion: alone(0.0, 1.0),
-                    ..AskOptions::default()
-                },
-            ),
+            ("memory pointers alone", memory_pointers_alone()),
         ]
     };
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -748,6 +739,21 @@ fn solve(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
     x
 }
 
+/// `ask` ranking only the passages that the memory's notes point to, by their memory score.
+fn memory_pointers_alone() -> AskOptions {
+    AskOptions {
+        bm25: 0,
+        rerank: 0,
+        fusion: ask::Fusion {
+            bm25: 0.0,
+            memory: 1.0,
+            held: 0.0,
+            model: 0.0,
+        },
+        ..AskOptions::default()
+    }
+}
+
 fn passkey(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
     if args.passkey.is_empty() {
         return Ok(());
@@ -759,8 +765,10 @@ fn passkey(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
         "\n### Pass key through `ask` (depth 0.5, book {})\n",
         book.display()
     );
-    println!("| tokens | read tokens/s | answer | kind | correct |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| tokens | read tokens/s | answer | kind | correct | key's sentence among memory pointers |"
+    );
+    println!("|---|---|---|---|---|---|");
     let mut rng = Rng(0x7a55_4e11_0000_0042);
     for (n, &length) in args.passkey.iter().enumerate() {
         let key = 10_000 + rng.below(90_000);
@@ -793,8 +801,27 @@ fn passkey(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
             &AskOptions::default(),
         )?;
         let correct = answer.text.contains(&key.to_string());
+        // whether the memory alone points at the key: the rank of the first citation that
+        // quotes it when only the memory's pointers are ranked
+        let pointed = ask::ask(
+            &library,
+            Some(model),
+            "What is the pass key?",
+            &AskOptions {
+                citations: 5,
+                ..memory_pointers_alone()
+            },
+        )?;
+        let rank = pointed
+            .citations
+            .iter()
+            .position(|c| c.quote.contains(&key.to_string()))
+            .map_or_else(
+                || format!("not in {}", pointed.citations.len()),
+                |r| format!("rank {}", r + 1),
+            );
         println!(
-            "| {} | {:.0} | {:?} | {:?} | {} |",
+            "| {} | {:.0} | {:?} | {:?} | {} | {rank} |",
             memory::info(&library, &id)?.map_or(0, |i| i.tokens_read),
             speed,
             answer.text.chars().take(60).collect::<String>(),
