@@ -84,24 +84,15 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-/// Peak resident set size of this process in KiB (VmHWM).
-fn peak_rss_kib() -> Result<u64> {
+/// A memory figure of this process in KiB from /proc/self/status: `VmHWM` (peak resident set)
+/// or `VmRSS` (resident set now).
+fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
-}
-
-/// Resident set size of this process in KiB (VmRSS).
-fn rss_kib() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/self/status")
+        .with_context(|| format!("no {field} in /proc/self/status"))
 }
 
 /// GPU memory in use on `device` (an index) in MiB, from nvidia-smi.
@@ -217,7 +208,7 @@ fn child(cfg: &Config, len: u64, batch: usize, spec: &str, memory_trace: bool) -
             device.synchronize()?;
             let mib = match gpu {
                 Some(index) => gpu_used_mib(index)?,
-                None => rss_kib()? / 1024,
+                None => status_kib("VmRSS")? / 1024,
             };
             eprintln!("{} tokens read: {mib} MiB in use", state.tokens_read());
         }
@@ -228,7 +219,7 @@ fn child(cfg: &Config, len: u64, batch: usize, spec: &str, memory_trace: bool) -
     println!(
         "{} {} {gpu_mib}",
         (batch as u64 * len) as f64 / secs,
-        peak_rss_kib()?
+        status_kib("VmHWM")?
     );
     Ok(())
 }
