@@ -166,12 +166,8 @@ impl Gate {
                 Tensor::zeros(1, DType::U32, o.device())?,
             )),
             Gating::Sparse => {
-                let keep = g.ge(tau2)?;
-                let skipped = (1.0 - keep.to_dtype(DType::F32)?)?
-                    .sum_all()?
-                    .to_dtype(DType::U32)?
-                    .reshape(1)?;
-                let keep = keep.to_dtype(DType::F32)?;
+                let keep = g.ge(tau2)?.to_dtype(DType::F32)?;
+                let skipped = (1.0 - &keep)?.sum_all()?.to_dtype(DType::U32)?.reshape(1)?;
                 Ok(((acc + c.broadcast_mul(&(g * keep)?)?)?, skipped))
             }
         }
