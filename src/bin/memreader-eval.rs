@@ -394,12 +394,7 @@ fn citations(args: &Args, model: &Model, scratch: &Path) -> Result<()> {
                 AskOptions {
                     memory: 0,
                     rerank: 0,
-                    fusion: ask::Fusion {
-                        bm25: 1.0,
-                        memory: 0.0,
-                        held: 0.0,
-                        model: 0.0,
-                    },
+                    fusion: alone(1.0, 0.0),
                     ..AskOptions::default()
                 },
             ),
@@ -739,17 +734,22 @@ fn solve(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
     x
 }
 
+/// Fusion weights that rank by BM25 or by the memory score alone (one of them 1, the rest 0).
+fn alone(bm25: f32, memory: f32) -> ask::Fusion {
+    ask::Fusion {
+        bm25,
+        memory,
+        held: 0.0,
+        model: 0.0,
+    }
+}
+
 /// `ask` ranking only the passages that the memory's notes point to, by their memory score.
 fn memory_pointers_alone() -> AskOptions {
     AskOptions {
         bm25: 0,
         rerank: 0,
-        fusion: ask::Fusion {
-            bm25: 0.0,
-            memory: 1.0,
-            held: 0.0,
-            model: 0.0,
-        },
+        fusion: alone(0.0, 1.0),
         ..AskOptions::default()
     }
 }
