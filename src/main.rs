@@ -764,8 +764,8 @@ fn print_notes(report: &notes::NotesReport, limit: usize) {
                 _ => String::new(),
             };
             println!(
-                "  token {:>8}  score {:.3}  char {:>8}  {at:<12} {:?}",
-                note.position, note.score, note.char_offset, note.excerpt
+                "  token {:>8}  ln score {:>10.3e}  char {:>8}  {at:<12} {:?}",
+                note.position, note.log_score, note.char_offset, note.excerpt
             );
         }
         if layer.notes.len() > limit {

@@ -21,8 +21,10 @@ const EXCERPT_CHARS: usize = 60;
 pub struct Note {
     /// Absolute position of the token that wrote it.
     pub position: u64,
-    /// Its importance score.
+    /// Its importance score `s`.
     pub score: f32,
+    /// `ln s`, by which the pool ranks notes (`s` rounds to 1.0 for a confident scorer).
+    pub log_score: f32,
     /// The token's char offset in the text.
     pub char_offset: usize,
     /// The passage that holds it: char range, page (from 1), chapter (from 0).
@@ -83,7 +85,8 @@ pub fn notes(library: &Library, model: &Model, id: &str, bins: usize) -> Result<
                 let p = passages.iter().find(|p| p.range.end > c);
                 Note {
                     position: s.position,
-                    score: s.score,
+                    score: s.log_score.exp(),
+                    log_score: s.log_score,
                     char_offset: c,
                     passage: p.map(|p| p.range.clone()),
                     page: p.and_then(|p| p.page).map(|n| n + 1),

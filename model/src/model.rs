@@ -33,6 +33,15 @@ pub const READ_BLOCK: usize = 512;
 /// document length (docs/BENCHMARKS.md).
 pub const GPU_READ_BLOCK: usize = 32768;
 
+/// What [`MemMamba::run`] collects besides the residual stream, still on the device.
+#[derive(Default)]
+struct RunExtras {
+    /// Under sparse gating, each gate's count of skipped reads, (1,) u32.
+    skips: Vec<Tensor>,
+    /// On the differentiable path, each note-writing layer's scorer logits, (B, T).
+    score_logits: Vec<Tensor>,
+}
+
 /// The MemMamba language model (MODEL.md). Weights are named as candle-transformers' Mamba:
 /// `backbone.embeddings.weight`, `backbone.layers.{l}.{norm,mixer,notes,token_attn,token_gate,
 /// layer_attn,layer_gate}.*`, `backbone.norm_f.weight`; the LM head is the embedding.
@@ -157,13 +166,27 @@ impl MemMamba {
         self.forward_gated(tokens, Gating::Soft)
     }
 
+    /// [`MemMamba::forward`], and the importance scorers' logits `x` (`s = sigmoid(x)`) of every
+    /// layer that writes notes, (B, L) each, for training to regularise: once a logit is deep in
+    /// the sigmoid's tail, the read path's gradient on it (through `ln s`) vanishes. Empty when
+    /// the weights are detached (no autograd graph).
+    pub fn forward_with_score_logits(&self, tokens: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
+        let (logits, extras) = self.forward_from_empty(tokens, Gating::Soft)?;
+        Ok((logits, extras.score_logits))
+    }
+
     /// [`MemMamba::forward`] with the given gating ([`Gating::Sparse`] computes exactly what
     /// streaming the same tokens through a fresh state computes).
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
+        Ok(self.forward_from_empty(tokens, gating)?.0)
+    }
+
+    fn forward_from_empty(&self, tokens: &Tensor, gating: Gating) -> Result<(Tensor, RunExtras)> {
         let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
         self.check(&state, tokens)?;
-        let r = self.run(&self.train, &mut state, tokens, false, &mut Vec::new())?;
-        Ok(self.logits(&self.train, &r)?)
+        let mut extras = RunExtras::default();
+        let r = self.run(&self.train, &mut state, tokens, false, &mut extras)?;
+        Ok((self.logits(&self.train, &r)?, extras))
     }
 
     /// Streams `tokens` (B, S) of u32, S >= 1 and of any size, through `state`; returns the
@@ -176,7 +199,7 @@ impl MemMamba {
         let len = tokens.dim(1)?;
         let mut off = 0;
         let mut last = None;
-        let mut skips = Vec::new();
+        let mut extras = RunExtras::default();
         while off < len {
             let n = self.read_block().min(len - off);
             let r = self.run(
@@ -184,14 +207,14 @@ impl MemMamba {
                 state,
                 &tokens.narrow(1, off, n)?,
                 off + n == len,
-                &mut skips,
+                &mut extras,
             )?;
             last = Some(r.narrow(1, n - 1, 1)?);
             off += n;
         }
         // One copy to the host for the whole read, not one per gate.
-        if !skips.is_empty() {
-            let skipped = Tensor::cat(&skips, 0)?.to_vec1::<u32>()?;
+        if !extras.skips.is_empty() {
+            let skipped = Tensor::cat(&extras.skips, 0)?.to_vec1::<u32>()?;
             state.gate_skips += skipped.into_iter().map(u64::from).sum::<u64>();
         }
         let last = last.ok_or_else(|| invalid_state("read needs at least one token"))?;
@@ -255,14 +278,15 @@ impl MemMamba {
     /// residual stream (B, T, d) after the last layer. Each layer runs its mixer over the block,
     /// then reads its pool for all chunks at once ([`crate::parallel`]). With `trace`, records
     /// what the last token attended to. Under sparse gating, the gates' counts of skipped reads
-    /// go to `skips`, still on the device, and `state.gate_reads` counts their applications.
+    /// go to `extras`, still on the device, and `state.gate_reads` counts their applications; on
+    /// the differentiable path, so do the scorers' logits.
     fn run(
         &self,
         net: &Net,
         state: &mut MemoryState,
         tokens: &Tensor,
         trace: bool,
-        skips: &mut Vec<Tensor>,
+        extras: &mut RunExtras,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let grid = Grid::new(state.tokens_read, tokens.dim(1)?, cfg.chunk);
@@ -285,7 +309,7 @@ impl MemMamba {
                 r = (&r + m)?;
                 continue;
             };
-            // The note block's scores go to the host, where the pool is replayed.
+            // The note block's log-scores go to the host, where the pool is replayed.
             let write_notes = || {
                 let w = nl.notes.write(&u, net.differentiable)?;
                 let mut kv = vec![nl.token_attn.project(&w.notes)?];
@@ -298,25 +322,25 @@ impl MemMamba {
                         kv.push(attn.project(&w.notes)?);
                     }
                 }
-                let scores = HostCopy::start(&w.scores)?;
+                let log_scores = HostCopy::start(&w.log_scores)?;
                 let new = NoteSet {
                     log_scores: w.log_scores,
                     kv,
                 };
-                Ok::<_, ModelError>((new, scores))
+                Ok::<_, ModelError>((new, log_scores, w.logits))
             };
             // The pool replayed over the block (on the host) and committed.
-            let mut replay = |(new, scores): (NoteSet, HostCopy)| {
-                let scores: Vec<Vec<f32>> = scores
+            let mut replay = |(new, log_scores, logits): (NoteSet, HostCopy, Option<Tensor>)| {
+                let log_scores: Vec<Vec<f32>> = log_scores
                     .wait()?
                     .chunks(grid.len.max(1))
                     .map(<[f32]>::to_vec)
                     .collect();
-                let notes = BlockNotes::new(cfg, l, grid, pool, &new, &scores)?;
+                let notes = BlockNotes::new(cfg, l, grid, pool, &new, &log_scores)?;
                 notes.commit(pool)?;
-                Ok::<_, ModelError>(notes)
+                Ok::<_, ModelError>((notes, logits))
             };
-            let attend = |notes: BlockNotes| {
+            let attend = |(notes, logits): (BlockNotes, Option<Tensor>)| {
                 let u = grid.place(&u)?;
                 let read = |attn: &NoteAttention, layers: &[&BlockNotes], reader| {
                     attend_chunks(attn, &u, layers, reader, net.differentiable, trace)
@@ -336,12 +360,12 @@ impl MemMamba {
                     }
                     None => None,
                 };
-                Ok::<_, ModelError>((notes, token, cross))
+                Ok::<_, ModelError>((notes, token, cross, logits))
             };
             let (mixed, reads) = if side_by_side {
                 rayon::join(mix, || attend(write_notes().and_then(replay)?))
             } else {
-                // The scores' copy to the host is queued after the note block's kernels and
+                // The log-scores' copy to the host is queued after the note block's kernels and
                 // before the mixer's, and waits for those only (memmamba_kernels::transfer):
                 // the mixer runs on the GPU while the host replays the pool, and the layout it
                 // sends up does not wait for the mixer either.
@@ -349,8 +373,9 @@ impl MemMamba {
                 let mixed = mix();
                 (mixed, new_notes.and_then(&mut replay).and_then(attend))
             };
-            let ((m, mixer), (notes, token, cross)) = (mixed?, reads?);
+            let ((m, mixer), (notes, token, cross, logits)) = (mixed?, reads?);
             state.layers[l].mixer = mixer;
+            extras.score_logits.extend(logits);
             written.push(Some(notes));
             let o = (&r + m)?;
             // `acc + g c` for the read `c`, gated by `gate`.
@@ -360,7 +385,7 @@ impl MemMamba {
                     gate.add(acc, &o, &c, state.gating, cfg.tau2, net.differentiable)?;
                 if state.gating == Gating::Sparse {
                     state.gate_reads += (o.dim(0)? * o.dim(1)?) as u64;
-                    skips.push(skipped);
+                    extras.skips.push(skipped);
                 }
                 Ok::<_, ModelError>(sum)
             };

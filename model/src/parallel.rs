@@ -94,8 +94,8 @@ pub(crate) struct BlockNotes {
     /// Per reader: keys, values and log-score side by side, (B, K + padded, 2 d_note + 1): the
     /// committed pool's K slots, then the grid's tokens (pending, block, zero padding).
     tables: Vec<Tensor>,
-    /// Importance scores of the grid's tokens, per batch row (padding reads 0).
-    scores: Vec<Vec<f32>>,
+    /// Log-scores of the grid's tokens, per batch row (padding reads -inf: never noted).
+    log_scores: Vec<Vec<f32>>,
     /// Per batch row, chunk and slot, the table row that the slot holds while the chunk is
     /// read (an empty slot points at row 0; the mask hides it): (B, nc * K), u32.
     slot_source: Tensor,
@@ -112,14 +112,14 @@ pub(crate) struct BlockNotes {
 impl BlockNotes {
     /// Lays out layer `layer`'s notes for a block on `grid`: `pool` is the layer's memory
     /// before the block, `new` the block's notes (log-scores and one key/value pair per reader,
-    /// in `pool`'s reader order) and `scores` their importance per batch row.
+    /// in `pool`'s reader order) and `log_scores` their log-scores per batch row.
     pub(crate) fn new(
         cfg: &Config,
         layer: usize,
         grid: Grid,
         pool: &LayerPool,
         new: &NoteSet,
-        scores: &[Vec<f32>],
+        log_scores: &[Vec<f32>],
     ) -> Result<Self> {
         let (k, c) = (cfg.pool_slots, cfg.chunk);
         let (batch, _) = new.log_scores.dims2()?;
@@ -143,14 +143,14 @@ impl BlockNotes {
                 })
             })
             .collect::<Result<_>>()?;
-        let scores: Vec<Vec<f32>> = pool
-            .pending_scores
+        let log_scores: Vec<Vec<f32>> = pool
+            .pending_log_scores
             .iter()
-            .zip(scores)
+            .zip(log_scores)
             .map(|(pending, new)| {
                 let mut row = pending.clone();
                 row.extend_from_slice(new);
-                row.resize(grid.padded(), 0.0);
+                row.resize(grid.padded(), f32::NEG_INFINITY);
                 row
             })
             .collect();
@@ -160,7 +160,7 @@ impl BlockNotes {
         let mut own_seen = Vec::with_capacity(batch * nc * c);
         let mut last_slots = Vec::with_capacity(batch);
         let mut final_slots = Vec::with_capacity(batch);
-        for (row, start_slots) in scores.iter().zip(&pool.slots) {
+        for (row, start_slots) in log_scores.iter().zip(&pool.slots) {
             let mut slots: Vec<(Slot, u32)> =
                 start_slots.iter().zip(0..).map(|(&s, i)| (s, i)).collect();
             for i in 0..nc {
@@ -199,7 +199,7 @@ impl BlockNotes {
             grid,
             tau1: cfg.tau1,
             tables,
-            scores,
+            log_scores,
             slot_source: to_device(slot_source, &[batch, nc * k], device)?,
             visible: visibility(pool_seen, own_seen, batch * nc, (k, c), device)?,
             last_slots,
@@ -241,8 +241,8 @@ impl BlockNotes {
         } else {
             None
         };
-        pool.pending_scores = self
-            .scores
+        pool.pending_log_scores = self
+            .log_scores
             .iter()
             .map(|row| row[from..to].to_vec())
             .collect();
@@ -283,15 +283,15 @@ impl BlockNotes {
         weights
             .iter()
             .zip(&self.last_slots)
-            .zip(&self.scores)
-            .map(|((w, slots), scores)| {
+            .zip(&self.log_scores)
+            .map(|((w, slots), log_scores)| {
                 let pool = slots
                     .iter()
                     .zip(w)
                     .filter(|(s, _)| s.valid)
                     .map(|(s, &w)| (s.position, w));
                 let own = (chunk_start..last)
-                    .filter(|&t| is_noted(scores[t], self.tau1))
+                    .filter(|&t| is_noted(log_scores[t], self.tau1))
                     .map(|t| (self.grid.first + t as u64, w[slots.len() + t - chunk_start]));
                 pool.chain(own)
                     .map(|(position, weight)| NoteWeight {

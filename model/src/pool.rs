@@ -5,7 +5,10 @@
 //! reads this layer (the layer's own cross-token attention, and the cross-layer attention of the
 //! layer above that reads it, if any), its key and value. Projecting once when the note is
 //! written, instead of once per reading token, is what keeps a streamed token cheap. The slot
-//! bookkeeping (score, source position, valid) lives on the host, where the admission policy runs.
+//! bookkeeping (log-score, source position, valid) lives on the host, where the admission policy
+//! runs. Notes are ranked by their log-scores `ln s`, not their scores: a trained scorer puts
+//! many tokens past the logit where `s` rounds to 1.0 in f32, and a pool ranking by `s` would
+//! see them all tied and stop taking notes.
 
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -17,8 +20,8 @@ use crate::config::PoolPolicy;
 pub struct Slot {
     /// Whether the slot holds a note.
     pub valid: bool,
-    /// The note's importance score `s` (0 when empty).
-    pub score: f32,
+    /// The note's importance as a log-score `ln s` (0 when empty).
+    pub log_score: f32,
     /// The absolute index in the document of the token that wrote the note (0 when empty).
     pub position: u64,
 }
@@ -27,58 +30,64 @@ impl Slot {
     /// An empty slot.
     pub const EMPTY: Slot = Slot {
         valid: false,
-        score: 0.0,
+        log_score: 0.0,
         position: 0,
     };
 }
 
-/// Offers a note with `score` written at `position` to a pool's `slots` under `policy`.
+/// Offers a note with log-score `log_score` written at `position` to a pool's `slots` under
+/// `policy`.
 ///
 /// An empty slot (the first one) is always taken. When the pool is full, `Priority` overwrites
-/// the lowest-score slot if `score` is higher and otherwise drops the note; `Fifo` overwrites the
+/// the lowest-score slot if `log_score` is higher and otherwise drops the note; `Fifo` overwrites the
 /// oldest slot. Ties between slots break towards the older position. Returns the slot written,
 /// or None when the note was dropped.
-pub fn admit(slots: &mut [Slot], score: f32, position: u64, policy: PoolPolicy) -> Option<usize> {
+pub fn admit(
+    slots: &mut [Slot],
+    log_score: f32,
+    position: u64,
+    policy: PoolPolicy,
+) -> Option<usize> {
     let target = match slots.iter().position(|s| !s.valid) {
         Some(empty) => Some(empty),
         None => {
             let victim = match policy {
                 PoolPolicy::Priority => slots.iter().enumerate().min_by(|(_, a), (_, b)| {
-                    a.score
-                        .total_cmp(&b.score)
+                    a.log_score
+                        .total_cmp(&b.log_score)
                         .then(a.position.cmp(&b.position))
                 }),
                 PoolPolicy::Fifo => slots.iter().enumerate().min_by_key(|(_, s)| s.position),
             };
             victim
-                .filter(|(_, v)| policy == PoolPolicy::Fifo || score > v.score)
+                .filter(|(_, v)| policy == PoolPolicy::Fifo || log_score > v.log_score)
                 .map(|(k, _)| k)
         }
     };
     if let Some(k) = target {
         slots[k] = Slot {
             valid: true,
-            score,
+            log_score,
             position,
         };
     }
     target
 }
 
-/// The score a note must beat to enter `slots` under `policy`: under `Priority` the lowest
-/// score of a full pool (a note at or below it is dropped, and a full pool's lowest score only
+/// The log-score a note must beat to enter `slots` under `policy`: under `Priority` the lowest
+/// of a full pool (a note at or below it is dropped, and a full pool's lowest log-score only
 /// rises), None while a slot is empty or under `Fifo` (every note gets in). Replaying a pool over
 /// thousands of notes, this skips the search of [`admit`] for the notes it would drop.
 pub fn admission_floor(slots: &[Slot], policy: PoolPolicy) -> Option<f32> {
     if policy == PoolPolicy::Fifo || slots.iter().any(|s| !s.valid) {
         return None;
     }
-    slots.iter().map(|s| s.score).min_by(f32::total_cmp)
+    slots.iter().map(|s| s.log_score).min_by(f32::total_cmp)
 }
 
-/// Whether a token with importance `score` writes a note (`s > tau1`).
-pub fn is_noted(score: f32, tau1: f64) -> bool {
-    f64::from(score) > tau1
+/// Whether a token with log-score `log_score` writes a note (`s > tau1`, as `ln s > ln tau1`).
+pub fn is_noted(log_score: f32, tau1: f64) -> bool {
+    f64::from(log_score) > tau1.ln()
 }
 
 /// A run of notes as tensors: log-scores (B, V) and, per reader, keys and values (B, V, d_note).
@@ -143,8 +152,8 @@ pub struct LayerPool {
     pub slots: Vec<Vec<Slot>>,
     /// Every token of the current chunk so far (noted or not), in order; None at a chunk start.
     pub pending: Option<NoteSet>,
-    /// Importance scores of the pending tokens, per batch row.
-    pub pending_scores: Vec<Vec<f32>>,
+    /// Log-scores of the pending tokens, per batch row.
+    pub pending_log_scores: Vec<Vec<f32>>,
 }
 
 impl LayerPool {
@@ -160,7 +169,7 @@ impl LayerPool {
             pool: NoteSet::zeros(batch, slots, readers, d_note, device)?,
             slots: vec![vec![Slot::EMPTY; slots]; batch],
             pending: None,
-            pending_scores: vec![Vec::new(); batch],
+            pending_log_scores: vec![Vec::new(); batch],
         })
     }
 

@@ -1,8 +1,11 @@
 //! Saving and loading a [`MemoryState`]: one safetensors file whose tensors are the state's
 //! tensors (f32) and whose metadata holds, under [`STATE_KEY`], a small JSON header: format
 //! version, config fingerprint, batch, tokens read, gating and gate counters, and per layer the
-//! slot table (valid, score, position) and the scores of the pending notes. The chunk phase is
-//! `tokens_read % C`; the pending tensors hold exactly that many notes.
+//! slot table (valid, log-score, position) and the log-scores of the pending notes. The chunk
+//! phase is `tokens_read % C`; the pending tensors hold exactly that many notes.
+//!
+//! Version 1 kept scores `s` where version 2 keeps `ln s` (the pool ranks by them, see
+//! [`crate::pool`]); a version 1 state loads with `ln s` of its scores.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,11 +23,11 @@ use crate::state::MemoryState;
 /// Metadata key of the JSON header in a saved state.
 pub const STATE_KEY: &str = "memmamba.state";
 
-/// Version of the saved-state format this build writes and reads.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Version of the saved-state format this build writes (it reads this one and version 1).
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Header {
+struct Header<L = LayerHeader> {
     format_version: u32,
     config_fingerprint: String,
     batch: usize,
@@ -32,15 +35,79 @@ struct Header {
     gating: Gating,
     gate_reads: u64,
     gate_skips: u64,
-    layers: Vec<LayerHeader>,
+    layers: Vec<L>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LayerHeader {
     /// Per batch row, the K slots; empty with notes off.
     slots: Vec<Vec<Slot>>,
-    /// Per batch row, the scores of the pending notes; empty with notes off.
+    /// Per batch row, the log-scores of the pending notes; empty with notes off.
+    pending_log_scores: Vec<Vec<f32>>,
+}
+
+/// A layer's header in format version 1: scores where version 2 has log-scores.
+#[derive(Debug, Deserialize)]
+struct LayerHeaderV1 {
+    slots: Vec<Vec<SlotV1>>,
     pending_scores: Vec<Vec<f32>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlotV1 {
+    valid: bool,
+    score: f32,
+    position: u64,
+}
+
+impl From<LayerHeaderV1> for LayerHeader {
+    fn from(v1: LayerHeaderV1) -> Self {
+        let slots = v1.slots.into_iter().map(|row| {
+            row.into_iter()
+                .map(|s| Slot {
+                    valid: s.valid,
+                    log_score: if s.valid { s.score.ln() } else { 0.0 },
+                    position: s.position,
+                })
+                .collect()
+        });
+        let pending = v1
+            .pending_scores
+            .into_iter()
+            .map(|row| row.into_iter().map(f32::ln).collect());
+        LayerHeader {
+            slots: slots.collect(),
+            pending_log_scores: pending.collect(),
+        }
+    }
+}
+
+/// Reads the JSON header of either format version as version 2.
+fn parse_header(json: &str) -> Result<Header> {
+    #[derive(Deserialize)]
+    struct Version {
+        format_version: u32,
+    }
+    let version = serde_json::from_str::<Version>(json)?.format_version;
+    match version {
+        STATE_FORMAT_VERSION => Ok(serde_json::from_str(json)?),
+        1 => {
+            let h: Header<LayerHeaderV1> = serde_json::from_str(json)?;
+            Ok(Header {
+                format_version: STATE_FORMAT_VERSION,
+                config_fingerprint: h.config_fingerprint,
+                batch: h.batch,
+                tokens_read: h.tokens_read,
+                gating: h.gating,
+                gate_reads: h.gate_reads,
+                gate_skips: h.gate_skips,
+                layers: h.layers.into_iter().map(LayerHeader::from).collect(),
+            })
+        }
+        other => Err(invalid_state(format!(
+            "format version {other} (this build reads versions 1 to {STATE_FORMAT_VERSION})"
+        ))),
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> ModelError {
@@ -66,10 +133,10 @@ impl MemoryState {
                 .iter()
                 .map(|l| LayerHeader {
                     slots: l.pool.as_ref().map_or(Vec::new(), |p| p.slots.clone()),
-                    pending_scores: l
+                    pending_log_scores: l
                         .pool
                         .as_ref()
-                        .map_or(Vec::new(), |p| p.pending_scores.clone()),
+                        .map_or(Vec::new(), |p| p.pending_log_scores.clone()),
                 })
                 .collect(),
         };
@@ -100,13 +167,7 @@ impl MemoryState {
             .as_ref()
             .and_then(|m| m.get(STATE_KEY))
             .ok_or_else(|| invalid_state(format!("no `{STATE_KEY}` header")))?;
-        let header: Header = serde_json::from_str(json)?;
-        if header.format_version != STATE_FORMAT_VERSION {
-            return Err(invalid_state(format!(
-                "format version {} (this build reads version {STATE_FORMAT_VERSION})",
-                header.format_version
-            )));
-        }
+        let header = parse_header(json)?;
         if header.config_fingerprint != cfg.fingerprint() {
             return Err(ModelError::ConfigMismatch {
                 what: "memory state",
@@ -138,7 +199,7 @@ impl MemoryState {
         let pending = (header.tokens_read % cfg.chunk as u64) as usize;
         for (l, (layer, lh)) in state.layers.iter_mut().zip(header.layers).enumerate() {
             let Some(pool) = &mut layer.pool else {
-                if !lh.slots.is_empty() || !lh.pending_scores.is_empty() {
+                if !lh.slots.is_empty() || !lh.pending_log_scores.is_empty() {
                     return Err(invalid_state(format!(
                         "layer {l} has notes, the config none"
                     )));
@@ -155,21 +216,24 @@ impl MemoryState {
                     header.batch, cfg.pool_slots
                 )));
             }
-            if !rows_ok(lh.pending_scores.iter().map(Vec::len).collect(), pending) {
+            if !rows_ok(
+                lh.pending_log_scores.iter().map(Vec::len).collect(),
+                pending,
+            ) {
                 return Err(invalid_state(format!(
-                    "layer {l}: expected {pending} pending scores per row after {} tokens",
+                    "layer {l}: expected {pending} pending log-scores per row after {} tokens",
                     header.tokens_read
                 )));
             }
-            let late =
-                lh.slots.iter().flatten().find(|s| {
-                    s.valid && (s.position >= header.tokens_read || !s.score.is_finite())
-                });
+            let late = lh.slots.iter().flatten().find(|s| {
+                let log_score_ok = s.log_score.is_finite() && s.log_score <= 0.0;
+                s.valid && (s.position >= header.tokens_read || !log_score_ok)
+            });
             if let Some(slot) = late {
                 return Err(invalid_state(format!("layer {l}: bad slot {slot:?}")));
             }
             pool.slots = lh.slots;
-            pool.pending_scores = lh.pending_scores;
+            pool.pending_log_scores = lh.pending_log_scores;
             if pending > 0 {
                 let readers = pool.pool.kv.len();
                 pool.pending = Some(NoteSet::zeros(

@@ -41,7 +41,7 @@ pub(crate) struct LayerState {
 }
 
 /// The reading state of a batch of documents: per layer the mixer's conv and SSM states, the
-/// summary pool (slots with note keys/values, scores, positions, valid) and the uncommitted
+/// summary pool (slots with note keys/values, log-scores, positions, valid) and the uncommitted
 /// notes of the current chunk (fewer than C), plus the number of tokens read and the gate
 /// counters. Create it with [`crate::MemMamba::new_state`] or [`MemoryState::new`], advance it
 /// with [`crate::MemMamba::read`] / [`crate::MemMamba::step`], persist it with
@@ -200,8 +200,8 @@ impl MemoryState {
         out
     }
 
-    /// Bytes of memory the state holds: its tensors plus the host slot table (score, position,
-    /// valid per slot) and pending scores. Constant in the number of tokens read, up to the
+    /// Bytes of memory the state holds: its tensors plus the host slot table (log-score, position,
+    /// valid per slot) and pending log-scores. Constant in the number of tokens read, up to the
     /// pending notes of the current chunk (zero at a chunk boundary).
     pub fn size_bytes(&self) -> usize {
         let tensors: usize = self
@@ -215,7 +215,7 @@ impl MemoryState {
             .filter_map(|l| l.pool.as_ref())
             .map(|p| {
                 let slots: usize = p.slots.iter().map(Vec::len).sum();
-                let pending: usize = p.pending_scores.iter().map(Vec::len).sum();
+                let pending: usize = p.pending_log_scores.iter().map(Vec::len).sum();
                 slots * (4 + 8 + 1) + pending * 4
             })
             .sum();

@@ -3,10 +3,11 @@
 use memmamba::pool::{admission_floor, admit, is_noted, Slot};
 use memmamba::PoolPolicy::{Fifo, Priority};
 
-fn slot(score: f32, position: u64) -> Slot {
+// Scores are given as log-scores `ln s` (<= 0), by which the pool ranks notes.
+fn slot(log_score: f32, position: u64) -> Slot {
     Slot {
         valid: true,
-        score,
+        log_score,
         position,
     }
 }
@@ -15,47 +16,64 @@ fn slot(score: f32, position: u64) -> Slot {
 fn empty_slots_fill_first_in_order_under_both_policies() {
     for policy in [Priority, Fifo] {
         let mut slots = vec![Slot::EMPTY; 3];
-        assert_eq!(admit(&mut slots, 0.9, 5, policy), Some(0));
-        assert_eq!(admit(&mut slots, 0.1, 6, policy), Some(1));
-        assert_eq!(slots[1], slot(0.1, 6));
+        assert_eq!(admit(&mut slots, -0.10, 5, policy), Some(0));
+        assert_eq!(admit(&mut slots, -0.90, 6, policy), Some(1));
+        assert_eq!(slots[1], slot(-0.90, 6));
         assert!(!slots[2].valid);
     }
 }
 
 #[test]
 fn priority_overwrites_the_lowest_score_only_if_the_new_note_scores_higher() {
-    let mut slots = vec![slot(0.7, 1), slot(0.6, 2), slot(0.8, 3)];
+    let mut slots = vec![slot(-0.30, 1), slot(-0.40, 2), slot(-0.20, 3)];
     assert_eq!(
-        admit(&mut slots, 0.6, 9, Priority),
+        admit(&mut slots, -0.40, 9, Priority),
         None,
         "equal score: dropped"
     );
-    assert_eq!(admit(&mut slots, 0.5, 9, Priority), None);
-    assert_eq!(slots, vec![slot(0.7, 1), slot(0.6, 2), slot(0.8, 3)]);
-    assert_eq!(admit(&mut slots, 0.65, 9, Priority), Some(1));
-    assert_eq!(slots[1], slot(0.65, 9));
+    assert_eq!(admit(&mut slots, -0.50, 9, Priority), None);
+    assert_eq!(slots, vec![slot(-0.30, 1), slot(-0.40, 2), slot(-0.20, 3)]);
+    assert_eq!(admit(&mut slots, -0.35, 9, Priority), Some(1));
+    assert_eq!(slots[1], slot(-0.35, 9));
 }
 
 #[test]
 fn priority_ties_break_towards_the_older_position() {
-    let mut slots = vec![slot(0.6, 8), slot(0.6, 3), slot(0.9, 1)];
-    assert_eq!(admit(&mut slots, 0.7, 10, Priority), Some(1));
-    assert_eq!(admit(&mut slots, 0.7, 11, Priority), Some(0));
+    let mut slots = vec![slot(-0.40, 8), slot(-0.40, 3), slot(-0.10, 1)];
+    assert_eq!(admit(&mut slots, -0.30, 10, Priority), Some(1));
+    assert_eq!(admit(&mut slots, -0.30, 11, Priority), Some(0));
 }
 
 #[test]
 fn fifo_overwrites_the_oldest_whatever_the_scores() {
-    let mut slots = vec![slot(0.9, 4), slot(0.95, 2), slot(0.99, 7)];
-    assert_eq!(admit(&mut slots, 0.51, 9, Fifo), Some(1));
-    assert_eq!(admit(&mut slots, 0.51, 10, Fifo), Some(0));
-    assert_eq!(slots, vec![slot(0.51, 10), slot(0.51, 9), slot(0.99, 7)]);
+    let mut slots = vec![slot(-0.10, 4), slot(-0.05, 2), slot(-0.01, 7)];
+    assert_eq!(admit(&mut slots, -0.49, 9, Fifo), Some(1));
+    assert_eq!(admit(&mut slots, -0.49, 10, Fifo), Some(0));
+    assert_eq!(slots, vec![slot(-0.49, 10), slot(-0.49, 9), slot(-0.01, 7)]);
 }
 
 #[test]
 fn a_token_is_noted_only_strictly_above_tau1() {
-    assert!(is_noted(0.51, 0.5));
-    assert!(!is_noted(0.5, 0.5));
-    assert!(!is_noted(0.2, 0.5));
+    assert!(is_noted(0.51f32.ln(), 0.5));
+    assert!(!is_noted(0.5f32.ln(), 0.5));
+    assert!(!is_noted(0.2f32.ln(), 0.5));
+    assert!(is_noted(-1e-12, 0.5), "a score that rounds to 1.0");
+}
+
+#[test]
+fn a_priority_pool_keeps_taking_notes_whose_scores_round_to_one() {
+    // Logits 20..40: every sigmoid is 1.0 in f32, the log-scores -e^-x still differ.
+    let log_scores: Vec<f32> = (20..40).map(|x| -(-f64::from(x)).exp() as f32).collect();
+    assert!(log_scores.iter().all(|&l| l.exp() == 1.0 && l < 0.0));
+    let mut slots = vec![Slot::EMPTY; 4];
+    for (t, &l) in log_scores.iter().enumerate() {
+        assert!(
+            admit(&mut slots, l, t as u64, Priority).is_some(),
+            "note {t}"
+        );
+    }
+    let kept: Vec<u64> = slots.iter().map(|s| s.position).collect();
+    assert_eq!(kept, vec![16, 17, 18, 19], "the four most confident");
 }
 
 #[test]
@@ -67,7 +85,7 @@ fn the_admission_floor_drops_exactly_what_admit_would_drop() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            0.5 + (x % 64) as f32 / 128.0
+            -0.50 + (x % 64) as f32 / 128.0
         })
         .collect();
     for policy in [Priority, Fifo] {
@@ -94,12 +112,38 @@ fn the_admission_floor_drops_exactly_what_admit_would_drop() {
         );
     }
     assert_eq!(
-        admission_floor(&[slot(0.7, 1), Slot::EMPTY], Priority),
+        admission_floor(&[slot(-0.30, 1), Slot::EMPTY], Priority),
         None
     );
     assert_eq!(
-        admission_floor(&[slot(0.7, 1), slot(0.6, 2)], Priority),
-        Some(0.6)
+        admission_floor(&[slot(-0.30, 1), slot(-0.40, 2)], Priority),
+        Some(-0.40)
     );
-    assert_eq!(admission_floor(&[slot(0.7, 1), slot(0.6, 2)], Fifo), None);
+    assert_eq!(
+        admission_floor(&[slot(-0.30, 1), slot(-0.40, 2)], Fifo),
+        None
+    );
+}
+
+#[test]
+fn the_training_path_computes_log_scores_exactly_in_both_tails() {
+    use candle_core::{Device, Tensor, Var};
+    let logits: Vec<f32> = vec![
+        -90.0, -20.0, -1.0, -1e-4, 1e-4, 2.0, 7.0, 16.0, 17.0, 30.0, 80.0,
+    ];
+    let x = Var::from_tensor(&Tensor::new(logits.as_slice(), &Device::Cpu).unwrap()).unwrap();
+    let y = memmamba::notes::ln_sigmoid(x.as_tensor()).unwrap();
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    let got = y.to_vec1::<f32>().unwrap();
+    let slopes = grads.get(&x).unwrap().to_vec1::<f32>().unwrap();
+    for ((&x, &y), &slope) in logits.iter().zip(&got).zip(&slopes) {
+        let x = f64::from(x);
+        let want = x.min(0.0) - (-x.abs()).exp().ln_1p();
+        let err = (f64::from(y) - want).abs() / want.abs();
+        assert!(err < 1e-5, "ln sigmoid({x}) = {y}, want {want}");
+        // d/dx ln sigmoid(x) = sigmoid(-x)
+        let want_slope = 1.0 / (1.0 + x.exp());
+        let err = (f64::from(slope) - want_slope).abs() / want_slope.max(1e-30);
+        assert!(err < 1e-4, "slope at {x}: {slope}, want {want_slope}");
+    }
 }

@@ -114,6 +114,63 @@ fn a_damaged_state_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_version_1_state_loads_with_the_logarithms_of_its_scores() {
+    use serde_json::Value;
+    let (cfg, state) = state_after_nine_tokens();
+    let bytes = state.to_bytes().unwrap();
+    // The same state as version 1 wrote it: scores `s` where version 2 has `ln s`.
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let json = &metadata.metadata().as_ref().unwrap()[memmamba::snapshot::STATE_KEY];
+    let mut header: Value = serde_json::from_str(json).unwrap();
+    header["format_version"] = 1.into();
+    let exp = |v: Value| Value::from(v.as_f64().unwrap().exp());
+    for layer in header["layers"].as_array_mut().unwrap() {
+        let layer = layer.as_object_mut().unwrap();
+        for row in layer["slots"].as_array_mut().unwrap() {
+            for slot in row.as_array_mut().unwrap() {
+                let slot = slot.as_object_mut().unwrap();
+                let score = exp(slot.remove("log_score").unwrap());
+                slot.insert("score".into(), score);
+            }
+        }
+        let pending = layer.remove("pending_log_scores").unwrap();
+        let pending: Vec<Vec<Value>> = serde_json::from_value::<Vec<Vec<Value>>>(pending)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.into_iter().map(exp).collect())
+            .collect();
+        layer.insert("pending_scores".into(), pending.into());
+    }
+    let metadata = std::collections::HashMap::from([(
+        memmamba::snapshot::STATE_KEY.to_string(),
+        header.to_string(),
+    )]);
+    let v1 = safetensors::serialize(file.tensors(), Some(metadata)).unwrap();
+
+    let loaded = MemoryState::from_bytes(&cfg, &v1, &Device::Cpu).unwrap();
+    assert_eq!(loaded.tokens_read(), 9);
+    for l in 0..cfg.n_layer {
+        let (want, got) = (
+            state.pool_slots(l, 0).unwrap(),
+            loaded.pool_slots(l, 0).unwrap(),
+        );
+        for (w, g) in want.iter().zip(got) {
+            assert_eq!((w.valid, w.position), (g.valid, g.position));
+            assert!((w.log_score - g.log_score).abs() < 1e-6, "{w:?} vs {g:?}");
+        }
+    }
+    // A version this build does not know is refused, saying so.
+    let newer = bytes.clone();
+    let (from, to) = (br#"format_version\":2"#, br#"format_version\":3"#);
+    let at = newer.windows(from.len()).position(|w| w == from).unwrap();
+    let mut newer = newer;
+    newer[at..at + to.len()].copy_from_slice(to);
+    let err = MemoryState::from_bytes(&cfg, &newer, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("format version 3"), "{err}");
+}
+
+#[test]
 fn the_state_size_is_the_same_after_1k_and_1m_tokens() {
     // The tiny model shrunk further (d 8, d_inner 8, N 4) and with a longer commit chunk, so
     // that a million tokens read in seconds; the pools and pending notes still change at every

@@ -73,12 +73,12 @@ extern "C" __global__ void gate_add_f32(const float* __restrict__ acc, const flo
 }
 
 // The importance scorer after its first matmul, one warp per token row of h (width q):
-//   x = w2 . relu(h + b1) + b2;  score = sigmoid(x);  log_score = min(x, 0) - ln(1 + exp(-|x|))
-extern "C" __global__ void note_scores_f32(const float* __restrict__ h,
-                                           const float* __restrict__ b1,
-                                           const float* __restrict__ w2,
-                                           const float* __restrict__ b2, float* __restrict__ scores,
-                                           float* __restrict__ log_scores, int rows, int q) {
+//   x = w2 . relu(h + b1) + b2;  log_score = ln sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+extern "C" __global__ void note_log_scores_f32(const float* __restrict__ h,
+                                               const float* __restrict__ b1,
+                                               const float* __restrict__ w2,
+                                               const float* __restrict__ b2,
+                                               float* __restrict__ log_scores, int rows, int q) {
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
   if (warp >= rows) return;
   const float* row = h + (size_t)warp * q;
@@ -88,6 +88,5 @@ extern "C" __global__ void note_scores_f32(const float* __restrict__ h,
   for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(FULL_MASK, x, off);
   if (lane != 0) return;
   x += b2[0];
-  scores[warp] = 1.f / (1.f + expf(-x));
   log_scores[warp] = fminf(x, 0.f) - log1pf(expf(-fabsf(x)));
 }

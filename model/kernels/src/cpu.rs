@@ -518,22 +518,21 @@ fn gate_rows(inp: &GateInputs, at: usize, out: &mut [f32]) -> u64 {
 }
 
 /// The importance scorer's tail over R rows of `h = W1 u` (R, q) (before W1's bias `b1`):
-/// per row the logit `x = w2 . relu(h + b1) + b2`, returned as the score `sigmoid(x)` and the
-/// log-score `ln sigmoid(x) = min(x, 0) - ln(1 + exp(-|x|))` (stable in both tails). Compiled
-/// for FMA like [`gate_rows`].
+/// per row the logit `x = w2 . relu(h + b1) + b2`, returned as the log-score
+/// `ln sigmoid(x) = min(x, 0) - log1p(exp(-|x|))`, exact in both tails (the pool ranks notes by
+/// it, and `ln(1 + e)` would round every logit past ~16.6 to the same 0). Compiled for FMA like
+/// [`gate_rows`].
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-pub fn note_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> (Vec<f32>, Vec<f32>) {
-    let rows = h.len() / b1.len();
-    let (mut scores, mut log_scores) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-    for row in h.chunks_exact(b1.len()) {
-        let mut x = b2;
-        for ((&h, &b), &w) in row.iter().zip(b1).zip(w2) {
-            x = (h + b).max(0.0).mul_add(w, x);
-        }
-        scores.push(1.0 / (1.0 + (-x).exp()));
-        log_scores.push(x.min(0.0) - (1.0 + (-x.abs()).exp()).ln());
-    }
-    (scores, log_scores)
+pub fn note_log_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> Vec<f32> {
+    h.chunks_exact(b1.len())
+        .map(|row| {
+            let mut x = b2;
+            for ((&h, &b), &w) in row.iter().zip(b1).zip(w2) {
+                x = (h + b).max(0.0).mul_add(w, x);
+            }
+            x.min(0.0) - (-x.abs()).exp().ln_1p()
+        })
+        .collect()
 }
 
 /// Gradients computed by one (batch, channel block) task of the scan backward.

@@ -719,11 +719,11 @@ pub fn gate_add(
 }
 
 /// The importance scorer after its first matmul (`kernels/gate.cu`; see
-/// [`crate::infer::note_scores`], whose checks the arguments have passed): contiguous f32
-/// tensors on a CUDA device, `h` (B, T, q), `b1` (q), `w2` (1, q), `b2` (1). Returns the scores
-/// and their logarithms, (B, T) each.
-pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
-    let op = "note-scores";
+/// [`crate::infer::note_log_scores`], whose checks the arguments have passed): contiguous f32
+/// tensors on a CUDA device, `h` (B, T, q), `b1` (q), `w2` (1, q), `b2` (1). Returns the
+/// log-scores, (B, T).
+pub fn note_log_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<Tensor> {
+    let op = "note-log-scores";
     let (batch, len, q) = h.dims3()?;
     let rows = batch * len;
     let args = [h, b1, w2, b2].map(|t| cuda_of(t, op));
@@ -733,19 +733,16 @@ pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<
     let views = [&h, &b1, &w2, &b2].map(|(s, l)| view::<f32>((as_cuda(s), *l), op));
     let [hv, b1v, w2v, b2v] = views;
     let (hv, b1v, w2v, b2v) = (hv?, b1v?, w2v?, b2v?);
-    // SAFETY: the kernel writes every element of both.
-    let (scores, log_scores) = unsafe { (dev.alloc::<f32>(rows)?, dev.alloc::<f32>(rows)?) };
+    // SAFETY: the kernel writes every element.
+    let log_scores = unsafe { dev.alloc::<f32>(rows)? };
     let [rows_, q_] = i32s([rows, q])?;
-    let f = dev.get_or_load_custom_func("note_scores_f32", GATE_MODULE, GATE_PTX)?;
+    let f = dev.get_or_load_custom_func("note_log_scores_f32", GATE_MODULE, GATE_PTX)?;
     let mut b = f.builder();
     b.arg(&hv).arg(&b1v).arg(&w2v).arg(&b2v);
-    b.arg(&scores).arg(&log_scores).arg(&rows_).arg(&q_);
-    // SAFETY: the arguments match note_scores_f32's signature.
+    b.arg(&log_scores).arg(&rows_).arg(&q_);
+    // SAFETY: the arguments match note_log_scores_f32's signature.
     unsafe { b.launch(flat(rows * 32)) }.w()?;
-    Ok((
-        tensor(scores, &dev, &[batch, len]),
-        tensor(log_scores, &dev, &[batch, len]),
-    ))
+    Ok(tensor(log_scores, &dev, &[batch, len]))
 }
 
 /// The backward of gathering rows (`kernels/gather.cu`): `grad` (M, W) f32 and `index` (M) u32,

@@ -68,7 +68,7 @@ impl<'a> Host<'a> {
 }
 
 /// Whether `x` is an f32 tensor on a CUDA device outside any autograd graph: the inputs the
-/// kernels of [`crate::cuda`] take for [`note_attention`], [`gate_add`] and [`note_scores`].
+/// kernels of [`crate::cuda`] take for [`note_attention`], [`gate_add`] and [`note_log_scores`].
 #[cfg(feature = "cuda")]
 fn untracked_f32_on_cuda(x: &Tensor) -> bool {
     x.device().is_cuda() && x.dtype() == candle_core::DType::F32 && !x.track_op()
@@ -332,17 +332,17 @@ pub fn gate_add(
 }
 
 /// The importance scorer after its first matmul: for `h = u W1^T` (B, T, q) without W1's bias
-/// `b1` (q), and the second layer `w2` (1, q) with its bias `b2` (1), returns the scores
-/// `sigmoid(w2 . relu(h + b1) + b2)` and their logarithms, (B, T) each. One pass instead of a
-/// dozen candle ops (bias, relu, a one-column matmul, the sigmoid and the stable log): a loop on
-/// the CPU, a kernel on a CUDA device.
-pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<(Tensor, Tensor)> {
+/// `b1` (q), and the second layer `w2` (1, q) with its bias `b2` (1), returns the log-scores
+/// `ln sigmoid(w2 . relu(h + b1) + b2)`, (B, T), exact in both tails. One pass instead of a
+/// dozen candle ops (bias, relu, a one-column matmul and the stable log-sigmoid): a loop on the
+/// CPU, a kernel on a CUDA device.
+pub fn note_log_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<Tensor> {
     let (batch, len, q) = h.dims3()?;
     if q == 0 {
-        bail!("note_scores: the scorer's hidden layer is empty")
+        bail!("note_log_scores: the scorer's hidden layer is empty")
     }
     check_shapes(
-        "note_scores",
+        "note_log_scores",
         &[(b1, &[q]), (w2, &[1, q]), (b2, &[1])],
         None,
     )?;
@@ -350,14 +350,11 @@ pub fn note_scores(h: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor) -> Result<
     #[cfg(feature = "cuda")]
     if untracked_f32_on_cuda(&h) {
         let [b1, w2, b2] = [b1, w2, b2].map(Tensor::contiguous);
-        return crate::cuda::note_scores(&h, &b1?, &w2?, &b2?);
+        return crate::cuda::note_log_scores(&h, &b1?, &w2?, &b2?);
     }
-    check_input("note_scores", &h)?;
+    check_input("note_log_scores", &h)?;
     let h_host = Host::new(&h);
     let (b1, w2) = (host_f32(b1)?, host_f32(w2)?);
-    let (scores, log_scores) = cpu::note_scores(h_host.contiguous()?, &b1, &w2, host_f32(b2)?[0]);
-    Ok((
-        Tensor::from_vec(scores, (batch, len), &Device::Cpu)?,
-        Tensor::from_vec(log_scores, (batch, len), &Device::Cpu)?,
-    ))
+    let log_scores = cpu::note_log_scores(h_host.contiguous()?, &b1, &w2, host_f32(b2)?[0]);
+    Ok(Tensor::from_vec(log_scores, (batch, len), &Device::Cpu)?)
 }

@@ -139,6 +139,11 @@ enum Command {
         /// about 1% of its loss; a few hundred gives them about half.
         #[arg(long, default_value_t = TaskMix::default().answer_weight)]
         answer_weight: f32,
+        /// Weight of the importance scorers' mean squared logit in the objective. Without it a
+        /// scorer's logits drift past 16, where every score is 1.0 and the read path's
+        /// gradient on them vanishes; 1e-3 keeps them within about +-10.
+        #[arg(long, default_value_t = 0.0)]
+        score_penalty: f64,
         /// Start from these trained weights (e.g. assets/model/model.safetensors) with a fresh
         /// optimizer, instead of the initialisation; ignored when --out holds a checkpoint.
         #[arg(long)]
@@ -349,6 +354,7 @@ fn main() -> Result<()> {
             multikey_share,
             recall_share,
             answer_weight,
+            score_penalty,
             init,
             device,
             out,
@@ -359,6 +365,9 @@ fn main() -> Result<()> {
             }
             if !(answer_weight.is_finite() && answer_weight > 0.0) {
                 bail!("--answer-weight must be a positive number; got {answer_weight}");
+            }
+            if !(score_penalty.is_finite() && score_penalty >= 0.0) {
+                bail!("--score-penalty must be a number >= 0; got {score_penalty}");
             }
             let mut model = Config::preset(&preset)?;
             let tokenizer = BookTokenizer::load(&tokenizer)?;
@@ -386,6 +395,7 @@ fn main() -> Result<()> {
                 eval_every,
                 eval_batches,
                 checkpoint_every,
+                score_penalty,
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;
@@ -427,8 +437,13 @@ fn main() -> Result<()> {
                     .map(|l| format!(" eval {l:.4}"))
                     .unwrap_or_default();
                 eprintln!(
-                    "step {:>6} loss {:.4}{eval} lr {:.2e} |g| {:.3} {:.0} tok/s",
-                    line.step, line.loss, line.lr, line.grad_norm, line.tokens_per_s
+                    "step {:>6} loss {:.4}{eval} lr {:.2e} |g| {:.3} {:.0} tok/s logit^2 {:.1}",
+                    line.step,
+                    line.loss,
+                    line.lr,
+                    line.grad_norm,
+                    line.tokens_per_s,
+                    line.score_logit_sq
                 );
                 if let Ok(json) = serde_json::to_string(line) {
                     let _ = writeln!(log, "{json}");

@@ -35,6 +35,11 @@ pub struct TrainConfig {
     pub eval_every: u64,
     pub eval_batches: usize,
     pub checkpoint_every: u64,
+    /// Weight in the objective of the importance scorers' mean squared logit (0: none). A
+    /// scorer whose logits drift deep into the sigmoid's tail gets no gradient through the
+    /// read path (`ln s` is flat there) and ranks notes by noise; this keeps them in range.
+    #[serde(default)]
+    pub score_penalty: f64,
 }
 
 /// One line of the training log (also written as JSON lines to `log.jsonl`).
@@ -46,6 +51,20 @@ pub struct LogLine {
     pub lr: f64,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
+    /// Mean squared importance-scorer logit over the step's tokens and note layers.
+    #[serde(default)]
+    pub score_logit_sq: f64,
+}
+
+/// What one optimisation step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// The weighted cross-entropy before the update (the score penalty not included).
+    pub loss: f64,
+    /// The gradient's global norm before clipping.
+    pub grad_norm: f64,
+    /// Mean squared importance-scorer logit (0 with notes off).
+    pub score_logit_sq: f64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -205,6 +224,19 @@ impl Trainer {
         Ok(weighted_cross_entropy(&logits, &targets, &weights)?)
     }
 
+    /// The weighted loss of `samples` and the mean squared scorer logit (a scalar 0 with notes
+    /// off), both differentiable.
+    fn loss_and_score_logit_sq(&self, samples: &[Sample]) -> Result<(Tensor, Tensor), TrainError> {
+        let (inputs, targets, weights) = to_tensors(samples, &self.device)?;
+        let (logits, score_logits) = self.model.forward_with_score_logits(&inputs)?;
+        let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
+        let mut sq = Tensor::zeros((), candle_core::DType::F32, &self.device)?;
+        for x in &score_logits {
+            sq = (sq + x.sqr()?.mean_all()?)?;
+        }
+        Ok((loss, (sq / score_logits.len().max(1) as f64)?))
+    }
+
     /// Runs each step's forward and backward passes over `size` samples at a time (at least 1;
     /// by default the whole batch). The step is the same up to float rounding; only the
     /// activation memory, which grows with the tokens of one pass, shrinks.
@@ -212,27 +244,32 @@ impl Trainer {
         self.micro_batch = size.max(1);
     }
 
-    /// One optimisation step on `samples`; returns the loss before the update and the gradient
-    /// norm before clipping.
-    pub fn train_step(&mut self, samples: &[Sample]) -> Result<(f64, f64), TrainError> {
+    /// One optimisation step on `samples`.
+    pub fn train_step(&mut self, samples: &[Sample]) -> Result<StepStats, TrainError> {
         let c = &self.config;
         let lr = learning_rate(self.step, c.warmup, c.steps, c.peak_lr, c.min_lr);
-        let (loss, grads) = self.loss_and_gradients(samples)?;
-        let norm = self.optimizer.grad_norm(&grads)?;
-        let scale = if norm > self.config.clip {
-            self.config.clip / (norm + 1e-6)
+        let (loss, score_logit_sq, grads) = self.loss_and_gradients(samples)?;
+        let grad_norm = self.optimizer.grad_norm(&grads)?;
+        let scale = if grad_norm > self.config.clip {
+            self.config.clip / (grad_norm + 1e-6)
         } else {
             1.0
         };
         self.optimizer.step(&grads, lr, scale)?;
         self.step += 1;
-        Ok((loss, norm))
+        Ok(StepStats {
+            loss,
+            grad_norm,
+            score_logit_sq,
+        })
     }
 
-    /// The weighted loss of `samples` and its gradients, one micro-batch at a time: the loss is
-    /// `sum(w * nll) / sum(w)` over all samples, so each micro-batch's own weighted mean counts
-    /// with its share of the total weight.
-    fn loss_and_gradients(&self, samples: &[Sample]) -> Result<(f64, Gradients), TrainError> {
+    /// The weighted loss of `samples`, the mean squared scorer logit and the gradients of the
+    /// objective (the loss plus `score_penalty` times the mean squared logit), one micro-batch
+    /// at a time: the loss is `sum(w * nll) / sum(w)` over all samples, so each micro-batch's
+    /// own weighted mean counts with its share of the total weight, and its mean squared logit
+    /// with its share of the samples.
+    fn loss_and_gradients(&self, samples: &[Sample]) -> Result<(f64, f64, Gradients), TrainError> {
         let weight = |part: &[Sample]| -> f64 {
             part.iter()
                 .flat_map(|s| &s.weights)
@@ -240,19 +277,25 @@ impl Trainer {
                 .sum()
         };
         let total_weight = weight(samples);
-        let mut loss = 0.0;
+        let (mut loss, mut score_logit_sq) = (0.0, 0.0);
         let mut summed: Option<Gradients> = None;
         for part in samples.chunks(self.micro_batch) {
-            let part_loss = (self.loss(part)? * (weight(part) / total_weight))?;
-            loss += part_loss.to_scalar::<f32>()? as f64;
-            let grads = self.optimizer.gradients(&part_loss.backward()?);
+            // The loss is a mean over loss weights, the logits' over tokens (samples alike).
+            let loss_share = weight(part) / total_weight;
+            let token_share = part.len() as f64 / samples.len() as f64;
+            let (part_loss, part_sq) = self.loss_and_score_logit_sq(part)?;
+            loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
+            score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
+            let objective = ((part_loss * loss_share)?
+                + (part_sq * (self.config.score_penalty * token_share))?)?;
+            let grads = self.optimizer.gradients(&objective.backward()?);
             match &mut summed {
                 None => summed = Some(grads),
                 Some(sum) => sum.add(grads)?,
             }
         }
         let grads = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
-        Ok((loss, grads))
+        Ok((loss, score_logit_sq, grads))
     }
 
     /// Mean loss over `eval_batches` fixed batches of `store` (drawn with a seed of their own).
@@ -290,7 +333,7 @@ impl Trainer {
                 self.config.peak_lr,
                 self.config.min_lr,
             );
-            let (loss, grad_norm) = self.train_step(&samples)?;
+            let stats = self.train_step(&samples)?;
             let tokens = (self.config.batch * self.config.seq_len) as f64;
             let every =
                 |n: u64| n > 0 && (self.step.is_multiple_of(n) || self.step == self.config.steps);
@@ -302,11 +345,12 @@ impl Trainer {
             };
             log(&LogLine {
                 step: self.step,
-                loss,
+                loss: stats.loss,
                 eval_loss,
                 lr,
-                grad_norm,
+                grad_norm: stats.grad_norm,
                 tokens_per_s: tokens / started.elapsed().as_secs_f64(),
+                score_logit_sq: stats.score_logit_sq,
             });
             if every(self.config.checkpoint_every) {
                 self.save_checkpoint(dir)?;

@@ -29,6 +29,7 @@ fn config(vocab_size: usize) -> TrainConfig {
         eval_every: 0,
         eval_batches: 1,
         checkpoint_every: 0,
+        score_penalty: 0.0,
     }
 }
 
@@ -38,8 +39,9 @@ fn a_few_steps_on_a_fixed_batch_reduce_its_loss() {
     let store = demo_store(tokenizer);
     let mut trainer = Trainer::new(config(tokenizer.vocab_size()), &Device::Cpu).unwrap();
     let batch = trainer.batch(&store, tokenizer, 0).unwrap();
-    let (first, norm) = trainer.train_step(&batch).unwrap();
-    assert!(norm.is_finite() && norm > 0.0);
+    let first = trainer.train_step(&batch).unwrap();
+    assert!(first.grad_norm.is_finite() && first.grad_norm > 0.0);
+    let first = first.loss;
     // The initialisation is random: runs end near 0.73 x the first loss; the bound leaves room.
     for _ in 0..30 {
         trainer.train_step(&batch).unwrap();
@@ -63,12 +65,12 @@ fn a_resumed_run_takes_the_same_next_step_as_the_uninterrupted_one() {
     }
     first.save_checkpoint(&dir).unwrap();
     let batch = first.batch(&store, tokenizer, 3).unwrap();
-    let (loss_uninterrupted, _) = first.train_step(&batch).unwrap();
+    let loss_uninterrupted = first.train_step(&batch).unwrap().loss;
 
     let mut resumed = Trainer::resume(&dir, config.clone(), &Device::Cpu).unwrap();
     assert_eq!(resumed.step(), 3);
     let batch = resumed.batch(&store, tokenizer, resumed.step()).unwrap();
-    let (loss_resumed, _) = resumed.train_step(&batch).unwrap();
+    let loss_resumed = resumed.train_step(&batch).unwrap().loss;
     assert_eq!(loss_resumed, loss_uninterrupted);
 
     let mut other = config;
@@ -114,7 +116,7 @@ fn a_run_started_from_saved_weights_starts_where_they_are_and_trains_on() {
     let gap = (loss_of(&from_quantized) - trained_loss).abs();
     assert!(gap < 0.01 * trained_loss, "{trained_loss} vs {gap}");
 
-    let (before, _) = continued.train_step(&batch).unwrap();
+    let before = continued.train_step(&batch).unwrap().loss;
     for _ in 0..10 {
         continued.train_step(&batch).unwrap();
     }
@@ -150,6 +152,7 @@ fn a_step_over_micro_batches_is_the_step_over_the_whole_batch() {
     let store = demo_store(tokenizer);
     let mut config = config(tokenizer.vocab_size());
     config.batch = 3;
+    config.score_penalty = 0.01;
     config.mix = TaskMix {
         passkey: 0.5,
         ..TaskMix::default()
@@ -163,11 +166,18 @@ fn a_step_over_micro_batches_is_the_step_over_the_whole_batch() {
     split.set_micro_batch(2);
 
     let batch = whole.batch(&store, tokenizer, 0).unwrap();
-    let (whole_loss, whole_norm) = whole.train_step(&batch).unwrap();
-    let (split_loss, split_norm) = split.train_step(&batch).unwrap();
+    let whole_stats = whole.train_step(&batch).unwrap();
+    let split_stats = split.train_step(&batch).unwrap();
+    let (whole_loss, whole_norm) = (whole_stats.loss, whole_stats.grad_norm);
+    let (split_loss, split_norm) = (split_stats.loss, split_stats.grad_norm);
     assert!(
         (whole_loss - split_loss).abs() < 1e-5 * whole_loss,
         "{whole_loss} vs {split_loss}"
+    );
+    let (whole_sq, split_sq) = (whole_stats.score_logit_sq, split_stats.score_logit_sq);
+    assert!(
+        whole_sq > 0.0 && (whole_sq - split_sq).abs() < 1e-5 * whole_sq,
+        "{whole_sq} vs {split_sq}"
     );
     assert!(
         (whole_norm - split_norm).abs() < 1e-4 * whole_norm,
@@ -177,4 +187,46 @@ fn a_step_over_micro_batches_is_the_step_over_the_whole_batch() {
     let (a, b) = (after(&whole), after(&split));
     assert!((a - b).abs() < 1e-4 * a, "after the step: {a} vs {b}");
     assert!(a < whole_loss as f32);
+}
+
+#[test]
+fn the_score_penalty_pulls_saturated_importance_scores_back_into_range() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    // Every scorer's bias at +20: each score is 1.0 in f32, and ln s gives no gradient.
+    let saturated = |penalty: f64| {
+        let mut config = config(tokenizer.vocab_size());
+        config.score_penalty = penalty;
+        let trainer = Trainer::new(config, &Device::Cpu).unwrap();
+        for (name, var) in trainer.model.varmap().data().lock().unwrap().iter() {
+            if name.ends_with("notes.w2.bias") {
+                var.set(&candle_core::Tensor::new(&[20f32], &Device::Cpu).unwrap())
+                    .unwrap();
+            }
+        }
+        trainer
+    };
+    let mut sq_after = Vec::new();
+    for penalty in [0.0, 0.01] {
+        let mut trainer = saturated(penalty);
+        let batch = trainer.batch(&store, tokenizer, 0).unwrap();
+        let first = trainer.train_step(&batch).unwrap().score_logit_sq;
+        assert!(first > 300.0, "saturated at the start: {first}");
+        let mut last = first;
+        for _ in 0..20 {
+            last = trainer.train_step(&batch).unwrap().score_logit_sq;
+        }
+        sq_after.push((first, last));
+    }
+    let [(free_first, free_last), (held_first, held_last)] = sq_after[..] else {
+        unreachable!()
+    };
+    assert!(
+        held_last < 0.5 * held_first,
+        "with the penalty: {held_first} -> {held_last}"
+    );
+    assert!(
+        free_last > 0.8 * free_first,
+        "without it the scores stay saturated: {free_first} -> {free_last}"
+    );
 }
