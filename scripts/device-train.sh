@@ -54,7 +54,8 @@ done
 wait
 slowest=0
 for name in "${names[@]}"; do
-  rate=$(awk '/tok\/s/ { n++; if (n > 2) { s += $(NF-1); m++ } } END { print m ? int(s / m) : 0 }' "$work/probe-$name.log")
+  rate=$(awk '{ for (i = 2; i <= NF; i++) if ($i == "tok/s" && ++n > 2) { s += $(i-1); m++ } }
+    END { print m ? int(s / m) : 0 }' "$work/probe-$name.log")
   [ "$rate" -gt 0 ] || { log "probe $name failed: see probe-$name.log"; exit 1; }
   log "probe $name: $rate tokens/s with all variants running"
   slowest=$(awk -v a="$slowest" -v r="$rate" 'BEGIN { print (a == 0 || r < a) ? r : a }')
