@@ -281,10 +281,11 @@ fn note_log_scores_are_exact_log_sigmoids_on_several_shapes() -> Result<()> {
             let x = f64::from(x);
             let want = x.min(0.0) - (-x.abs()).exp().ln_1p();
             // Relative to the log-score itself (-1e-12 past a logit of 27 is not 0), up to the
-            // rounding of a logit summed in another order: ln s moves by e^-x dx in the tail.
+            // rounding of a logit of 128 terms summed in another order (FMA or not), which
+            // moves ln s by sigmoid(-x) dx.
             let err = (f64::from(y) - want).abs() / want.abs().max(1e-30);
             assert!(
-                err < 1e-5 * x.abs().max(1.0),
+                err < 1e-4 * x.abs().max(1.0),
                 "{what}: logit {x}: {y} != {want}"
             );
         }
