@@ -73,7 +73,9 @@ impl NoteBlock {
 
 /// `ln sigmoid(x) = min(x, 0) - log1p(exp(-|x|))` in candle ops, differentiable. `log1p(y)` for
 /// `y < 1e-3` is its series `y - y^2/2 + y^3/3` (f32's `ln(1 + y)` loses y's digits there and
-/// rounds to 0 below 6e-8, i.e. past a logit of ~16.6).
+/// rounds to 0 below 6e-8, i.e. past a logit of ~16.6). The CPU's fused scorer
+/// ([`memmamba_kernels::infer::note_log_scores`]) computes the same expression, so that
+/// training and streaming rank notes alike.
 pub fn ln_sigmoid(x: &Tensor) -> Result<Tensor> {
     let y = x.abs()?.neg()?.exp()?;
     let series = (&y * ((&y * y.affine(1.0 / 3.0, -0.5)?)? + 1.0)?)?;

@@ -520,8 +520,10 @@ fn gate_rows(inp: &GateInputs, at: usize, out: &mut [f32]) -> u64 {
 /// The importance scorer's tail over R rows of `h = W1 u` (R, q) (before W1's bias `b1`):
 /// per row the logit `x = w2 . relu(h + b1) + b2`, returned as the log-score
 /// `ln sigmoid(x) = min(x, 0) - log1p(exp(-|x|))`, exact in both tails (the pool ranks notes by
-/// it, and `ln(1 + e)` would round every logit past ~16.6 to the same 0). Compiled for FMA like
-/// [`gate_rows`].
+/// it, and `ln(1 + e)` alone would round every logit past ~16.6 to the same 0). `log1p(y)` is
+/// computed as the training ops compute it (`memmamba::notes::ln_sigmoid`: its series below
+/// 1e-3, `ln(1 + y)` above), so that both CPU paths rank a pool's notes alike. Compiled for FMA
+/// like [`gate_rows`] (Rust never contracts the series into FMAs).
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
 pub fn note_log_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> Vec<f32> {
     h.chunks_exact(b1.len())
@@ -530,7 +532,13 @@ pub fn note_log_scores(h: &[f32], b1: &[f32], w2: &[f32], b2: f32) -> Vec<f32> {
             for ((&h, &b), &w) in row.iter().zip(b1).zip(w2) {
                 x = (h + b).max(0.0).mul_add(w, x);
             }
-            x.min(0.0) - (-x.abs()).exp().ln_1p()
+            let y = (-x.abs()).exp();
+            let log1p = if y < 1e-3 {
+                y * (y * (y * (1.0 / 3.0) - 0.5) + 1.0)
+            } else {
+                (y + 1.0).ln()
+            };
+            x.min(0.0) - log1p
         })
         .collect()
 }
