@@ -90,7 +90,8 @@ impl Grid {
 pub(crate) struct BlockNotes {
     layer: usize,
     grid: Grid,
-    tau1: f64,
+    /// `ln tau1`: a token whose log-score is above it writes a note.
+    ln_tau1: f64,
     /// Per reader: keys, values and log-score side by side, (B, K + padded, 2 d_note + 1): the
     /// committed pool's K slots, then the grid's tokens (pending, block, zero padding).
     tables: Vec<Tensor>,
@@ -155,6 +156,7 @@ impl BlockNotes {
             })
             .collect();
         let nc = grid.chunks();
+        let ln_tau1 = cfg.tau1.ln();
         let mut slot_source = Vec::with_capacity(batch * nc * k);
         let mut pool_seen = Vec::with_capacity(batch * nc * k);
         let mut own_seen = Vec::with_capacity(batch * nc * c);
@@ -169,7 +171,7 @@ impl BlockNotes {
                     last_slots.push(slots.iter().map(|&(s, _)| s).collect());
                 }
                 let chunk = i * c..(i + 1) * c;
-                let real = |t: usize| t < grid.total() && is_noted(row[t], cfg.tau1);
+                let real = |t: usize| t < grid.total() && is_noted(row[t], ln_tau1);
                 let flag = |b: bool| f32::from(u8::from(b));
                 pool_seen.extend(slots.iter().map(|(slot, _)| flag(slot.valid)));
                 own_seen.extend(chunk.clone().map(|t| flag(real(t))));
@@ -197,7 +199,7 @@ impl BlockNotes {
         Ok(Self {
             layer,
             grid,
-            tau1: cfg.tau1,
+            ln_tau1,
             tables,
             log_scores,
             slot_source: to_device(slot_source, &[batch, nc * k], device)?,
@@ -291,7 +293,7 @@ impl BlockNotes {
                     .filter(|(s, _)| s.valid)
                     .map(|(s, &w)| (s.position, w));
                 let own = (chunk_start..last)
-                    .filter(|&t| is_noted(log_scores[t], self.tau1))
+                    .filter(|&t| is_noted(log_scores[t], self.ln_tau1))
                     .map(|t| (self.grid.first + t as u64, w[slots.len() + t - chunk_start]));
                 pool.chain(own)
                     .map(|(position, weight)| NoteWeight {

@@ -85,9 +85,10 @@ pub fn admission_floor(slots: &[Slot], policy: PoolPolicy) -> Option<f32> {
     slots.iter().map(|s| s.log_score).min_by(f32::total_cmp)
 }
 
-/// Whether a token with log-score `log_score` writes a note (`s > tau1`, as `ln s > ln tau1`).
-pub fn is_noted(log_score: f32, tau1: f64) -> bool {
-    f64::from(log_score) > tau1.ln()
+/// Whether a token with log-score `log_score` writes a note: `s > tau1`, as `ln s > ln_tau1`
+/// (`ln tau1`, taken once by the caller: this runs for every token of a replay).
+pub fn is_noted(log_score: f32, ln_tau1: f64) -> bool {
+    f64::from(log_score) > ln_tau1
 }
 
 /// A run of notes as tensors: log-scores (B, V) and, per reader, keys and values (B, V, d_note).

@@ -54,10 +54,11 @@ fn fifo_overwrites_the_oldest_whatever_the_scores() {
 
 #[test]
 fn a_token_is_noted_only_strictly_above_tau1() {
-    assert!(is_noted(0.51f32.ln(), 0.5));
-    assert!(!is_noted(0.5f32.ln(), 0.5));
-    assert!(!is_noted(0.2f32.ln(), 0.5));
-    assert!(is_noted(-1e-12, 0.5), "a score that rounds to 1.0");
+    let ln_tau1 = 0.5f64.ln();
+    assert!(is_noted(0.51f32.ln(), ln_tau1));
+    assert!(!is_noted(0.5f32.ln(), ln_tau1));
+    assert!(!is_noted(0.2f32.ln(), ln_tau1));
+    assert!(is_noted(-1e-12, ln_tau1), "a score that rounds to 1.0");
 }
 
 #[test]
