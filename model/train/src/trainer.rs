@@ -219,22 +219,19 @@ impl Trainer {
 
     /// The weighted loss of `samples` (no update).
     pub fn loss(&self, samples: &[Sample]) -> Result<Tensor, TrainError> {
-        let (inputs, targets, weights) = to_tensors(samples, &self.device)?;
-        let logits = self.model.forward(&inputs)?;
-        Ok(weighted_cross_entropy(&logits, &targets, &weights)?)
+        Ok(self.loss_and_score_logits(samples)?.0)
     }
 
-    /// The weighted loss of `samples` and the mean squared scorer logit (a scalar 0 with notes
-    /// off), both differentiable.
-    fn loss_and_score_logit_sq(&self, samples: &[Sample]) -> Result<(Tensor, Tensor), TrainError> {
+    /// The weighted loss of `samples` and the importance scorers' logits of every layer with
+    /// notes (none with notes off), both differentiable.
+    fn loss_and_score_logits(
+        &self,
+        samples: &[Sample],
+    ) -> Result<(Tensor, Vec<Tensor>), TrainError> {
         let (inputs, targets, weights) = to_tensors(samples, &self.device)?;
         let (logits, score_logits) = self.model.forward_with_score_logits(&inputs)?;
         let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
-        let mut sq = Tensor::zeros((), candle_core::DType::F32, &self.device)?;
-        for x in &score_logits {
-            sq = (sq + x.sqr()?.mean_all()?)?;
-        }
-        Ok((loss, (sq / score_logits.len().max(1) as f64)?))
+        Ok((loss, score_logits))
     }
 
     /// Runs each step's forward and backward passes over `size` samples at a time (at least 1;
@@ -283,7 +280,8 @@ impl Trainer {
             // The loss is a mean over loss weights, the logits' over tokens (samples alike).
             let loss_share = weight(part) / total_weight;
             let token_share = part.len() as f64 / samples.len() as f64;
-            let (part_loss, part_sq) = self.loss_and_score_logit_sq(part)?;
+            let (part_loss, score_logits) = self.loss_and_score_logits(part)?;
+            let part_sq = mean_square(&score_logits, &self.device)?;
             loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
             score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
             let objective = ((part_loss * loss_share)?
@@ -358,6 +356,15 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// The mean over `tensors` of each one's mean square, a scalar; 0 for none.
+fn mean_square(tensors: &[Tensor], device: &Device) -> candle_core::Result<Tensor> {
+    let mut sum = Tensor::zeros((), candle_core::DType::F32, device)?;
+    for t in tensors {
+        sum = (sum + t.sqr()?.mean_all()?)?;
+    }
+    sum / tensors.len().max(1) as f64
 }
 
 /// Inputs (B, L) u32, targets (B, L) u32 and weights (B, L) f32 of `samples`.
