@@ -9,7 +9,8 @@
 #        ... .device-train 20 memmamba "--lr 5e-4" baseline "--notes-off --lr 5e-4"
 #
 # DATA_DIR holds tokenizer.json, train.tokens.gz + train.books.json and dev.tokens +
-# dev.books.json. PHASES is the curriculum over length: SEQ_LENxBATCH per phase, each a fresh
+# dev.books.json. PHASES is the curriculum over length: SEQ_LENxBATCH[xSEGMENTS] per phase
+# (SEGMENTS sequences per sample with the memory carried, `train --segments`), each a fresh
 # cosine schedule over an equal share of the steps, started from the previous phase's weights
 # (the first from INIT when set; a notes-off variant takes the note-free part of MemMamba
 # weights). An 8-step probe of all variants at once measures the step time; each variant then
@@ -29,13 +30,14 @@ mkdir -p "$work"
 cp "$data/train.books.json" "$data/dev.tokens" "$data/dev.books.json" "$data/tokenizer.json" "$work/"
 log() { echo "$(date -u +%T) $*" | tee -a "$work/status"; }
 
-# train PHASE ARGS...: one training process at the phase's sequence length and batch.
+# train PHASE ARGS...: one training process at the phase's sequence length, batch and segments.
 train() {
-  local phase=$1
+  local seq batch segments
+  IFS=x read -r seq batch segments <<< "$1"
   shift
   .device/memmamba-train train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
-    --tokenizer "$work/tokenizer.json" --seq-len "${phase%x*}" --batch "${phase#*x}" \
-    --device cuda "$@"
+    --tokenizer "$work/tokenizer.json" --seq-len "$seq" --batch "$batch" \
+    --segments "${segments:-1}" --device cuda "$@"
 }
 
 names=() args=()
@@ -60,7 +62,8 @@ for name in "${names[@]}"; do
   log "probe $name: $rate tokens/s with all variants running"
   slowest=$(awk -v a="$slowest" -v r="$rate" 'BEGIN { print (a == 0 || r < a) ? r : a }')
 done
-tokens_per_step=$(( ${phases[0]%x*} * ${phases[0]#*x} ))
+IFS=x read -r seq batch segments <<< "${phases[0]}"
+tokens_per_step=$(( seq * batch * ${segments:-1} ))
 steps=$(awk -v m="$minutes" -v r="$slowest" -v n="$tokens_per_step" -v p="${#phases[@]}" \
   'BEGIN { print int(m * 60 * 0.9 * r / n / p) }')
 log "plan: ${#phases[@]} phases (${phases[*]}) of $steps steps each per variant"

@@ -166,27 +166,29 @@ impl MemMamba {
         self.forward_gated(tokens, Gating::Soft)
     }
 
-    /// [`MemMamba::forward`], and the importance scorers' logits `x` (`s = sigmoid(x)`) of every
-    /// layer that writes notes, (B, L) each, for training to regularise: once a logit is deep in
-    /// the sigmoid's tail, the read path's gradient on it (through `ln s`) vanishes. Empty when
-    /// the weights are detached (no autograd graph).
-    pub fn forward_with_score_logits(&self, tokens: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
-        let (logits, extras) = self.forward_from_empty(tokens, Gating::Soft)?;
-        Ok((logits, extras.score_logits))
-    }
-
     /// [`MemMamba::forward`] with the given gating ([`Gating::Sparse`] computes exactly what
     /// streaming the same tokens through a fresh state computes).
     pub fn forward_gated(&self, tokens: &Tensor, gating: Gating) -> Result<Tensor> {
-        Ok(self.forward_from_empty(tokens, gating)?.0)
+        let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
+        Ok(self.forward_from(&mut state, tokens)?.0)
     }
 
-    fn forward_from_empty(&self, tokens: &Tensor, gating: Gating) -> Result<(Tensor, RunExtras)> {
-        let mut state = self.new_state(tokens.dim(0)?)?.with_gating(gating);
-        self.check(&state, tokens)?;
+    /// The training forward continuing from `state` (under its gating) and advancing it: how
+    /// training carries the memory from one sequence of a document to the next. Returns the
+    /// logits (B, L, vocab) and the importance scorers' logits `x` (`s = sigmoid(x)`) of every
+    /// layer that writes notes, (B, L) each, for training to regularise: once a logit is deep
+    /// in the sigmoid's tail, the read path's gradient on it (through `ln s`) vanishes. The
+    /// state's new tensors carry this call's autograd graph; detach them
+    /// ([`MemoryState::detach`]) before the next call unless its gradient should flow back here.
+    pub fn forward_from(
+        &self,
+        state: &mut MemoryState,
+        tokens: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        self.check(state, tokens)?;
         let mut extras = RunExtras::default();
-        let r = self.run(&self.train, &mut state, tokens, false, &mut extras)?;
-        Ok((self.logits(&self.train, &r)?, extras))
+        let r = self.run(&self.train, state, tokens, false, &mut extras)?;
+        Ok((self.logits(&self.train, &r)?, extras.score_logits))
     }
 
     /// Streams `tokens` (B, S) of u32, S >= 1 and of any size, through `state`; returns the

@@ -161,6 +161,44 @@ impl MemoryState {
         self.attention.get(layer)
     }
 
+    /// Cuts the state off the autograd graph of the training forward that produced it
+    /// ([`crate::MemMamba::forward_from`]): the next sequence starts from the same values, and
+    /// its gradient stops here (truncated backpropagation through the document).
+    pub fn detach(&mut self) {
+        self.visit_tensors(|_, t| {
+            *t = t.detach();
+            Ok(())
+        })
+        .expect("detaching tensors cannot fail");
+    }
+
+    /// Zeroes the mixers' conv and SSM states of the batch rows marked in `rows` and keeps their
+    /// pools: what such a row read before survives only in its notes. Training does this between
+    /// sequences of a document, so that answering from the pool, rather than from the recurrent
+    /// state, is what lowers the loss there.
+    pub fn forget_recurrence(&mut self, rows: &[bool]) -> Result<()> {
+        if rows.len() != self.batch {
+            return Err(invalid_state(format!(
+                "the state holds {} documents, the rows to forget {}",
+                self.batch,
+                rows.len()
+            )));
+        }
+        if !rows.contains(&true) {
+            return Ok(());
+        }
+        let Some(first) = self.layers.first() else {
+            return Ok(());
+        };
+        let keep: Vec<f32> = rows.iter().map(|&f| if f { 0.0 } else { 1.0 }).collect();
+        let keep = Tensor::from_vec(keep, (self.batch, 1, 1), first.mixer.ssm.device())?;
+        for layer in &mut self.layers {
+            layer.mixer.conv = layer.mixer.conv.broadcast_mul(&keep)?;
+            layer.mixer.ssm = layer.mixer.ssm.broadcast_mul(&keep)?;
+        }
+        Ok(())
+    }
+
     /// Calls `f` with the name (as in the saved file) and a mutable reference of every tensor.
     pub(crate) fn visit_tensors(
         &mut self,

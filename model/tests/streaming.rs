@@ -73,3 +73,61 @@ fn streaming_equals_chunked_priority_soft() {
 fn streaming_equals_chunked_fifo_soft() {
     streaming_equals_chunked(PoolPolicy::Fifo, Gating::Soft);
 }
+
+/// Training reads a long sample as several sequences, carrying the memory from one to the next:
+/// the training forward continued from a carried state is the forward over the whole, whether
+/// or not a sequence ends at a commit boundary (here it does not).
+#[test]
+fn the_training_forward_continued_from_a_carried_state_is_the_forward_over_the_whole() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let model = model(&cfg);
+    let toks = tokens(BATCH, LEN, cfg.vocab_size, 11);
+    let whole = model.forward(&toks).unwrap();
+    let mut state = model.new_state(BATCH).unwrap().with_gating(Gating::Soft);
+    let mut start = 0;
+    for end in [70, 111, LEN] {
+        let (logits, score_logits) = model
+            .forward_from(&mut state, &toks.narrow(1, start, end - start).unwrap())
+            .unwrap();
+        assert!(!score_logits.is_empty(), "the scorers' logits are returned");
+        let diff = max_abs_diff(&logits, &whole.narrow(1, start, end - start).unwrap());
+        assert!(diff < 1e-4, "tokens {start}..{end} differ by {diff}");
+        state.detach();
+        start = end;
+    }
+    assert_eq!(state.tokens_read(), LEN as u64);
+}
+
+/// Forgetting a row's recurrence zeroes its mixers' state and keeps its pool: its next logits
+/// are neither those of the carried state nor those of an empty memory; other rows go on as if
+/// nothing happened.
+#[test]
+fn forgetting_the_recurrence_of_a_row_keeps_its_notes_and_spares_the_other_rows() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let model = model(&cfg);
+    let toks = tokens(BATCH, LEN, cfg.vocab_size, 13);
+    let (first, next) = (
+        toks.narrow(1, 0, 120).unwrap(),
+        toks.narrow(1, 120, 1).unwrap(),
+    );
+    let mut carried = model.new_state(BATCH).unwrap();
+    model.read(&mut carried, &first).unwrap();
+    let mut forgotten = carried.clone();
+    forgotten.forget_recurrence(&[true, false]).unwrap();
+    assert!(
+        forgotten.forget_recurrence(&[true]).is_err(),
+        "one flag per row"
+    );
+    for l in 0..cfg.n_layer {
+        assert_eq!(forgotten.pool_slots(l, 0), carried.pool_slots(l, 0));
+    }
+
+    let after_carried = model.read(&mut carried, &next).unwrap();
+    let after_forgotten = model.read(&mut forgotten, &next).unwrap();
+    let mut empty = model.new_state(BATCH).unwrap();
+    let after_nothing = model.read(&mut empty, &next).unwrap();
+    let row = |t: &candle_core::Tensor, r: usize| t.i(r).unwrap();
+    assert!(max_abs_diff(&row(&after_forgotten, 0), &row(&after_carried, 0)) > 1e-3);
+    assert!(max_abs_diff(&row(&after_forgotten, 0), &row(&after_nothing, 0)) > 1e-3);
+    assert!(max_abs_diff(&row(&after_forgotten, 1), &row(&after_carried, 1)) < 1e-6);
+}

@@ -20,7 +20,7 @@ use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure}
 use memmamba_train::tasks::TaskMix;
 use memmamba_train::tokenizer::BookTokenizer;
 use memmamba_train::tokens::TokenStore;
-use memmamba_train::trainer::{TrainConfig, Trainer};
+use memmamba_train::trainer::{Carry, TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(
@@ -144,6 +144,15 @@ enum Command {
         /// gradient on them vanishes; 1e-3 keeps them within about +-10.
         #[arg(long, default_value_t = 0.0)]
         score_penalty: f64,
+        /// Read each sample as this many sequences of --seq-len tokens, one after another, the
+        /// memory carried between them and the gradient cut (truncated backpropagation): past
+        /// the first, what the sample said before reaches the loss only through the memory.
+        #[arg(long, default_value_t = Carry::default().segments)]
+        segments: usize,
+        /// Probability that a sample's recurrent state is zeroed between two of its sequences,
+        /// its pools kept, so that only the notes carry what came before.
+        #[arg(long, default_value_t = Carry::default().forget)]
+        forget: f64,
         /// Start from these trained weights (e.g. assets/model/model.safetensors) with a fresh
         /// optimizer, instead of the initialisation; ignored when --out holds a checkpoint.
         #[arg(long)]
@@ -355,6 +364,8 @@ fn main() -> Result<()> {
             recall_share,
             answer_weight,
             score_penalty,
+            segments,
+            forget,
             init,
             device,
             out,
@@ -368,6 +379,12 @@ fn main() -> Result<()> {
             }
             if !(score_penalty.is_finite() && score_penalty >= 0.0) {
                 bail!("--score-penalty must be a number >= 0; got {score_penalty}");
+            }
+            if segments == 0 {
+                bail!("--segments must be at least 1");
+            }
+            if !(0.0..=1.0).contains(&forget) {
+                bail!("--forget must be a probability in 0..=1; got {forget}");
             }
             let mut model = Config::preset(&preset)?;
             let tokenizer = BookTokenizer::load(&tokenizer)?;
@@ -396,6 +413,7 @@ fn main() -> Result<()> {
                 eval_batches,
                 checkpoint_every,
                 score_penalty,
+                carry: Carry { segments, forget },
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;

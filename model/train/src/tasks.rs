@@ -31,12 +31,16 @@ impl Default for TaskMix {
     }
 }
 
-/// One training sequence: `len + 1` tokens (inputs are `tokens[..len]`, targets
-/// `tokens[1..]`) and one loss weight per target.
+/// One training sample: `len + 1` tokens (inputs are `tokens[..len]`, targets
+/// `tokens[1..]`) and one loss weight per target. Training may read it as several sequences
+/// with the memory carried from one to the next ([`crate::trainer::Carry`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub tokens: Vec<u32>,
     pub weights: Vec<f32>,
+    /// At each boundary between two of its sequences, whether the mixers' recurrent state is
+    /// zeroed there (the pools kept); empty when it is read as one sequence.
+    pub forget_recurrence: Vec<bool>,
 }
 
 /// Keys of the multi-key task: distinct, short, ordinary English.
@@ -93,6 +97,7 @@ pub fn draw_sample(
     let plain = |rng: &mut Rng| Sample {
         tokens: window(store, len + 1, rng),
         weights: vec![1.0; len],
+        forget_recurrence: Vec::new(),
     };
     let Some(task) = task else {
         return Ok(plain(rng));
@@ -253,7 +258,11 @@ fn assemble(
     for w in &mut weights[answer_from - 1..] {
         *w = mix.answer_weight;
     }
-    Ok(Some(Sample { tokens, weights }))
+    Ok(Some(Sample {
+        tokens,
+        weights,
+        forget_recurrence: Vec::new(),
+    }))
 }
 
 /// `haystack` with each needle inserted before the token at its depth (`depths` ascending,

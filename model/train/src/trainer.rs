@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use memmamba::{Config, MemMamba};
+use memmamba::{Config, Gating, MemMamba};
 use serde::{Deserialize, Serialize};
 
 use crate::loss::weighted_cross_entropy;
@@ -40,6 +40,32 @@ pub struct TrainConfig {
     /// read path (`ln s` is flat there) and ranks notes by noise; this keeps them in range.
     #[serde(default)]
     pub score_penalty: f64,
+    /// How many sequences of `seq_len` tokens a sample holds, and how the memory passes
+    /// between them.
+    #[serde(default)]
+    pub carry: Carry,
+}
+
+/// A sample read as `segments` sequences of `seq_len` tokens, one after another from one
+/// memory, the gradient cut between them (truncated backpropagation through the document). Past
+/// the first sequence, a fact stated earlier reaches the loss only through what the memory
+/// carried: so training teaches the model to answer from its pool beyond one sequence's length.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Carry {
+    /// Sequences per sample (1: every sample is one sequence from an empty memory).
+    pub segments: usize,
+    /// Probability that a sample's mixers' recurrent state is zeroed at a boundary between two
+    /// of its sequences, its pools kept: there, what came before is only in the notes.
+    pub forget: f64,
+}
+
+impl Default for Carry {
+    fn default() -> Self {
+        Carry {
+            segments: 1,
+            forget: 0.0,
+        }
+    }
 }
 
 /// One line of the training log (also written as JSON lines to `log.jsonl`).
@@ -212,26 +238,60 @@ impl Trainer {
         mut rng: Rng,
     ) -> Result<Vec<Sample>, TrainError> {
         let c = &self.config;
+        let segments = c.carry.segments;
         (0..c.batch)
-            .map(|_| draw_sample(store, tokenizer, &c.mix, c.seq_len, &mut rng))
+            .map(|_| {
+                let mut sample =
+                    draw_sample(store, tokenizer, &c.mix, c.seq_len * segments, &mut rng)?;
+                sample.forget_recurrence =
+                    (1..segments).map(|_| rng.unit() < c.carry.forget).collect();
+                Ok(sample)
+            })
             .collect()
     }
 
-    /// The weighted loss of `samples` (no update).
+    /// The weighted loss of `samples` (no update), a scalar cut off the graph.
     pub fn loss(&self, samples: &[Sample]) -> Result<Tensor, TrainError> {
-        Ok(self.loss_and_score_logits(samples)?.0)
+        let total_weight = loss_weight(samples, ..);
+        let mut loss = Tensor::zeros((), candle_core::DType::F32, &self.device)?;
+        self.for_each_sequence(samples, |part_loss, _, weight| {
+            loss = (&loss + (part_loss.detach() * (weight / total_weight))?)?;
+            Ok(())
+        })?;
+        Ok(loss)
     }
 
-    /// The weighted loss of `samples` and the importance scorers' logits of every layer with
-    /// notes (none with notes off), both differentiable.
-    fn loss_and_score_logits(
+    /// Reads `samples` sequence by sequence ([`Carry`]) from an empty memory, and calls `each`
+    /// with every sequence's weighted loss and importance scorers' logits (one tensor per layer
+    /// with notes), both differentiable, and the sequence's loss weight. Between two sequences
+    /// the memory is detached, and the recurrent state of the samples that mark it forgotten.
+    fn for_each_sequence(
         &self,
         samples: &[Sample],
-    ) -> Result<(Tensor, Vec<Tensor>), TrainError> {
-        let (inputs, targets, weights) = to_tensors(samples, &self.device)?;
-        let (logits, score_logits) = self.model.forward_with_score_logits(&inputs)?;
-        let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
-        Ok((loss, score_logits))
+        mut each: impl FnMut(Tensor, Vec<Tensor>, f64) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        let segments = self.config.carry.segments.max(1);
+        let len = samples.first().map_or(0, |s| s.weights.len()) / segments;
+        let mut state = self
+            .model
+            .new_state(samples.len())?
+            .with_gating(Gating::Soft);
+        for k in 0..segments {
+            if k > 0 {
+                state.detach();
+                let forget: Vec<bool> = samples
+                    .iter()
+                    .map(|s| s.forget_recurrence.get(k - 1).copied().unwrap_or(false))
+                    .collect();
+                state.forget_recurrence(&forget)?;
+            }
+            let from = k * len;
+            let (inputs, targets, weights) = to_tensors(samples, from, len, &self.device)?;
+            let (logits, score_logits) = self.model.forward_from(&mut state, &inputs)?;
+            let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
+            each(loss, score_logits, loss_weight(samples, from..from + len))?;
+        }
+        Ok(())
     }
 
     /// Runs each step's forward and backward passes over `size` samples at a time (at least 1;
@@ -263,34 +323,31 @@ impl Trainer {
 
     /// The weighted loss of `samples`, the mean squared scorer logit and the gradients of the
     /// objective (the loss plus `score_penalty` times the mean squared logit), one micro-batch
-    /// at a time: the loss is `sum(w * nll) / sum(w)` over all samples, so each micro-batch's
-    /// own weighted mean counts with its share of the total weight, and its mean squared logit
-    /// with its share of the samples.
+    /// and one sequence at a time: the loss is `sum(w * nll) / sum(w)` over all samples, so each
+    /// pass's own weighted mean counts with its share of the total weight, and its mean squared
+    /// logit with its share of the tokens.
     fn loss_and_gradients(&self, samples: &[Sample]) -> Result<(f64, f64, Gradients), TrainError> {
-        let weight = |part: &[Sample]| -> f64 {
-            part.iter()
-                .flat_map(|s| &s.weights)
-                .map(|&w| w as f64)
-                .sum()
-        };
-        let total_weight = weight(samples);
+        let total_weight = loss_weight(samples, ..);
+        let segments = self.config.carry.segments.max(1);
         let (mut loss, mut score_logit_sq) = (0.0, 0.0);
         let mut summed: Option<Gradients> = None;
         for part in samples.chunks(self.micro_batch) {
             // The loss is a mean over loss weights, the logits' over tokens (samples alike).
-            let loss_share = weight(part) / total_weight;
-            let token_share = part.len() as f64 / samples.len() as f64;
-            let (part_loss, score_logits) = self.loss_and_score_logits(part)?;
-            let part_sq = mean_square(&score_logits, &self.device)?;
-            loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
-            score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
-            let objective = ((part_loss * loss_share)?
-                + (part_sq * (self.config.score_penalty * token_share))?)?;
-            let grads = self.optimizer.gradients(&objective.backward()?);
-            match &mut summed {
-                None => summed = Some(grads),
-                Some(sum) => sum.add(grads)?,
-            }
+            let token_share = part.len() as f64 / (samples.len() * segments) as f64;
+            self.for_each_sequence(part, |part_loss, score_logits, weight| {
+                let loss_share = weight / total_weight;
+                let part_sq = mean_square(&score_logits, &self.device)?;
+                loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
+                score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
+                let objective = ((part_loss * loss_share)?
+                    + (part_sq * (self.config.score_penalty * token_share))?)?;
+                let grads = self.optimizer.gradients(&objective.backward()?);
+                match &mut summed {
+                    None => summed = Some(grads),
+                    Some(sum) => sum.add(grads)?,
+                }
+                Ok(())
+            })?;
         }
         let grads = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
         Ok((loss, score_logit_sq, grads))
@@ -332,7 +389,8 @@ impl Trainer {
                 self.config.min_lr,
             );
             let stats = self.train_step(&samples)?;
-            let tokens = (self.config.batch * self.config.seq_len) as f64;
+            let tokens =
+                (self.config.batch * self.config.seq_len * self.config.carry.segments) as f64;
             let every =
                 |n: u64| n > 0 && (self.step.is_multiple_of(n) || self.step == self.config.steps);
             let eval_loss = match eval {
@@ -367,17 +425,34 @@ fn mean_square(tensors: &[Tensor], device: &Device) -> candle_core::Result<Tenso
     sum / tensors.len().max(1) as f64
 }
 
-/// Inputs (B, L) u32, targets (B, L) u32 and weights (B, L) f32 of `samples`.
-fn to_tensors(samples: &[Sample], device: &Device) -> Result<(Tensor, Tensor, Tensor), TrainError> {
+/// The sum of the loss weights of `samples`' targets in `range`.
+fn loss_weight(
+    samples: &[Sample],
+    range: impl std::slice::SliceIndex<[f32], Output = [f32]> + Clone,
+) -> f64 {
+    samples
+        .iter()
+        .flat_map(|s| &s.weights[range.clone()])
+        .map(|&w| w as f64)
+        .sum()
+}
+
+/// Inputs (B, L) u32, targets (B, L) u32 and weights (B, L) f32 of the `len` targets of
+/// `samples` from target `from` on.
+fn to_tensors(
+    samples: &[Sample],
+    from: usize,
+    len: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor, Tensor), TrainError> {
     let b = samples.len();
-    let len = samples.first().map(|s| s.weights.len()).unwrap_or(0);
     let mut inputs = Vec::with_capacity(b * len);
     let mut targets = Vec::with_capacity(b * len);
     let mut weights = Vec::with_capacity(b * len);
     for s in samples {
-        inputs.extend_from_slice(&s.tokens[..len]);
-        targets.extend_from_slice(&s.tokens[1..=len]);
-        weights.extend_from_slice(&s.weights);
+        inputs.extend_from_slice(&s.tokens[from..from + len]);
+        targets.extend_from_slice(&s.tokens[from + 1..=from + len]);
+        weights.extend_from_slice(&s.weights[from..from + len]);
     }
     Ok((
         Tensor::from_vec(inputs, (b, len), device)?,

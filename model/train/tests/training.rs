@@ -9,7 +9,7 @@ use common::{demo_store, small_tokenizer};
 use memmamba::Config;
 use memmamba_train::optim::AdamWConfig;
 use memmamba_train::tasks::TaskMix;
-use memmamba_train::trainer::{TrainConfig, Trainer};
+use memmamba_train::trainer::{Carry, TrainConfig, Trainer};
 
 fn config(vocab_size: usize) -> TrainConfig {
     let mut model = Config::tiny();
@@ -30,6 +30,7 @@ fn config(vocab_size: usize) -> TrainConfig {
         eval_batches: 1,
         checkpoint_every: 0,
         score_penalty: 0.0,
+        carry: Carry::default(),
     }
 }
 
@@ -229,4 +230,64 @@ fn the_score_penalty_pulls_saturated_importance_scores_back_into_range() {
         free_last > 0.8 * free_first,
         "without it the scores stay saturated: {free_first} -> {free_last}"
     );
+}
+
+#[test]
+fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequence() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let mut config = config(tokenizer.vocab_size());
+    config.mix = TaskMix {
+        passkey: 0.5,
+        ..TaskMix::default()
+    };
+    let whole = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    let path = std::env::temp_dir().join(format!("memmamba-carry-{}.st", std::process::id()));
+    whole.model.save(&path).unwrap();
+    // The same weights reading each sample as three sequences of a third of its length.
+    let carried_config = |forget: f64| {
+        let mut c = config.clone();
+        c.seq_len /= 3;
+        c.carry = Carry {
+            segments: 3,
+            forget,
+        };
+        c
+    };
+    let carried = Trainer::from_weights(&path, carried_config(0.0), &Device::Cpu).unwrap();
+    let forgetful = Trainer::from_weights(&path, carried_config(1.0), &Device::Cpu).unwrap();
+    std::fs::remove_file(&path).unwrap();
+
+    let batch = whole.batch(&store, tokenizer, 0).unwrap();
+    let carried_batch = carried.batch(&store, tokenizer, 0).unwrap();
+    // The first sample is drawn alike (the flags of where to forget are drawn after it).
+    assert_eq!(carried_batch[0].tokens, batch[0].tokens);
+    assert_eq!(carried_batch[0].forget_recurrence, [false, false]);
+    let loss = |t: &Trainer, b: &[memmamba_train::tasks::Sample]| {
+        t.loss(b).unwrap().to_scalar::<f32>().unwrap()
+    };
+    let (one, three) = (loss(&whole, &batch), loss(&carried, &batch));
+    assert!((one - three).abs() < 1e-4 * one, "{one} vs {three}");
+
+    // Forgetting the recurrence at every boundary changes what the later sequences see (by
+    // little in an untrained model, but by far more than rounding).
+    assert_eq!(
+        forgetful.batch(&store, tokenizer, 0).unwrap()[0].forget_recurrence,
+        [true, true]
+    );
+    let mut forgetful_batch = batch.clone();
+    for sample in &mut forgetful_batch {
+        sample.forget_recurrence = vec![true, true];
+    }
+    let forgot = loss(&forgetful, &forgetful_batch);
+    assert!((forgot - one).abs() > 1e-5 * one, "{forgot} vs {one}");
+
+    // A step over carried sequences trains: its gradient is finite and the loss falls.
+    let mut carried = carried;
+    let first = carried.train_step(&carried_batch).unwrap();
+    assert!(first.grad_norm.is_finite() && first.grad_norm > 0.0);
+    for _ in 0..10 {
+        carried.train_step(&carried_batch).unwrap();
+    }
+    assert!(loss(&carried, &carried_batch) < first.loss as f32);
 }
