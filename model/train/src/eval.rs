@@ -40,6 +40,9 @@ pub struct Tally {
     /// Mean negative log-likelihood of the expected answer, in nats (a five-digit number
     /// guessed uniformly costs ln 10^5 = 11.5).
     pub answer_nll: f64,
+    /// Wrong answers whose first token (the number's leading digits) was already wrong: where
+    /// finding the fact fails, rather than copying it once found.
+    pub wrong_first_token: usize,
 }
 
 impl Tally {
@@ -48,6 +51,7 @@ impl Tally {
         self.trials += 1;
         self.correct += usize::from(trial.exact);
         self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
+        self.wrong_first_token += usize::from(!trial.exact && !trial.first_token_right);
         self.answer_nll = sum / self.trials as f64;
     }
 }
@@ -191,6 +195,7 @@ pub fn trials_for(trials: &[usize], i: usize) -> usize {
 /// What one retrieval trial found.
 struct Trial {
     exact: bool,
+    first_token_right: bool,
     answer_nll: f64,
     foil_nll: f64,
 }
@@ -233,9 +238,14 @@ fn retrieval_trial(
         answer_nll(model, &mut state.clone(), logits.clone(), &answer)
     };
     let (answer_nll, foil_nll) = (score(&facts.answer)?, score(&foil)?);
+    let first_token = answer_tokens(tokenizer, &fact_answer(&facts.answer))?
+        .first()
+        .copied();
+    let first_token_right = first_token == Some(argmax(&logits)?);
     let exact = greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer;
     Ok(Some(Trial {
         exact,
+        first_token_right,
         answer_nll,
         foil_nll,
     }))

@@ -215,12 +215,22 @@ fn retrieval_tables<'a>(
     length_table(
         s,
         columns,
-        cells.map(|(l, t)| {
+        cells.clone().map(|(l, t)| {
             (
                 l,
                 format!("{} · {:.1}", cell(t.beats_foil, t.trials), t.answer_nll),
             )
         }),
+    );
+    let _ = writeln!(
+        s,
+        "## Wrong at the first token: {label} (of the wrong answers, those whose first token, \
+         the number's leading digits, was already wrong)\n"
+    );
+    length_table(
+        s,
+        columns,
+        cells.map(|(l, t)| (l, cell(t.wrong_first_token, t.trials - t.correct))),
     );
 }
 

@@ -67,6 +67,7 @@ fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
         );
         assert!(cell.tally.correct <= cell.tally.trials);
         assert!(cell.tally.beats_foil <= cell.tally.trials);
+        assert!(cell.tally.wrong_first_token <= cell.tally.trials - cell.tally.correct);
         // An untrained model prices the answer (" NNNNN\n", a few tokens) near a uniform
         // guess over the vocabulary per token.
         let per_token = (tokenizer.vocab_size() as f64).ln();

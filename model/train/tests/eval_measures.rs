@@ -180,6 +180,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         "## Multi-key accuracy: baseline (notes off)",
         "## Against a foil: memmamba",
         "## Against a foil: baseline (notes off)",
+        "## Wrong at the first token: memmamba",
         "## Recall of real text",
         "## ETMF (ours",
         "## ECLMF (ours",
