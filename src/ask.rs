@@ -36,12 +36,13 @@
 //!    shows a significant signal there. Without the model they were fitted for, the model's
 //!    scores get no weight ([`fusion_for`]).
 //! 6. **Answer**: the model reads the best passage and the question prompt and decodes greedily
-//!    up to the first newline. The generated answer is used when its mean token log-probability
-//!    is at least [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the
-//!    answer is the sentence that best matches the question among the [`EXTRACT_FROM`] best
-//!    passages (summed IDF of the question's content words it holds, IDF over the candidates'
-//!    sentences; of equals the shorter sentence, then the better-ranked passage, wins). "The best passage" above is the one
-//!    that sentence comes from; it is cited first.
+//!    among the passage's tokens (`answer_vocabulary`) up to the first newline. The generated
+//!    answer is used when its mean token log-probability is at least
+//!    [`AskOptions::min_logprob`] and its words occur in the passage; otherwise the answer is
+//!    the sentence that best matches the question among the [`EXTRACT_FROM`] best passages
+//!    (summed IDF of the question's content words it holds, IDF over the candidates'
+//!    sentences; of equals the shorter sentence, then the better-ranked passage, wins). "The
+//!    best passage" above is the one that sentence comes from; it is cited first.
 //!
 //! [`ask_with`] streams the answer's text as it is generated ([`AskEvent`]s: pieces of whole
 //! chars, then the extracted answer in their place if the generated one is not used); [`ask`]
@@ -1014,9 +1015,25 @@ fn answer(
     Ok(out)
 }
 
-/// Greedy decoding after the passage and the question prompt, up to the first newline or
-/// `max_answer_tokens`; the answer's text (shown on `stream` as it grows) and its mean token
-/// log-probability.
+/// The tokens a generated answer may be made of: those of `passage` as it is tokenized in
+/// place, those of each of its words after a space (an answer's first word follows "Answer:"
+/// and a space, which can tokenize it otherwise than where the passage has it), and the
+/// answer's end. An answer is only used when its words are the passage's, and the model errs
+/// most at an answer's first token (docs/EVAL.md: it copies a number well once it has started
+/// it, and it often starts it wrong), with a token the passage does not hold.
+fn answer_vocabulary(model: &Model, passage: &str) -> Result<HashSet<u32>> {
+    let mut allowed: HashSet<u32> = model.encode(passage)?.into_iter().collect();
+    let words: HashSet<&str> = passage.split_whitespace().collect();
+    for word in words {
+        allowed.extend(model.encode(&format!(" {word}"))?);
+    }
+    allowed.extend(model.encode(&memmamba::prompt::ANSWER_END.to_string())?);
+    Ok(allowed)
+}
+
+/// Greedy decoding after the passage and the question prompt, among the passage's tokens
+/// ([`answer_vocabulary`]), up to the first newline or `max_answer_tokens`; the answer's text
+/// (shown on `stream` as it grows) and its mean token log-probability.
 fn generate(
     model: &Model,
     passage: &str,
@@ -1024,6 +1041,7 @@ fn generate(
     options: &AskOptions,
     stream: &mut TextStream,
 ) -> Result<(String, f32)> {
+    let allowed = answer_vocabulary(model, passage)?;
     let mut ids = model.encode(passage)?;
     ids.extend(model.encode(&question_prompt(question))?);
     let mut state = model.new_state()?;
@@ -1031,20 +1049,9 @@ fn generate(
     let mut out = Vec::new();
     let mut total = 0.0f32;
     for _ in 0..options.max_answer_tokens {
-        let (t, lp) = logprobs
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, &lp)| {
-                if lp > best.1 {
-                    (i, lp)
-                } else {
-                    best
-                }
-            });
-        let t = t as u32;
-        if model.is_end(t) {
+        let Some((t, lp)) = best_allowed(&logprobs, &allowed) else {
             break;
-        }
+        };
         out.push(t);
         total += lp;
         let decoded = model.decode(&out)?;
@@ -1062,6 +1069,17 @@ fn generate(
         total / out.len() as f32
     };
     Ok((text, mean))
+}
+
+/// The most likely token of `logprobs` among `allowed` and its log-probability (of equals the
+/// lowest id); None when none is allowed.
+fn best_allowed(logprobs: &[f32], allowed: &HashSet<u32>) -> Option<(u32, f32)> {
+    logprobs
+        .iter()
+        .enumerate()
+        .map(|(i, &lp)| (i as u32, lp))
+        .filter(|(i, _)| allowed.contains(i))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
 }
 
 /// Where a passage is, for people: "p. 3", "chapter \"Title\"" (or "chapter 2" without a
@@ -1087,6 +1105,23 @@ pub fn locator(page: Option<usize>, chapter: Option<usize>, chapter_title: Optio
 mod tests {
     use super::*;
     use tokenizers::Tokenizer;
+
+    #[test]
+    fn decoding_takes_the_most_likely_token_the_passage_allows() {
+        let logprobs = [-0.1, -3.0, -2.0, -2.0, -9.0];
+        let allowed = |ids: &[u32]| ids.iter().copied().collect::<HashSet<u32>>();
+        // token 0 is far more likely, but the passage does not hold it
+        assert_eq!(
+            best_allowed(&logprobs, &allowed(&[1, 2, 4])),
+            Some((2, -2.0))
+        );
+        // of equals, the lower id
+        assert_eq!(best_allowed(&logprobs, &allowed(&[3, 2])), Some((2, -2.0)));
+        assert_eq!(best_allowed(&logprobs, &allowed(&[0, 1])), Some((0, -0.1)));
+        // ids past the vocabulary are never chosen; nothing allowed ends the answer
+        assert_eq!(best_allowed(&logprobs, &allowed(&[7])), None);
+        assert_eq!(best_allowed(&logprobs, &allowed(&[])), None);
+    }
 
     #[test]
     fn a_generation_streams_in_whole_chars_that_make_up_its_answer() {

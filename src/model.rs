@@ -49,7 +49,6 @@ pub struct Model {
     dir: PathBuf,
     weights_blake3: String,
     tokenizer_blake3: String,
-    end_of_text: Option<u32>,
 }
 
 impl std::fmt::Debug for Model {
@@ -120,7 +119,6 @@ impl Model {
             ));
         }
         Ok(Model {
-            end_of_text: tokenizer.token_to_id("<|endoftext|>"),
             net,
             tokenizer,
             dir: dir.to_owned(),
@@ -211,11 +209,6 @@ impl Model {
         self.tokenizer
             .decode(ids, false)
             .map_err(|e| Error::Tokenizer(e.to_string()))
-    }
-
-    /// Whether `id` ends a document (the tokenizer's end-of-text token).
-    pub fn is_end(&self, id: u32) -> bool {
-        self.end_of_text == Some(id)
     }
 
     /// Streams `ids` (at least one) through `state`; returns the log-probabilities of the next
