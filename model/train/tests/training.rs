@@ -241,7 +241,13 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
         passkey: 0.5,
         ..TaskMix::default()
     };
-    let whole = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    // A few steps on the batch first: an untrained model hardly uses what it read before, so
+    // forgetting it would change its loss by little more than rounding.
+    let mut whole = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    let batch = whole.batch(&store, tokenizer, 0).unwrap();
+    for _ in 0..30 {
+        whole.train_step(&batch).unwrap();
+    }
     let path = std::env::temp_dir().join(format!("memmamba-carry-{}.st", std::process::id()));
     whole.model.save(&path).unwrap();
     // The same weights reading each sample as three sequences of a third of its length.
@@ -258,7 +264,6 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
     let forgetful = Trainer::from_weights(&path, carried_config(1.0), &Device::Cpu).unwrap();
     std::fs::remove_file(&path).unwrap();
 
-    let batch = whole.batch(&store, tokenizer, 0).unwrap();
     let carried_batch = carried.batch(&store, tokenizer, 0).unwrap();
     // The first sample is drawn alike (the flags of where to forget are drawn after it).
     assert_eq!(carried_batch[0].tokens, batch[0].tokens);
@@ -267,10 +272,11 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
         t.loss(b).unwrap().to_scalar::<f32>().unwrap()
     };
     let (one, three) = (loss(&whole, &batch), loss(&carried, &batch));
-    assert!((one - three).abs() < 1e-4 * one, "{one} vs {three}");
+    // (a few ulps apart at most)
+    assert!((one - three).abs() < 5e-6 * one, "{one} vs {three}");
 
-    // Forgetting the recurrence at every boundary changes what the later sequences see (by
-    // little in an untrained model, but by far more than rounding).
+    // Forgetting the recurrence at every boundary changes what the later sequences see: by
+    // 2e-4 to 9e-4 of the loss in runs of this test (the bound is 10x the tolerance above).
     assert_eq!(
         forgetful.batch(&store, tokenizer, 0).unwrap()[0].forget_recurrence,
         [true, true]
@@ -280,7 +286,7 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
         sample.forget_recurrence = vec![true, true];
     }
     let forgot = loss(&forgetful, &forgetful_batch);
-    assert!((forgot - one).abs() > 1e-5 * one, "{forgot} vs {one}");
+    assert!((forgot - one).abs() > 5e-5 * one, "{forgot} vs {one}");
 
     // A step over carried sequences trains: its gradient is finite and the loss falls.
     let mut carried = carried;
