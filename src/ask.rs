@@ -1016,13 +1016,13 @@ fn answer(
 }
 
 /// The tokens a generated answer may be made of: those of `passage` as it is tokenized in
-/// place, those of each of its words after a space (an answer's first word follows "Answer:"
+/// place (`passage_ids`), those of each of its words after a space (an answer's first word follows "Answer:"
 /// and a space, which can tokenize it otherwise than where the passage has it), and the
 /// answer's end. An answer is only used when its words are the passage's, and the model errs
 /// most at an answer's first token (docs/EVAL.md: it copies a number well once it has started
 /// it, and it often starts it wrong), with a token the passage does not hold.
-fn answer_vocabulary(model: &Model, passage: &str) -> Result<HashSet<u32>> {
-    let mut allowed: HashSet<u32> = model.encode(passage)?.into_iter().collect();
+fn answer_vocabulary(model: &Model, passage: &str, passage_ids: &[u32]) -> Result<HashSet<u32>> {
+    let mut allowed: HashSet<u32> = passage_ids.iter().copied().collect();
     let words: HashSet<&str> = passage.split_whitespace().collect();
     for word in words {
         allowed.extend(model.encode(&format!(" {word}"))?);
@@ -1041,8 +1041,8 @@ fn generate(
     options: &AskOptions,
     stream: &mut TextStream,
 ) -> Result<(String, f32)> {
-    let allowed = answer_vocabulary(model, passage)?;
     let mut ids = model.encode(passage)?;
+    let allowed = answer_vocabulary(model, passage, &ids)?;
     ids.extend(model.encode(&question_prompt(question))?);
     let mut state = model.new_state()?;
     let mut logprobs = model.read(&mut state, &ids)?;

@@ -233,15 +233,11 @@ fn retrieval_trial(
     let logits = model.read(&mut state, &row(&tokens, model)?)?;
     // The foil comes from its own generator, so the trials drawn stay those of `rng`.
     let foil = foil_for(&facts.answer);
-    let score = |answer: &str| -> Result<f64, TrainError> {
-        let answer = answer_tokens(tokenizer, &fact_answer(answer))?;
-        answer_nll(model, &mut state.clone(), logits.clone(), &answer)
-    };
-    let (answer_nll, foil_nll) = (score(&facts.answer)?, score(&foil)?);
-    let first_token = answer_tokens(tokenizer, &fact_answer(&facts.answer))?
-        .first()
-        .copied();
-    let first_token_right = first_token == Some(argmax(&logits)?);
+    let expected = answer_tokens(tokenizer, &fact_answer(&facts.answer))?;
+    let score = |answer: &[u32]| answer_nll(model, &mut state.clone(), logits.clone(), answer);
+    let foil = answer_tokens(tokenizer, &fact_answer(&foil))?;
+    let (answer_nll, foil_nll) = (score(&expected)?, score(&foil)?);
+    let first_token_right = expected.first() == Some(&argmax(&logits)?);
     let exact = greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer;
     Ok(Some(Trial {
         exact,
