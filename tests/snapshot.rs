@@ -204,7 +204,7 @@ fn bad_snapshots_are_refused_with_what_is_wrong() {
 
     // another model with the same configuration but other weights
     let other = tempfile::tempdir().unwrap();
-    let other_model = common::tiny_model(other.path());
+    let other_model = common::other_tiny_model(other.path());
     let err = refused(&other_model, &good);
     assert!(err.contains("different model weights"), "{err}");
 

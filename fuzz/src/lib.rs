@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use ingest::{split_passages, CharIndex, Document, MAX_WORDS};
 use memmamba::{Config, MemMamba};
 use memreader::library::Library;
@@ -35,7 +35,7 @@ pub fn fuzz_config() -> Config {
 /// A freshly initialised model of [`fuzz_config`] on the CPU.
 pub fn fuzz_model() -> MemMamba {
     let varmap = candle_nn::VarMap::new();
-    MemMamba::init(&fuzz_config(), &varmap, &Device::Cpu).expect("the fuzz config is valid")
+    MemMamba::init(&fuzz_config(), &varmap, &Device::Cpu, 0).expect("the fuzz config is valid")
 }
 
 /// What every parser promises of a document, and what passage splitting promises of it:
@@ -91,45 +91,13 @@ pub fn snapshot_config() -> Config {
 }
 
 /// Writes the snapshot model (`config.json`, `model.safetensors`) into `dir`: the same bytes
-/// in every process, so that the seed snapshots (whose manifests name the weights' BLAKE3)
-/// match the model a target imports them with. The variables of [`MemMamba::init`] that two
-/// initialisations give alike (ones, `A_log`) are kept; the random ones are replaced by
-/// values from a fixed xorshift sequence, uniform in (-0.1, 0.1).
+/// in every process (fresh weights of a fixed seed), so that the seed snapshots (whose
+/// manifests name the weights' BLAKE3) match the model a target imports them with.
 pub fn write_snapshot_model(dir: &Path) {
     std::fs::create_dir_all(dir).expect("the model folder can be made");
     let cfg = snapshot_config();
-    let (varmap, other) = (candle_nn::VarMap::new(), candle_nn::VarMap::new());
-    let net = MemMamba::init(&cfg, &varmap, &Device::Cpu).expect("the config is valid");
-    MemMamba::init(&cfg, &other, &Device::Cpu).expect("the config is valid");
-    let values = |t: &Tensor| -> Vec<f32> {
-        t.flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .expect("f32 weights")
-    };
-    let vars = varmap.data().lock().expect("not poisoned");
-    let others = other.data().lock().expect("not poisoned");
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for name in names {
-        let var = &vars[name];
-        if values(var.as_tensor()) == values(others[name].as_tensor()) {
-            continue;
-        }
-        let n = var.as_tensor().elem_count();
-        let fixed: Vec<f32> = (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
-            })
-            .collect();
-        let tensor =
-            Tensor::from_vec(fixed, var.as_tensor().shape(), &Device::Cpu).expect("the same shape");
-        var.set(&tensor).expect("the same shape and dtype");
-    }
-    drop((vars, others));
+    let varmap = candle_nn::VarMap::new();
+    let net = MemMamba::init(&cfg, &varmap, &Device::Cpu, 0).expect("the config is valid");
     net.save(dir.join("model.safetensors"))
         .expect("the weights can be written");
     std::fs::write(dir.join("config.json"), cfg.to_json_string())

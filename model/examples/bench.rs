@@ -175,7 +175,7 @@ fn open_device(spec: &str) -> Result<(Device, Option<usize>)> {
 /// `memory_trace` the memory in use every [`TRACE_EVERY`] tokens on stderr.
 fn child(cfg: &Config, len: u64, batch: usize, spec: &str, memory_trace: bool) -> Result<()> {
     let (device, gpu) = open_device(spec)?;
-    let model = MemMamba::init(cfg, &VarMap::new(), &device)?;
+    let model = MemMamba::init(cfg, &VarMap::new(), &device, 0)?;
     // Warm-up on a throwaway state. On a GPU the first ops load the kernels and cuBLAS picks
     // its algorithms for each new shape, which in a fresh process otherwise dominates the short
     // runs: warm up with a read of the size timed, as the peers do (bench/peers.py).

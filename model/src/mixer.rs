@@ -1,6 +1,6 @@
 //! The Mamba-1 mixer of MODEL.md section 2, built on the fused kernels of `memmamba_kernels`.
 
-use candle_core::{DType, Module, Result, Shape, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{init, Init, Linear, VarBuilder, VarMap};
 use memmamba_kernels::{causal_conv1d, infer, selective_scan};
 
@@ -85,30 +85,27 @@ impl MambaMixer {
         vb.get_with_hints((di, r), "dt_proj.weight", uniform(1.0 / (r as f64).sqrt()))?;
         vb.get_with_hints(di, "D", Init::Const(1.0))?;
 
-        let mut set = |name: &str, shape: Shape, value: Tensor| -> Result<()> {
-            vb.get_with_hints(shape, name, Init::Const(0.0))?;
-            varmap.set_one(vb.pp(name).prefix(), value.to_dtype(dtype)?)
-        };
         let a_row = Tensor::arange(1u32, n as u32 + 1, &dev)?
             .to_dtype(DType::F32)?
             .log()?;
-        set(
-            "A_log",
-            (di, n).into(),
-            a_row.unsqueeze(0)?.repeat((di, 1))?,
-        )?;
+        vb.get_with_hints((di, n), "A_log", Init::Const(0.0))?;
+        let a_log = a_row.unsqueeze(0)?.repeat((di, 1))?.to_dtype(dtype)?;
+        varmap.set_one(vb.pp("A_log").prefix(), a_log)?;
 
-        let (lo, hi) = (cfg.dt_min.ln(), cfg.dt_max.ln());
-        let dt = Tensor::rand(lo as f32, hi as f32, di, &dev)?
+        // ln dt drawn uniform through `vb` (which draws every fresh weight), then replaced by
+        // the bias it gives.
+        let (lo, up) = (cfg.dt_min.ln(), cfg.dt_max.ln());
+        let ln_dt = vb.get_with_hints(di, "dt_proj.bias", Init::Uniform { lo, up })?;
+        let dt = ln_dt
+            .to_dtype(DType::F32)?
             .exp()?
             .clamp(cfg.dt_init_floor as f32, f32::INFINITY)?;
         // inverse softplus: dt + ln(1 - exp(-dt))
         let dt_bias = (&dt + (1.0 - dt.neg()?.exp()?)?.log()?)?;
-        set("dt_proj.bias", di.into(), dt_bias)?;
+        varmap.set_one(vb.pp("dt_proj.bias").prefix(), dt_bias.to_dtype(dtype)?)?;
 
-        let out = Tensor::randn(0f32, 1f32, (d, di), &dev)?;
-        let std = (1.0 / di as f64).sqrt() / (cfg.n_layer as f64).sqrt();
-        set("out_proj.weight", (d, di).into(), (out * std)?)?;
+        let stdev = (1.0 / di as f64).sqrt() / (cfg.n_layer as f64).sqrt();
+        vb.get_with_hints((d, di), "out_proj.weight", Init::Randn { mean: 0.0, stdev })?;
         Self::new(cfg, vb)
     }
 

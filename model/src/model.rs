@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Embedding, Init, VarBuilder, VarMap};
 use memmamba_kernels::transfer::HostCopy;
 
@@ -19,6 +20,7 @@ use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
 use crate::parallel::{attend_chunks, BlockNotes, Grid, Read};
 use crate::pool::NoteSet;
+use crate::seeded::SeededVarMap;
 use crate::state::{LayerAttention, MemoryState};
 
 /// On the CPU, [`MemMamba::read`] processes at most this many tokens at a time, so that its
@@ -112,10 +114,12 @@ impl std::fmt::Debug for MemMamba {
 impl MemMamba {
     /// Creates a model with fresh weights in `varmap` (f32 on `device`): the official Mamba-1
     /// initialisation for the mixers (see [`crate::MambaMixer::init`]), N(0, 0.02) for the
-    /// embedding, ones for the norms and candle's defaults for the other linear layers.
-    pub fn init(cfg: &Config, varmap: &VarMap, device: &Device) -> Result<Self> {
+    /// embedding, ones for the norms and candle's defaults for the other linear layers, all
+    /// drawn from a generator seeded with `seed` (the same seed gives the same weights).
+    pub fn init(cfg: &Config, varmap: &VarMap, device: &Device, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+        let backend: Box<dyn SimpleBackend> = Box::new(SeededVarMap::new(varmap, seed));
+        let vb = VarBuilder::from_backend(backend, DType::F32, device.clone());
         let train = Net::new(cfg, vb, Some(&mut varmap.clone()))?;
         let detached: HashMap<String, Tensor> = varmap
             .data()

@@ -134,7 +134,7 @@ impl MemMamba {
     fn shared_weights_from_bytes(cfg: &Config, bytes: &[u8], device: &Device) -> Result<Self> {
         let loaded = candle_core::safetensors::load_buffer(bytes, device)?;
         let varmap = VarMap::new();
-        let model = Self::init(cfg, &varmap, device)?;
+        let model = Self::init(cfg, &varmap, device, 0)?;
         let data = varmap
             .data()
             .lock()

@@ -80,7 +80,7 @@ fn notes_off_is_plain_mamba_on_the_same_weights() {
         ..Config::tiny()
     };
     let varmap = VarMap::new();
-    let model = MemMamba::init(&cfg, &varmap, &Device::Cpu).unwrap();
+    let model = MemMamba::init(&cfg, &varmap, &Device::Cpu, 0).unwrap();
     let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
     assert!(names.iter().all(|n| n.contains(".mixer.")
         || n.ends_with("norm.weight")
@@ -120,17 +120,56 @@ fn the_parameters_are_exactly_the_configured_ones() {
     ];
     for cfg in variants {
         let varmap = VarMap::new();
-        MemMamba::init(&cfg, &varmap, &Device::Cpu).unwrap();
+        MemMamba::init(&cfg, &varmap, &Device::Cpu, 0).unwrap();
         let count: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
         assert_eq!(count, cfg.parameter_count(), "{cfg:?}");
     }
 }
 
 #[test]
+fn a_seed_gives_the_same_fresh_weights_and_another_seed_other_ones() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let weights = |seed: u64| {
+        let varmap = VarMap::new();
+        MemMamba::init(&cfg, &varmap, &Device::Cpu, seed).unwrap();
+        let vars = varmap.data().lock().unwrap();
+        let mut named: Vec<(String, Vec<f32>)> = vars
+            .iter()
+            .map(|(name, v)| {
+                let values = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                (name.clone(), values)
+            })
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    let (first, again, other) = (weights(7), weights(7), weights(8));
+    assert_eq!(first, again);
+    for ((name, a), (_, b)) in first.iter().zip(&other) {
+        // Constant initialisations (norms, D, A_log) agree; every drawn one differs (the
+        // scorer's output bias is one drawn value).
+        let constant = (a.len() > 1 && a.iter().all(|x| *x == a[0])) || name.ends_with("A_log");
+        assert_eq!(constant, a == b, "{name}");
+    }
+    // The drawn values follow their hints: out_proj ~ N(0, 1 / (d_inner n_layer)).
+    let out_proj = &first
+        .iter()
+        .find(|(name, _)| name == "backbone.layers.0.mixer.out_proj.weight")
+        .unwrap()
+        .1;
+    let variance = out_proj.iter().map(|x| x * x).sum::<f32>() / out_proj.len() as f32;
+    let expected = 1.0 / (cfg.d_inner() * cfg.n_layer) as f32;
+    assert!(
+        (variance / expected - 1.0).abs() < 0.1,
+        "{variance} vs {expected}"
+    );
+}
+
+#[test]
 fn every_parameter_gets_a_gradient_including_the_note_scorer() {
     let cfg = busy_tiny(PoolPolicy::Priority);
     let varmap = VarMap::new();
-    let model = MemMamba::init(&cfg, &varmap, &Device::Cpu).unwrap();
+    let model = MemMamba::init(&cfg, &varmap, &Device::Cpu, 0).unwrap();
     let toks = tokens(2, 24, cfg.vocab_size, 31);
     let logits = model.forward(&toks.narrow(1, 0, 23).unwrap()).unwrap();
     let targets = toks.narrow(1, 1, 23).unwrap().flatten_all().unwrap();
@@ -167,7 +206,7 @@ fn the_sparse_gate_skips_reads_below_tau2_and_counts_them() {
     let base = busy_tiny(PoolPolicy::Priority);
     let toks = tokens(1, LEN, base.vocab_size, 41);
     let varmap = VarMap::new();
-    let model = MemMamba::init(&base, &varmap, &Device::Cpu).unwrap();
+    let model = MemMamba::init(&base, &varmap, &Device::Cpu, 0).unwrap();
     // a plain safetensors file without our config metadata loads into any config of its shapes
     let path = std::env::temp_dir().join(format!("memmamba-gate-{}.st", std::process::id()));
     varmap.save(&path).unwrap();

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vocab_size: 16384,
         ..Config::tiny()
     };
-    let net = MemMamba::init(&config, &VarMap::new(), &Device::Cpu)?;
+    let net = MemMamba::init(&config, &VarMap::new(), &Device::Cpu, 0)?;
     std::fs::create_dir_all(dir)?;
     net.save(dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), config.to_json_string())?;

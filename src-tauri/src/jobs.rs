@@ -272,7 +272,7 @@ pub(crate) mod tests {
             ..memmamba::Config::tiny()
         };
         let varmap = candle_nn::VarMap::new();
-        let net = memmamba::MemMamba::init(&config, &varmap, &candle_core::Device::Cpu).unwrap();
+        let net = memmamba::MemMamba::init(&config, &varmap, &candle_core::Device::Cpu, 0).unwrap();
         std::fs::create_dir_all(dir).unwrap();
         net.save(dir.join("model.safetensors")).unwrap();
         std::fs::write(dir.join("config.json"), config.to_json_string()).unwrap();

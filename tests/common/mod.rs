@@ -42,13 +42,22 @@ pub const KNOWN: [(&str, &str, Option<&str>); 5] = [
 /// The tiny preset with the shipped tokenizer's vocabulary, random weights saved in `dir`
 /// (config.json + model.safetensors), as the shipped model is laid out.
 pub fn tiny_model(dir: &Path) -> PathBuf {
+    tiny_model_seeded(dir, 0)
+}
+
+/// A tiny model like [`tiny_model`]'s, with the same configuration and other weights.
+pub fn other_tiny_model(dir: &Path) -> PathBuf {
+    tiny_model_seeded(dir, 1)
+}
+
+fn tiny_model_seeded(dir: &Path, seed: u64) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = Config {
         vocab_size: 16384,
         ..Config::tiny()
     };
     let varmap = VarMap::new();
-    let net = MemMamba::init(&cfg, &varmap, &Device::Cpu).unwrap();
+    let net = MemMamba::init(&cfg, &varmap, &Device::Cpu, seed).unwrap();
     net.save(dir.join("model.safetensors")).unwrap();
     std::fs::write(dir.join("config.json"), cfg.to_json_string()).unwrap();
     dir.to_owned()

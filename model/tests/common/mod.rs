@@ -17,7 +17,7 @@ pub fn busy_tiny(policy: PoolPolicy) -> Config {
 
 /// A freshly initialised model for `cfg` on the CPU.
 pub fn model(cfg: &Config) -> MemMamba {
-    MemMamba::init(cfg, &VarMap::new(), &Device::Cpu).unwrap()
+    MemMamba::init(cfg, &VarMap::new(), &Device::Cpu, 0).unwrap()
 }
 
 /// `batch` rows of `len` pseudo-random token ids below `vocab`, fixed by `seed`.

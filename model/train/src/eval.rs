@@ -10,7 +10,6 @@ use candle_core::{DType, Tensor, D};
 use memmamba::prompt::{question_prompt, ANSWER_END};
 use memmamba::MemMamba;
 
-use crate::rng::Rng;
 use crate::tasks::{
     answer_tokens, fact_answer, five_digits, insert_needles, multikey, passkey, quote_question,
     Facts,
@@ -18,6 +17,7 @@ use crate::tasks::{
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
+use memmamba::Rng;
 
 /// Perplexity of the last `scored` tokens of windows of `context` tokens.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -20,9 +20,9 @@ use candle_core::{DType, Device, Tensor, D};
 use memmamba::MemMamba;
 
 use crate::eval::row;
-use crate::rng::Rng;
 use crate::tokens::TokenStore;
 use crate::TrainError;
+use memmamba::Rng;
 
 /// What [`fidelity`] reads and how much.
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ fn truncated(model: &MemMamba, layers: usize) -> Result<MemMamba, TrainError> {
     let mut cfg = model.config().clone();
     cfg.n_layer = layers;
     let varmap = candle_nn::VarMap::new();
-    let cut = MemMamba::init(&cfg, &varmap, model.device())?;
+    let cut = MemMamba::init(&cfg, &varmap, model.device(), 0)?;
     for (name, var) in varmap.data().lock().map_err(|_| poisoned())?.iter() {
         var.set(&weight(model, name)?)?;
     }

@@ -8,7 +8,6 @@ pub mod loss;
 pub mod optim;
 pub mod plots;
 pub mod report;
-pub mod rng;
 pub mod tasks;
 pub mod tokenizer;
 pub mod tokens;

@@ -5,10 +5,10 @@
 
 use memmamba::prompt::{question_prompt, ANSWER_END};
 
-use crate::rng::Rng;
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
+use memmamba::Rng;
 
 /// How often each kind of sample is drawn; the rest is plain language modelling.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::weighted_cross_entropy;
 use crate::optim::{learning_rate, AdamW, AdamWConfig, Gradients};
-use crate::rng::Rng;
 use crate::tasks::{draw_sample, Sample, TaskMix};
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
+use memmamba::Rng;
 
 /// Everything that defines a run besides its data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,7 +118,7 @@ impl Trainer {
     /// A fresh model with the official initialisation.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
         let varmap = VarMap::new();
-        let model = MemMamba::init(&config.model, &varmap, device)?;
+        let model = MemMamba::init(&config.model, &varmap, device, config.seed)?;
         Self::with_model(config, model, device)
     }
 

@@ -12,7 +12,7 @@ use memmamba_train::eval::{passkey_grid, perplexity_vs_context};
 fn untrained(vocab_size: usize) -> MemMamba {
     let mut cfg = Config::tiny();
     cfg.vocab_size = vocab_size;
-    MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu).unwrap()
+    MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, 0).unwrap()
 }
 
 #[test]

@@ -7,18 +7,18 @@ mod common;
 use candle_core::Device;
 use candle_nn::VarMap;
 use common::{demo_store, small_tokenizer};
+use memmamba::Rng;
 use memmamba::{Config, MemMamba};
 use memmamba_train::eval::{multikey_grid, passkey_grid, recall_vs_distance};
 use memmamba_train::fidelity::{fidelity, probe_fidelity, quarter_layers, FidelityConfig};
 use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure};
-use memmamba_train::rng::Rng;
 
 fn untrained(vocab_size: usize, layers: usize, notes: bool) -> MemMamba {
     let mut cfg = Config::tiny();
     cfg.vocab_size = vocab_size;
     cfg.n_layer = layers;
     cfg.notes = notes;
-    MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu).unwrap()
+    MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, 0).unwrap()
 }
 
 fn fidelity_config(layers: Vec<usize>) -> FidelityConfig {

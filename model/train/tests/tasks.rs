@@ -5,7 +5,7 @@ mod common;
 
 use common::{demo_store, small_tokenizer};
 use memmamba::prompt::question_prompt;
-use memmamba_train::rng::Rng;
+use memmamba::Rng;
 use memmamba_train::tasks::{draw_sample, Sample, TaskMix};
 
 const LEN: usize = 1024;

@@ -1,5 +1,7 @@
-//! A small deterministic random number generator (SplitMix64). Training derives every batch
-//! from `(seed, step)`, so a resumed run draws exactly the batches the first run would have.
+//! A small deterministic random number generator (SplitMix64). A model's fresh weights are
+//! drawn from it ([`crate::MemMamba::init`]), and training derives every batch from
+//! `(seed, step)`, so a seed gives the same run and a resumed run draws exactly the batches the
+//! first run would have.
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -31,5 +33,11 @@ impl Rng {
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller; one draw of the pair is dropped, which keeps it stateless).
+    pub fn normal(&mut self) -> f64 {
+        let radius = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
+        radius * (std::f64::consts::TAU * self.unit()).cos()
     }
 }
