@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! memmamba-train tokenizer --corpus ../shared/corpus -o assets/tokenizer.json
+//! memmamba-train split-digits --tokenizer assets/tokenizer.json -o data/tokenizer.json
 //! memmamba-train encode --corpus ../shared/corpus --split train -o data/train.tokens
 //! memmamba-train train --tokens data/train.tokens --eval data/dev.tokens --out runs/small
 //! ```
@@ -69,6 +70,14 @@ enum Command {
         #[arg(long, default_value_t = 16384)]
         vocab: usize,
         #[arg(short, long, default_value = "assets/tokenizer.json")]
+        output: PathBuf,
+    },
+    /// Writes the tokenizer with every number split into single digits (same vocabulary; see
+    /// `BookTokenizer::with_digits_split`), for a model trained on from weights of the first.
+    SplitDigits {
+        #[arg(long, default_value = "assets/tokenizer.json")]
+        tokenizer: PathBuf,
+        #[arg(short, long)]
         output: PathBuf,
     },
     /// Tokenizes one split of the corpus into a token stream.
@@ -313,6 +322,12 @@ fn main() -> Result<()> {
                 output.display(),
                 tokenizer.vocab_size()
             );
+        }
+        Command::SplitDigits { tokenizer, output } => {
+            BookTokenizer::load(&tokenizer)?
+                .with_digits_split()?
+                .save(&output)?;
+            eprintln!("wrote {}", output.display());
         }
         Command::Encode {
             corpus,

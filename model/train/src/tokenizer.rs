@@ -7,7 +7,9 @@ use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use crate::TrainError;
 
@@ -43,6 +45,31 @@ impl BookTokenizer {
             .train(&mut trainer, texts)
             .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
         Self::from_tokenizer(tokenizer)
+    }
+
+    /// The same vocabulary with every number split into single digits: `" 66796"` encodes as
+    /// `" 6" "6" "7" "9" "6"` instead of merges such as `" 66" "7" "9" "6"`, and all other
+    /// text as before. The byte-level BPE chunks digits by frequency, so a number's first token
+    /// is one of a hundred-odd `" 10"`-`" 99"` tokens as often as one of ten single digits, and
+    /// the shipped model, asked for a pass key, started it right in 51 of 51 trials with a
+    /// single-digit first token but 24 of 47 with a two-digit one (docs/MODEL_CARD.md).
+    pub fn with_digits_split(&self) -> Result<Self, TrainError> {
+        // After the byte-level step a space is `Ġ`; it stays with the digit after it.
+        let digits = Split::new(
+            SplitPattern::Regex("Ġ?[0-9]".to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
+        let mut inner = self.inner.clone();
+        inner.with_pre_tokenizer(Some(Sequence::new(vec![
+            ByteLevel::new(false, true, true).into(),
+            digits.into(),
+        ])));
+        Ok(BookTokenizer {
+            inner,
+            end_of_text: self.end_of_text,
+        })
     }
 
     /// Loads a tokenizer saved by [`BookTokenizer::save`] (a `tokenizers` JSON file).

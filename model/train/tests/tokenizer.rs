@@ -78,3 +78,36 @@ fn loading_a_file_that_is_not_a_tokenizer_names_the_file() {
     assert!(err.contains("not-a-tokenizer.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn with_digits_split_every_digit_of_a_number_is_a_token_and_the_rest_encodes_as_before() {
+    let tokenizer = small_tokenizer();
+    let text = demo_text();
+    let words = &text[..text.char_indices().nth(3000).map_or(text.len(), |(i, _)| i)];
+    let split = tokenizer.with_digits_split().unwrap();
+    assert_eq!(split.vocab_size(), tokenizer.vocab_size());
+    let digit_free: String = words.chars().filter(|c| !c.is_ascii_digit()).collect();
+    assert_eq!(
+        split.encode(&digit_free).unwrap(),
+        tokenizer.encode(&digit_free).unwrap()
+    );
+    for number in [
+        " The pass key is 66796.",
+        "in 1848 (p. 302), 3,000 pounds",
+        "A1b22",
+    ] {
+        let ids = split.encode(number).unwrap();
+        assert_eq!(split.decode(&ids).unwrap(), number);
+        let digits: Vec<String> = ids
+            .iter()
+            .map(|&id| split.decode(&[id]).unwrap())
+            .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+            .collect();
+        let expected = number.chars().filter(char::is_ascii_digit).count();
+        assert_eq!(digits.len(), expected, "{number:?}: {digits:?}");
+        assert!(
+            digits.iter().all(|t| t.trim_start().len() == 1),
+            "{number:?}: {digits:?}"
+        );
+    }
+}
