@@ -73,7 +73,8 @@ enum Command {
         output: PathBuf,
     },
     /// Writes the tokenizer with every number split into single digits (same vocabulary; see
-    /// `BookTokenizer::with_digits_split`), for a model trained on from weights of the first.
+    /// `BookTokenizer::with_digits_split`), for a model trained on from weights made with the
+    /// first.
     SplitDigits {
         #[arg(long, default_value = "assets/tokenizer.json")]
         tokenizer: PathBuf,
@@ -173,7 +174,7 @@ enum Command {
         out: PathBuf,
     },
     /// Writes a trained run's weights 8-bit quantised per matrix row (the shipped form:
-    /// assets/model/) with its config.json.
+    /// assets/model/) with its config.json, and its tokenizer.json when it has one.
     Quantize {
         /// A run directory written by `train` (config.json + model.safetensors).
         #[arg(long)]
@@ -194,6 +195,7 @@ enum Command {
         /// Token stream of held-out books (see scripts/heldout-books.sh).
         #[arg(long)]
         tokens: PathBuf,
+        /// The tokenizer of runs that have no `tokenizer.json` of their own.
         #[arg(long, default_value = "assets/tokenizer.json")]
         tokenizer: PathBuf,
         /// Which measurements to run.
@@ -285,6 +287,17 @@ fn run_label(run: &Path, config: &Config) -> String {
 }
 
 /// The model of a run directory (config.json + model.safetensors) on `device`.
+/// A run's (or model folder's) tokenizer: its own `tokenizer.json` when it has one (training
+/// writes the one it used), else `fallback`.
+fn run_tokenizer(run: &Path, fallback: &Path) -> Result<BookTokenizer> {
+    let own = run.join("tokenizer.json");
+    Ok(BookTokenizer::load(if own.exists() {
+        &own
+    } else {
+        fallback
+    })?)
+}
+
 fn load_run(run: &Path, device: &Device) -> Result<(Config, MemMamba)> {
     let config_path = run.join("config.json");
     let config = Config::from_json_str(
@@ -458,6 +471,7 @@ fn main() -> Result<()> {
                 out.join("config.json"),
                 trainer.config.model.to_json_string(),
             )?;
+            tokenizer.save(&out.join("tokenizer.json"))?;
             let log_path = out.join("log.jsonl");
             let mut log = std::fs::OpenOptions::new()
                 .create(true)
@@ -497,6 +511,12 @@ fn main() -> Result<()> {
             std::fs::write(&config_path, config.to_json_string())
                 .with_context(|| format!("{}", config_path.display()))?;
             println!("wrote {} and {}", weights.display(), config_path.display());
+            let tokenizer = run.join("tokenizer.json");
+            if tokenizer.exists() {
+                let copy = out.join("tokenizer.json");
+                std::fs::copy(&tokenizer, &copy).with_context(|| format!("{}", copy.display()))?;
+                println!("wrote {}", copy.display());
+            }
         }
         Command::Eval {
             run,
@@ -523,7 +543,6 @@ fn main() -> Result<()> {
             device,
         } => {
             let device = open_device(&device)?;
-            let tokenizer = BookTokenizer::load(&tokenizer)?;
             let store = TokenStore::load(&tokens)?;
             let plan = EvalPlan {
                 measures: measure.into_iter().map(Measure::from).collect(),
@@ -552,6 +571,7 @@ fn main() -> Result<()> {
             let mut reports = Vec::new();
             for dir in &run {
                 let (config, model) = load_run(dir, &device)?;
+                let tokenizer = run_tokenizer(dir, &tokenizer)?;
                 let label = run_label(dir, &config);
                 let started = std::time::Instant::now();
                 let report = evaluate(&label, &model, &tokenizer, &store, &plan, |what| {
