@@ -3,7 +3,7 @@
 # WAIT seconds for the runs to finish (printing their progress each minute), then leaves in
 # $OUT the weights of run SHIP as f16 safetensors in 15 MB parts (its last finished phase's
 # weights, else the newest checkpoint's; `cat model-f16.part* > model.safetensors`) and logs.tgz (status, training
-# logs, configs, loss logs, evaluations).
+# logs, configs and tokenizers, loss logs, evaluations).
 #
 #   bash scripts/gpu-run.sh bash scripts/device-collect.sh SHIP WAIT
 set -euo pipefail
@@ -35,5 +35,5 @@ PY
   split -b 15M -d "$work/model-f16.safetensors" "$OUT/model-f16.part"
 fi
 (cd "$work" && find . -maxdepth 3 \( -name status -o -name '*.log' -o -name '*.md' \
-  -o -name config.json -o -name log.jsonl \) -print0 | xargs -0 tar czf "$OUT/logs.tgz" || true)
+  -o -name config.json -o -name tokenizer.json -o -name log.jsonl \) -print0 | xargs -0 tar czf "$OUT/logs.tgz" || true)
 ls -la "$OUT"
