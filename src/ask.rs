@@ -1074,11 +1074,9 @@ fn generate(
 /// The most likely token of `logprobs` among `allowed` and its log-probability (of equals the
 /// lowest id); None when none is allowed.
 fn best_allowed(logprobs: &[f32], allowed: &HashSet<u32>) -> Option<(u32, f32)> {
-    logprobs
+    allowed
         .iter()
-        .enumerate()
-        .map(|(i, &lp)| (i as u32, lp))
-        .filter(|(i, _)| allowed.contains(i))
+        .filter_map(|&i| Some((i, *logprobs.get(i as usize)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
 }
 

@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Tensor, D};
 use memmamba::prompt::{question_prompt, ANSWER_END};
-use memmamba::MemMamba;
+use memmamba::{MemMamba, Rng};
 
 use crate::tasks::{
     answer_tokens, fact_answer, five_digits, insert_needles, multikey, passkey, quote_question,
@@ -17,7 +17,6 @@ use crate::tasks::{
 use crate::tokenizer::BookTokenizer;
 use crate::tokens::TokenStore;
 use crate::TrainError;
-use memmamba::Rng;
 
 /// Perplexity of the last `scored` tokens of windows of `context` tokens.
 #[derive(Debug, Clone, serde::Serialize)]

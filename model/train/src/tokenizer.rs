@@ -16,6 +16,12 @@ use crate::TrainError;
 /// Marks the end of a document in a training stream; always id 0.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
 
+/// The GPT-2-style pre-tokenization the shipped tokenizer was trained with: no space added
+/// before the text, offsets trimmed, words split by GPT-2's regex.
+fn byte_level() -> ByteLevel {
+    ByteLevel::new(false, true, true)
+}
+
 /// A byte-level BPE tokenizer and the id of [`END_OF_TEXT`].
 pub struct BookTokenizer {
     inner: Tokenizer,
@@ -39,7 +45,7 @@ impl BookTokenizer {
             .build()
             .into();
         let mut tokenizer = Tokenizer::new(BPE::default());
-        tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        tokenizer.with_pre_tokenizer(Some(byte_level()));
         tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
         tokenizer
             .train(&mut trainer, texts)
@@ -63,7 +69,7 @@ impl BookTokenizer {
         .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
         let mut inner = self.inner.clone();
         inner.with_pre_tokenizer(Some(Sequence::new(vec![
-            ByteLevel::new(false, true, true).into(),
+            byte_level().into(),
             digits.into(),
         ])));
         Ok(BookTokenizer {
