@@ -24,6 +24,9 @@ pub struct PerplexityRow {
     pub context: usize,
     pub windows: usize,
     pub perplexity: f64,
+    /// The same loss per byte of the text scored, in bits: unlike the perplexity (per token),
+    /// comparable between models whose tokenizers cut the text differently.
+    pub bits_per_byte: f64,
 }
 
 /// The trials of one retrieval cell (pass key or multi-key).
@@ -98,17 +101,19 @@ fn nll(logits: &Tensor, target: u32) -> Result<f64, TrainError> {
 /// `scored` one by one.
 pub fn perplexity_vs_context(
     model: &MemMamba,
+    tokenizer: &BookTokenizer,
     store: &TokenStore,
     contexts: &[usize],
     windows: usize,
     scored: usize,
     seed: u64,
 ) -> Result<Vec<PerplexityRow>, TrainError> {
+    let bytes_per_token = tokenizer.bytes_per_token();
     let mut rows = Vec::new();
     for &context in contexts.iter().filter(|&&c| c > scored) {
         let mut rng = Rng::for_step(seed, context as u64);
         let mut total = 0.0;
-        let mut count = 0;
+        let (mut count, mut bytes) = (0, 0);
         for _ in 0..windows {
             let Some(window) = book_window(store, context, &mut rng) else {
                 break;
@@ -119,6 +124,7 @@ pub fn perplexity_vs_context(
             for &target in &window[split..] {
                 total += nll(&logits, target)?;
                 count += 1;
+                bytes += bytes_per_token.get(target as usize).copied().unwrap_or(0);
                 logits = model.step(&mut state, &Tensor::new(&[target], model.device())?)?;
             }
         }
@@ -127,6 +133,7 @@ pub fn perplexity_vs_context(
                 context,
                 windows: count / scored,
                 perplexity: (total / count as f64).exp(),
+                bits_per_byte: total / std::f64::consts::LN_2 / bytes.max(1) as f64,
             });
         }
     }

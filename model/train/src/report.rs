@@ -94,6 +94,7 @@ pub fn evaluate(
         progress("perplexity");
         report.perplexity = perplexity_vs_context(
             model,
+            tokenizer,
             store,
             &plan.contexts,
             plan.windows,
@@ -253,10 +254,11 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
     if plan.measures.contains(&Measure::Perplexity) {
         let _ = writeln!(
             s,
-            "## Perplexity vs context (last {} tokens of each window, up to {} windows)\n",
+            "## Perplexity vs context (last {} tokens of each window, up to {} windows; \
+             perplexity per token · bits per byte, which compares tokenizers)\n",
             plan.scored, plan.windows
         );
-        header(&mut s, "context", &["perplexity"]);
+        header(&mut s, "context", &["perplexity · bits per byte"]);
         for context in distinct(
             reports
                 .iter()
@@ -265,7 +267,11 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
             let _ = write!(s, "| {context} |");
             for r in reports {
                 match r.perplexity.iter().find(|p| p.context == context) {
-                    Some(p) => write!(s, " {:.2} ({} w) |", p.perplexity, p.windows),
+                    Some(p) => write!(
+                        s,
+                        " {:.2} · {:.4} ({} w) |",
+                        p.perplexity, p.bits_per_byte, p.windows
+                    ),
                     None => write!(s, " - |"),
                 }
                 .ok();

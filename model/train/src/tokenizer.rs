@@ -118,6 +118,19 @@ impl BookTokenizer {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// Bytes of text that each token id stands for, indexed by id: a byte-level token's
+    /// string has one symbol per byte (a special token, never inside book text, counts its
+    /// symbols). Measures per byte compare models whose tokenizers differ.
+    pub fn bytes_per_token(&self) -> Vec<usize> {
+        (0..self.vocab_size() as u32)
+            .map(|id| {
+                self.inner
+                    .id_to_token(id)
+                    .map_or(0, |token| token.chars().count())
+            })
+            .collect()
+    }
+
     /// The text of `ids`, byte for byte what was encoded.
     pub fn decode(&self, ids: &[u32]) -> Result<String, TrainError> {
         self.inner

@@ -21,7 +21,8 @@ fn perplexity_is_measured_per_context_and_lengths_beyond_every_book_are_left_out
     let store = demo_store(tokenizer);
     let model = untrained(tokenizer.vocab_size());
     let too_long = store.tokens.len() + 1;
-    let rows = perplexity_vs_context(&model, &store, &[128, 300, too_long], 2, 16, 1).unwrap();
+    let rows =
+        perplexity_vs_context(&model, tokenizer, &store, &[128, 300, too_long], 2, 16, 1).unwrap();
     assert_eq!(
         rows.iter().map(|r| r.context).collect::<Vec<_>>(),
         vec![128, 300]
@@ -33,6 +34,13 @@ fn perplexity_is_measured_per_context_and_lengths_beyond_every_book_are_left_out
         assert!(
             row.perplexity > vocab / 10.0 && row.perplexity < vocab * 10.0,
             "{row:?}"
+        );
+        // The same loss per byte: every token stands for at least one byte, and the demo
+        // books' tokens for a few on average.
+        let tokens_per_byte = row.bits_per_byte * std::f64::consts::LN_2 / row.perplexity.ln();
+        assert!(
+            tokens_per_byte > 0.1 && tokens_per_byte < 1.0,
+            "{tokens_per_byte} tokens per byte: {row:?}"
         );
     }
 }

@@ -21,6 +21,24 @@ fn every_string_round_trips_byte_for_byte() {
 }
 
 #[test]
+fn the_bytes_each_token_stands_for_add_up_to_the_text_encoded() {
+    let plain = small_tokenizer();
+    let digits = plain.with_digits_split().unwrap();
+    for tokenizer in [plain, &digits] {
+        let table = tokenizer.bytes_per_token();
+        assert_eq!(table.len(), tokenizer.vocab_size());
+        for text in [
+            "In 1815 the 3rd regiment marched 2,400 miles.",
+            "Ünïcödé, 日本語, emoji 📚🦀, combining e\u{301}",
+        ] {
+            let ids = tokenizer.encode(text).unwrap();
+            let bytes: usize = ids.iter().map(|&id| table[id as usize]).sum();
+            assert_eq!(bytes, text.len(), "{text:?} as {ids:?}");
+        }
+    }
+}
+
+#[test]
 fn merges_make_common_english_shorter_than_its_bytes() {
     let tokenizer = small_tokenizer();
     let text = "The king and the queen went into the garden, and the children followed them.";
