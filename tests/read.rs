@@ -116,6 +116,32 @@ fn token_offsets_point_at_each_token_in_the_text() {
 }
 
 #[test]
+fn the_shipped_model_reads_numbers_one_digit_per_token_in_documents_as_in_questions() {
+    let dir = memreader::assets_dir().join("model");
+    let model = memreader::model::Model::load(&dir, &candle_core::Device::Cpu).unwrap();
+    let digit = |d: char| model.encode(&d.to_string()).unwrap();
+    // the key "68491" after a space: " 6", then one token per digit
+    let key = model.encode(" 68491.").unwrap();
+    assert_eq!(key.len(), 6, "{key:?}");
+    for (d, id) in "8491".chars().zip(&key[1..5]) {
+        assert_eq!(digit(d), vec![*id]);
+    }
+    // a document is tokenized in pieces, which must cut numbers no differently
+    let mut text = String::new();
+    for i in 0..20_000u32 {
+        text.push_str(&format!(
+            "Verse {i}:{} of 1,{:03} said {}. ",
+            i % 7,
+            i % 1000,
+            i * 37
+        ));
+    }
+    let (ids, starts) = model.encode_document(&text).unwrap();
+    assert_eq!(ids, model.encode(&text).unwrap());
+    assert_eq!(ids.len(), starts.len());
+}
+
+#[test]
 fn the_memory_has_the_same_size_after_one_or_four_thousand_tokens() {
     let tmp = tempfile::tempdir().unwrap();
     let library = common::library(tmp.path());
