@@ -184,7 +184,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         "## Recall of real text",
         "## ETMF (ours",
         "## ECLMF (ours",
-        "| context | memmamba perplexity | baseline (notes off) perplexity |",
+        "| context | memmamba perplexity · bits per byte | baseline (notes off) perplexity · bits per byte |",
     ] {
         assert!(text.contains(heading), "{heading} missing from\n{text}");
     }
