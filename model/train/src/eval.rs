@@ -96,9 +96,11 @@ fn nll(logits: &Tensor, target: u32) -> Result<f64, TrainError> {
         .to_scalar::<f32>()? as f64))
 }
 
-/// For each context length, `windows` windows (one book each; lengths no book reaches are
-/// left out): the model reads the first `context - scored` tokens, then predicts the last
-/// `scored` one by one.
+/// Perplexity against context, the PG19 way: `windows` windows (one book each) of the longest
+/// context some book reaches (longer ones are left out), whose last `scored` tokens are
+/// predicted one by one after reading the `context - scored` tokens before them, for each
+/// context. Every context scores the same tokens, so the rows differ only in how much of the
+/// text before them the model has read.
 pub fn perplexity_vs_context(
     model: &MemMamba,
     tokenizer: &BookTokenizer,
@@ -108,16 +110,26 @@ pub fn perplexity_vs_context(
     scored: usize,
     seed: u64,
 ) -> Result<Vec<PerplexityRow>, TrainError> {
+    let longest_book = store.books.iter().map(|b| b.len).max().unwrap_or(0);
+    let contexts: Vec<usize> = contexts
+        .iter()
+        .copied()
+        .filter(|&c| c > scored && c <= longest_book)
+        .collect();
+    let Some(&longest) = contexts.iter().max() else {
+        return Ok(Vec::new());
+    };
+    let mut rng = Rng::for_step(seed, longest as u64);
+    let drawn: Vec<Vec<u32>> = (0..windows)
+        .map_while(|_| book_window(store, longest, &mut rng))
+        .collect();
     let bytes_per_token = tokenizer.bytes_per_token();
     let mut rows = Vec::new();
-    for &context in contexts.iter().filter(|&&c| c > scored) {
-        let mut rng = Rng::for_step(seed, context as u64);
+    for &context in &contexts {
         let mut total = 0.0;
         let (mut count, mut bytes) = (0, 0);
-        for _ in 0..windows {
-            let Some(window) = book_window(store, context, &mut rng) else {
-                break;
-            };
+        for window in &drawn {
+            let window = &window[longest - context..];
             let mut state = model.new_state(1)?;
             let split = context - scored;
             let mut logits = model.read(&mut state, &row(&window[..split], model)?)?;
