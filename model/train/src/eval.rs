@@ -45,12 +45,18 @@ pub struct Tally {
     /// Wrong answers whose first token (the number's leading digits) was already wrong: where
     /// finding the fact fails, rather than copying it once found.
     pub wrong_first_token: usize,
+    /// Mean number of layers whose summary pool, after the question was read, held a note
+    /// written by a token of the asked fact's sentence: whether the memory kept the fact at
+    /// all, apart from whether the model found it there (0 with notes off).
+    pub layers_holding_fact: f64,
 }
 
 impl Tally {
     fn add(&mut self, trial: &Trial) {
         let sum = self.answer_nll * self.trials as f64 + trial.answer_nll;
+        let held = self.layers_holding_fact * self.trials as f64 + trial.layers_holding as f64;
         self.trials += 1;
+        self.layers_holding_fact = held / self.trials as f64;
         self.correct += usize::from(trial.exact);
         self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
         self.wrong_first_token += usize::from(!trial.exact && !trial.first_token_right);
@@ -216,6 +222,8 @@ struct Trial {
     first_token_right: bool,
     answer_nll: f64,
     foil_nll: f64,
+    /// Layers whose pool held a note of the asked fact after the question.
+    layers_holding: usize,
 }
 
 /// One retrieval trial: `facts` inserted at `depths` (fractions of the text, ascending) of a
@@ -246,9 +254,21 @@ fn retrieval_trial(
         .map(|d| ((text_len as f64) * d).round() as usize)
         .collect();
     let mut tokens = insert_needles(&text, &needles, &at);
+    // Needle i starts at its depth in the text plus the needles inserted before it.
+    let asked_from = at[facts.asked] + needles[..facts.asked].iter().map(Vec::len).sum::<usize>();
+    let asked_span = asked_from as u64..(asked_from + needles[facts.asked].len()) as u64;
     tokens.extend_from_slice(&prompt);
     let mut state = model.new_state(1)?;
     let logits = model.read(&mut state, &row(&tokens, model)?)?;
+    let layers_holding = (0..state.n_layer())
+        .filter(|&layer| {
+            state.pool_slots(layer, 0).is_some_and(|slots| {
+                slots
+                    .iter()
+                    .any(|s| s.valid && asked_span.contains(&s.position))
+            })
+        })
+        .count();
     // The foil comes from its own generator, so the trials drawn stay those of `rng`.
     let foil = foil_for(&facts.answer);
     let expected = answer_tokens(tokenizer, &fact_answer(&facts.answer))?;
@@ -262,6 +282,7 @@ fn retrieval_trial(
         first_token_right,
         answer_nll,
         foil_nll,
+        layers_holding,
     }))
 }
 

@@ -64,6 +64,7 @@ pub struct EvalPlan {
 pub struct ModelReport {
     pub label: String,
     pub notes: bool,
+    pub n_layer: usize,
     pub perplexity: Vec<PerplexityRow>,
     pub passkey: Vec<PasskeyCell>,
     pub multikey: Vec<MultikeyCell>,
@@ -84,6 +85,7 @@ pub fn evaluate(
     let mut report = ModelReport {
         label: label.to_string(),
         notes: model.config().notes,
+        n_layer: model.config().n_layer,
         perplexity: Vec::new(),
         passkey: Vec::new(),
         multikey: Vec::new(),
@@ -192,12 +194,15 @@ fn length_table(
     s.push('\n');
 }
 
-/// A retrieval grid's two tables for the model `label`: exact answers under `title`, then the
-/// comparison against a foil (the share beating it and the answer's mean NLL).
+/// A retrieval grid's tables for the model `label`: exact answers under `title`, the
+/// comparison against a foil (the share beating it and the answer's mean NLL), the wrong first
+/// tokens, and with notes (`pool_layers`: the model's layer count) how many layers' pools held
+/// the asked fact.
 fn retrieval_tables<'a>(
     s: &mut String,
     title: &str,
     label: &str,
+    pool_layers: Option<usize>,
     columns: &[String],
     cells: impl Iterator<Item = (usize, &'a Tally)> + Clone,
 ) {
@@ -231,8 +236,22 @@ fn retrieval_tables<'a>(
     length_table(
         s,
         columns,
-        cells.map(|(l, t)| (l, cell(t.wrong_first_token, t.trials - t.correct))),
+        cells
+            .clone()
+            .map(|(l, t)| (l, cell(t.wrong_first_token, t.trials - t.correct))),
     );
+    if let Some(n_layer) = pool_layers {
+        let _ = writeln!(
+            s,
+            "## The asked fact in the pools: {label} (mean number of the {n_layer} layers whose \
+             summary pool, after the question, held a note written by the fact's sentence)\n"
+        );
+        length_table(
+            s,
+            columns,
+            cells.map(|(l, t)| (l, format!("{:.1}", t.layers_holding_fact))),
+        );
+    }
 }
 
 /// The markdown tables of `reports`, models side by side where they share a table.
@@ -290,6 +309,7 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
                 &mut s,
                 &format!("Pass-key accuracy: {}", r.label),
                 &r.label,
+                r.notes.then_some(r.n_layer),
                 &depths,
                 r.passkey.iter().map(|c| (c.length, &c.tally)),
             );
@@ -305,6 +325,7 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
                 &mut s,
                 &format!("Multi-key accuracy: {}", r.label),
                 &r.label,
+                r.notes.then_some(r.n_layer),
                 &keys,
                 r.multikey.iter().map(|c| (c.length, &c.tally)),
             );

@@ -106,6 +106,7 @@ pub fn draw_sample(
         facts,
         question,
         answer,
+        ..
     } = match task {
         Task::Facts(facts) => facts,
         Task::Recall => {
@@ -159,6 +160,8 @@ pub struct Facts {
     pub facts: Vec<String>,
     pub question: String,
     pub answer: String,
+    /// Which of `facts` the question asks for.
+    pub asked: usize,
 }
 
 enum Task {
@@ -175,6 +178,7 @@ pub fn passkey(rng: &mut Rng) -> Facts {
         )],
         question: "What is the pass key?".to_string(),
         answer: key,
+        asked: 0,
     }
 }
 
@@ -190,11 +194,13 @@ pub fn multikey(count: usize, rng: &mut Rng) -> Facts {
         facts.push(format!(" The secret number of {name} is {value}. "));
         values.push((name, value));
     }
-    let (name, value) = values.swap_remove(rng.below(values.len()));
+    let asked = rng.below(values.len());
+    let (name, value) = values.swap_remove(asked);
     Facts {
         facts,
         question: format!("What is the secret number of {name}?"),
         answer: value,
+        asked,
     }
 }
 

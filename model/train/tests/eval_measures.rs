@@ -67,6 +67,27 @@ fn passkey_trials_can_differ_per_length() {
 }
 
 #[test]
+fn the_pool_holds_the_asked_fact_in_every_layer_when_it_keeps_every_note_and_in_none_when_it_notes_nothing(
+) {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let layers_holding = |tau1: f64| {
+        let mut cfg = Config::tiny();
+        cfg.vocab_size = tokenizer.vocab_size();
+        cfg.n_layer = 3;
+        cfg.pool_slots = 512;
+        cfg.tau1 = tau1;
+        let model = MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, 0).unwrap();
+        let cells = multikey_grid(&model, tokenizer, &store, &[300], &[3], 2, 1).unwrap();
+        assert_eq!(cells[0].tally.trials, 2);
+        cells[0].tally.layers_holding_fact
+    };
+    // An untrained scorer gives scores near one half.
+    assert_eq!(layers_holding(1e-6), 3.0);
+    assert_eq!(layers_holding(1.0 - 1e-6), 0.0);
+}
+
+#[test]
 fn recall_scores_every_continuation_token_at_each_distance() {
     let tokenizer = small_tokenizer();
     let store = demo_store(tokenizer);
@@ -181,6 +202,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         "## Against a foil: memmamba",
         "## Against a foil: baseline (notes off)",
         "## Wrong at the first token: memmamba",
+        "## The asked fact in the pools: memmamba",
         "## Recall of real text",
         "## ETMF (ours",
         "## ECLMF (ours",
@@ -188,6 +210,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
     ] {
         assert!(text.contains(heading), "{heading} missing from\n{text}");
     }
+    assert!(!text.contains("## The asked fact in the pools: baseline"));
     // Every table row has as many cells as its header.
     for table in text.split("\n\n").filter(|t| t.starts_with('|')) {
         let widths: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();

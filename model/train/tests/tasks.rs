@@ -6,7 +6,7 @@ mod common;
 use common::{demo_store, small_tokenizer};
 use memmamba::prompt::question_prompt;
 use memmamba::Rng;
-use memmamba_train::tasks::{draw_sample, Sample, TaskMix};
+use memmamba_train::tasks::{draw_sample, multikey, passkey, Sample, TaskMix};
 
 const LEN: usize = 1024;
 
@@ -86,6 +86,20 @@ fn a_multikey_sample_asks_for_one_of_several_facts_it_states() {
             "{name} {value}"
         );
     }
+}
+
+#[test]
+fn a_fact_set_names_the_fact_its_question_asks_for() {
+    let mut rng = Rng::for_step(7, 0);
+    for count in [2, 5, 8] {
+        let facts = multikey(count, &mut rng);
+        let name = facts.question["What is the secret number of ".len()..].trim_end_matches('?');
+        assert_eq!(
+            facts.facts[facts.asked],
+            format!(" The secret number of {name} is {}. ", facts.answer)
+        );
+    }
+    assert_eq!(passkey(&mut rng).asked, 0);
 }
 
 #[test]
