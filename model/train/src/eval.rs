@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Tensor, D};
 use memmamba::prompt::{question_prompt, ANSWER_END};
-use memmamba::{MemMamba, Rng};
+use memmamba::{Gating, MemMamba, Rng};
 
 use crate::tasks::{
     answer_tokens, fact_answer, five_digits, insert_needles, multikey, passkey, quote_question,
@@ -49,18 +49,42 @@ pub struct Tally {
     /// written by a token of the asked fact's sentence: whether the memory kept the fact at
     /// all, apart from whether the model found it there (0 with notes off).
     pub layers_holding_fact: f64,
+    /// Mean share of the attention reads that the sparse gate skipped while reading (0 with
+    /// soft gates or notes off).
+    pub gate_skip_rate: f64,
 }
 
 impl Tally {
     fn add(&mut self, trial: &Trial) {
         let sum = self.answer_nll * self.trials as f64 + trial.answer_nll;
         let held = self.layers_holding_fact * self.trials as f64 + trial.layers_holding as f64;
+        let skipped = self.gate_skip_rate * self.trials as f64 + trial.gate_skip_rate;
         self.trials += 1;
         self.layers_holding_fact = held / self.trials as f64;
+        self.gate_skip_rate = skipped / self.trials as f64;
         self.correct += usize::from(trial.exact);
         self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
         self.wrong_first_token += usize::from(!trial.exact && !trial.first_token_right);
         self.answer_nll = sum / self.trials as f64;
+    }
+}
+
+/// How a retrieval trial reads: the ablations that show where an answer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Reading {
+    /// The attention reads' gates: `Sparse` as the app reads, `Soft` as training does.
+    pub gating: Gating,
+    /// Zero the mixers' recurrent state just before the question, the pools kept, so that
+    /// whatever the answer draws from the text can come only from the notes.
+    pub pool_only: bool,
+}
+
+impl Default for Reading {
+    fn default() -> Self {
+        Reading {
+            gating: Gating::Sparse,
+            pool_only: false,
+        }
     }
 }
 
@@ -224,13 +248,17 @@ struct Trial {
     foil_nll: f64,
     /// Layers whose pool held a note of the asked fact after the question.
     layers_holding: usize,
+    gate_skip_rate: f64,
 }
 
 /// One retrieval trial: `facts` inserted at `depths` (fractions of the text, ascending) of a
 /// book window, the question after it, `length` tokens in all: the greedy answer, and the
-/// likelihoods of the expected answer and of a foil. `None` when no book holds the text.
+/// likelihoods of the expected answer and of a foil, read as `reading` says. `None` when no book
+/// holds the text.
+#[allow(clippy::too_many_arguments)]
 fn retrieval_trial(
     model: &MemMamba,
+    reading: Reading,
     tokenizer: &BookTokenizer,
     store: &TokenStore,
     length: usize,
@@ -253,13 +281,17 @@ fn retrieval_trial(
         .iter()
         .map(|d| ((text_len as f64) * d).round() as usize)
         .collect();
-    let mut tokens = insert_needles(&text, &needles, &at);
+    let tokens = insert_needles(&text, &needles, &at);
     // Needle i starts at its depth in the text plus the needles inserted before it.
     let asked_from = at[facts.asked] + needles[..facts.asked].iter().map(Vec::len).sum::<usize>();
     let asked_span = asked_from as u64..(asked_from + needles[facts.asked].len()) as u64;
-    tokens.extend_from_slice(&prompt);
-    let mut state = model.new_state(1)?;
-    let logits = model.read(&mut state, &row(&tokens, model)?)?;
+    let mut state = model.new_state(1)?.with_gating(reading.gating);
+    model.read(&mut state, &row(&tokens, model)?)?;
+    if reading.pool_only {
+        state.forget_recurrence(&[true])?;
+    }
+    let logits = model.read(&mut state, &row(&prompt, model)?)?;
+    let gate_skip_rate = state.skip_rate().unwrap_or(0.0);
     let layers_holding = (0..state.n_layer())
         .filter(|&layer| {
             state.pool_slots(layer, 0).is_some_and(|slots| {
@@ -283,6 +315,7 @@ fn retrieval_trial(
         answer_nll,
         foil_nll,
         layers_holding,
+        gate_skip_rate,
     }))
 }
 
@@ -321,8 +354,10 @@ fn answer_nll(
 /// The pass-key grid: book text of each length with EVAL.md's pass-key sentence (training's
 /// pass-key task) at each depth, then the question; a trial is correct when the answer is
 /// exactly the five digits. `trials`: one count for every length, or one per length.
+#[allow(clippy::too_many_arguments)]
 pub fn passkey_grid(
     model: &MemMamba,
+    reading: Reading,
     tokenizer: &BookTokenizer,
     store: &TokenStore,
     lengths: &[usize],
@@ -337,8 +372,16 @@ pub fn passkey_grid(
             let mut tally = Tally::default();
             for _ in 0..trials_for(trials, i) {
                 let facts = passkey(&mut rng);
-                let trial =
-                    retrieval_trial(model, tokenizer, store, length, &facts, &[depth], &mut rng)?;
+                let trial = retrieval_trial(
+                    model,
+                    reading,
+                    tokenizer,
+                    store,
+                    length,
+                    &facts,
+                    &[depth],
+                    &mut rng,
+                )?;
                 let Some(trial) = trial else { break };
                 tally.add(&trial);
             }
@@ -355,8 +398,10 @@ pub fn passkey_grid(
 /// Multi-key retrieval: `keys` facts of training's multi-key task (at most 24) at uniformly
 /// random depths of book text of each length, one of them asked for; correct when the answer
 /// is exactly its five-digit number.
+#[allow(clippy::too_many_arguments)]
 pub fn multikey_grid(
     model: &MemMamba,
+    reading: Reading,
     tokenizer: &BookTokenizer,
     store: &TokenStore,
     lengths: &[usize],
@@ -374,8 +419,9 @@ pub fn multikey_grid(
                 stated = facts.facts.len();
                 let mut depths: Vec<f64> = facts.facts.iter().map(|_| rng.unit()).collect();
                 depths.sort_by(f64::total_cmp);
-                let trial =
-                    retrieval_trial(model, tokenizer, store, length, &facts, &depths, &mut rng)?;
+                let trial = retrieval_trial(
+                    model, reading, tokenizer, store, length, &facts, &depths, &mut rng,
+                )?;
                 let Some(trial) = trial else { break };
                 tally.add(&trial);
             }

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use memmamba::{Config, MemMamba};
+use memmamba::{Config, Gating, MemMamba};
 use memmamba_train::corpus::{read_manifest, Split};
+use memmamba_train::eval::Reading;
 use memmamba_train::fidelity::FidelityConfig;
 use memmamba_train::optim::AdamWConfig;
 use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure};
@@ -163,6 +164,11 @@ enum Command {
         /// its pools kept, so that only the notes carry what came before.
         #[arg(long, default_value_t = Carry::default().forget)]
         forget: f64,
+        /// Keep the gradient across the sequences of a sample, so that an answer read after a
+        /// forgotten recurrence trains how its notes were written (the whole sample's
+        /// activation memory; see --micro-batch).
+        #[arg(long)]
+        carry_gradient: bool,
         /// Start from these trained weights (e.g. assets/model/model.safetensors) with a fresh
         /// optimizer, instead of the initialisation; ignored when --out holds a checkpoint.
         #[arg(long)]
@@ -258,6 +264,18 @@ enum Command {
         plots: Option<PathBuf>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Read each run with summary pools of these sizes K instead of its own (the K sweep):
+        /// one report per run and size.
+        #[arg(long, value_delimiter = ',')]
+        pool_slots: Vec<usize>,
+        /// Pass keys and multi-key facts: apply the attention reads' gates softly, as training
+        /// does, instead of skipping reads below tau2 as the app does.
+        #[arg(long)]
+        soft_gates: bool,
+        /// Pass keys and multi-key facts: zero the recurrent state before the question, so that
+        /// the answer can come from the notes alone.
+        #[arg(long)]
+        pool_only: bool,
         #[arg(long, default_value = "auto")]
         device: String,
     },
@@ -286,7 +304,6 @@ fn run_label(run: &Path, config: &Config) -> String {
     }
 }
 
-/// The model of a run directory (config.json + model.safetensors) on `device`.
 /// A run's (or model folder's) tokenizer: its own `tokenizer.json` when it has one (training
 /// writes the one it used), else `fallback`.
 fn run_tokenizer(run: &Path, fallback: &Path) -> Result<BookTokenizer> {
@@ -298,13 +315,33 @@ fn run_tokenizer(run: &Path, fallback: &Path) -> Result<BookTokenizer> {
     })?)
 }
 
+/// The model of a run directory (config.json + model.safetensors) on `device`.
 fn load_run(run: &Path, device: &Device) -> Result<(Config, MemMamba)> {
+    let config = run_config(run)?;
+    let model = MemMamba::load(&config, run.join("model.safetensors"), device)?;
+    Ok((config, model))
+}
+
+fn run_config(run: &Path) -> Result<Config> {
     let config_path = run.join("config.json");
-    let config = Config::from_json_str(
+    Ok(Config::from_json_str(
         &std::fs::read_to_string(&config_path)
             .with_context(|| format!("{}", config_path.display()))?,
-    )?;
-    let model = MemMamba::load(&config, run.join("model.safetensors"), device)?;
+    )?)
+}
+
+/// A run's model with summary pools of `pool_slots` slots instead of its own: the weights do
+/// not depend on the pool's size, so one trained model can be read with several (MODEL.md's K
+/// sweep).
+fn load_run_with_pool(
+    run: &Path,
+    pool_slots: usize,
+    device: &Device,
+) -> Result<(Config, MemMamba)> {
+    let mut config = run_config(run)?;
+    config.pool_slots = pool_slots;
+    config.validate()?;
+    let model = MemMamba::load_shared(&config, run.join("model.safetensors"), device)?;
     Ok((config, model))
 }
 
@@ -394,6 +431,7 @@ fn main() -> Result<()> {
             score_penalty,
             segments,
             forget,
+            carry_gradient,
             init,
             device,
             out,
@@ -441,7 +479,11 @@ fn main() -> Result<()> {
                 eval_batches,
                 checkpoint_every,
                 score_penalty,
-                carry: Carry { segments, forget },
+                carry: Carry {
+                    segments,
+                    forget,
+                    gradient_across: carry_gradient,
+                },
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;
@@ -540,6 +582,9 @@ fn main() -> Result<()> {
             fidelity_batch,
             plots,
             seed,
+            pool_slots,
+            soft_gates,
+            pool_only,
             device,
         } => {
             let device = open_device(&device)?;
@@ -555,6 +600,14 @@ fn main() -> Result<()> {
                 multikey_lengths,
                 keys,
                 multikey_trials,
+                reading: Reading {
+                    gating: if soft_gates {
+                        Gating::Soft
+                    } else {
+                        Gating::Sparse
+                    },
+                    pool_only,
+                },
                 recall_distances,
                 recall_trials,
                 fidelity: FidelityConfig {
@@ -569,10 +622,22 @@ fn main() -> Result<()> {
                 seed,
             };
             let mut reports = Vec::new();
-            for dir in &run {
-                let (config, model) = load_run(dir, &device)?;
+            let models = run.iter().flat_map(|dir| {
+                let own = pool_slots.is_empty().then_some(None);
+                own.into_iter()
+                    .chain(pool_slots.iter().map(|&k| Some(k)))
+                    .map(move |k| (dir, k))
+            });
+            for (dir, k) in models {
+                let (config, model) = match k {
+                    None => load_run(dir, &device)?,
+                    Some(k) => load_run_with_pool(dir, k, &device)?,
+                };
                 let tokenizer = run_tokenizer(dir, &tokenizer)?;
-                let label = run_label(dir, &config);
+                let label = match k {
+                    None => run_label(dir, &config),
+                    Some(k) => format!("{} K {k}", run_label(dir, &config)),
+                };
                 let started = std::time::Instant::now();
                 let report = evaluate(&label, &model, &tokenizer, &store, &plan, |what| {
                     eprintln!("{label}: {what} ({:.0} s)", started.elapsed().as_secs_f64())

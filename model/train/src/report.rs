@@ -5,11 +5,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use memmamba::MemMamba;
+use memmamba::{Gating, MemMamba};
 
 use crate::eval::{
     multikey_grid, passkey_grid, perplexity_vs_context, recall_vs_distance, MultikeyCell,
-    PasskeyCell, PerplexityRow, RecallRow, Tally, QUOTE_TOKENS, RECALL_LEAD,
+    PasskeyCell, PerplexityRow, Reading, RecallRow, Tally, QUOTE_TOKENS, RECALL_LEAD,
 };
 use crate::fidelity::{fidelity, quarter_layers, Fidelity, FidelityConfig};
 use crate::plots::{compact, heatmap, line_chart, Series};
@@ -52,6 +52,8 @@ pub struct EvalPlan {
     pub multikey_lengths: Vec<usize>,
     pub keys: Vec<usize>,
     pub multikey_trials: usize,
+    /// How the pass-key and multi-key trials read.
+    pub reading: Reading,
     pub recall_distances: Vec<usize>,
     pub recall_trials: usize,
     /// With `layers` empty, each model's quarter depths ([`quarter_layers`]).
@@ -108,6 +110,7 @@ pub fn evaluate(
         progress("pass key");
         report.passkey = passkey_grid(
             model,
+            plan.reading,
             tokenizer,
             store,
             &plan.passkey_lengths,
@@ -120,6 +123,7 @@ pub fn evaluate(
         progress("multi-key");
         report.multikey = multikey_grid(
             model,
+            plan.reading,
             tokenizer,
             store,
             &plan.multikey_lengths,
@@ -244,12 +248,22 @@ fn retrieval_tables<'a>(
         let _ = writeln!(
             s,
             "## The asked fact in the pools: {label} (mean number of the {n_layer} layers whose \
-             summary pool, after the question, held a note written by the fact's sentence)\n"
+             summary pool, after the question, held a note written by the fact's sentence; \
+             after the dot, the share of attention reads that the sparse gate skipped)\n"
         );
         length_table(
             s,
             columns,
-            cells.map(|(l, t)| (l, format!("{:.1}", t.layers_holding_fact))),
+            cells.map(|(l, t)| {
+                (
+                    l,
+                    format!(
+                        "{:.1} · {:.0}%",
+                        t.layers_holding_fact,
+                        100.0 * t.gate_skip_rate
+                    ),
+                )
+            }),
         );
     }
 }
@@ -270,6 +284,22 @@ pub fn markdown(reports: &[ModelReport], plan: &EvalPlan) -> String {
         let _ = writeln!(s, "| {} |", cols.join(" | "));
         let _ = writeln!(s, "|{}", "---:|".repeat(cols.len()));
     };
+    let retrieval = [Measure::Passkey, Measure::Multikey];
+    if plan.reading != Reading::default() && retrieval.iter().any(|m| plan.measures.contains(m)) {
+        let _ = writeln!(
+            s,
+            "Pass keys and multi-key facts read with {} gates{}.\n",
+            match plan.reading.gating {
+                Gating::Soft => "soft (training's)",
+                Gating::Sparse => "sparse (the app's)",
+            },
+            if plan.reading.pool_only {
+                ", the recurrent state zeroed before the question (the answer from the notes alone)"
+            } else {
+                ""
+            }
+        );
+    }
     if plan.measures.contains(&Measure::Perplexity) {
         let _ = writeln!(
             s,

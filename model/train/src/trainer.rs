@@ -47,9 +47,10 @@ pub struct TrainConfig {
 }
 
 /// A sample read as `segments` sequences of `seq_len` tokens, one after another from one
-/// memory, the gradient cut between them (truncated backpropagation through the document). Past
-/// the first sequence, a fact stated earlier reaches the loss only through what the memory
-/// carried: so training teaches the model to answer from its pool beyond one sequence's length.
+/// memory, by default with the gradient cut between them (truncated backpropagation through the
+/// document). Past the first sequence, a fact stated earlier reaches the loss only through what
+/// the memory carried: so training teaches the model to answer from its pool beyond one
+/// sequence's length.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Carry {
     /// Sequences per sample (1: every sample is one sequence from an empty memory).
@@ -57,6 +58,12 @@ pub struct Carry {
     /// Probability that a sample's mixers' recurrent state is zeroed at a boundary between two
     /// of its sequences, its pools kept: there, what came before is only in the notes.
     pub forget: f64,
+    /// Keep the gradient across the boundaries: a later sequence's loss then trains how the
+    /// notes it reads were written and scored in the sequences before, which a cut gradient
+    /// never does (the reader learns, the writer does not). Costs the activation memory of
+    /// the whole sample instead of one sequence's.
+    #[serde(default)]
+    pub gradient_across: bool,
 }
 
 impl Default for Carry {
@@ -64,6 +71,7 @@ impl Default for Carry {
         Carry {
             segments: 1,
             forget: 0.0,
+            gradient_across: false,
         }
     }
 }
@@ -264,7 +272,8 @@ impl Trainer {
     /// Reads `samples` sequence by sequence ([`Carry`]) from an empty memory, and calls `each`
     /// with every sequence's weighted loss and importance scorers' logits (one tensor per layer
     /// with notes), both differentiable, and the sequence's loss weight. Between two sequences
-    /// the memory is detached, and the recurrent state of the samples that mark it forgotten.
+    /// the memory is detached (unless the gradient goes across), and the recurrent state of the
+    /// samples that mark it forgotten is zeroed.
     fn for_each_sequence(
         &self,
         samples: &[Sample],
@@ -278,7 +287,9 @@ impl Trainer {
             .with_gating(Gating::Soft);
         for k in 0..segments {
             if k > 0 {
-                state.detach();
+                if !self.config.carry.gradient_across {
+                    state.detach();
+                }
                 let forget: Vec<bool> = samples
                     .iter()
                     .map(|s| s.forget_recurrence.get(k - 1).copied().unwrap_or(false))

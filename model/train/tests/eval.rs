@@ -7,7 +7,7 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use common::{demo_store, small_tokenizer};
 use memmamba::{Config, MemMamba};
-use memmamba_train::eval::{passkey_grid, perplexity_vs_context};
+use memmamba_train::eval::{passkey_grid, perplexity_vs_context, Reading};
 
 fn untrained(vocab_size: usize) -> MemMamba {
     let mut cfg = Config::tiny();
@@ -60,6 +60,7 @@ fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
     let model = untrained(tokenizer.vocab_size());
     let cells = passkey_grid(
         &model,
+        Reading::default(),
         tokenizer,
         &store,
         &[200, 400],

@@ -8,8 +8,8 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use common::{demo_store, small_tokenizer};
 use memmamba::Rng;
-use memmamba::{Config, MemMamba};
-use memmamba_train::eval::{multikey_grid, passkey_grid, recall_vs_distance};
+use memmamba::{Config, Gating, MemMamba};
+use memmamba_train::eval::{multikey_grid, passkey_grid, recall_vs_distance, Reading};
 use memmamba_train::fidelity::{fidelity, probe_fidelity, quarter_layers, FidelityConfig};
 use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure};
 
@@ -39,7 +39,17 @@ fn multikey_cells_cover_every_length_and_key_count_and_leave_out_what_no_book_ho
     let store = demo_store(tokenizer);
     let model = untrained(tokenizer.vocab_size(), 2, true);
     let too_long = 2 * store.tokens.len();
-    let cells = multikey_grid(&model, tokenizer, &store, &[300, too_long], &[2, 5], 2, 1).unwrap();
+    let cells = multikey_grid(
+        &model,
+        Reading::default(),
+        tokenizer,
+        &store,
+        &[300, too_long],
+        &[2, 5],
+        2,
+        1,
+    )
+    .unwrap();
     let got: Vec<_> = cells
         .iter()
         .map(|c| (c.length, c.keys, c.tally.trials))
@@ -56,7 +66,17 @@ fn passkey_trials_can_differ_per_length() {
     let tokenizer = small_tokenizer();
     let store = demo_store(tokenizer);
     let model = untrained(tokenizer.vocab_size(), 2, true);
-    let cells = passkey_grid(&model, tokenizer, &store, &[150, 200], &[0.5], &[3, 1], 1).unwrap();
+    let cells = passkey_grid(
+        &model,
+        Reading::default(),
+        tokenizer,
+        &store,
+        &[150, 200],
+        &[0.5],
+        &[3, 1],
+        1,
+    )
+    .unwrap();
     assert_eq!(
         cells
             .iter()
@@ -78,13 +98,44 @@ fn the_pool_holds_the_asked_fact_in_every_layer_when_it_keeps_every_note_and_in_
         cfg.pool_slots = 512;
         cfg.tau1 = tau1;
         let model = MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, 0).unwrap();
-        let cells = multikey_grid(&model, tokenizer, &store, &[300], &[3], 2, 1).unwrap();
+        let cells = multikey_grid(
+            &model,
+            Reading::default(),
+            tokenizer,
+            &store,
+            &[300],
+            &[3],
+            2,
+            1,
+        )
+        .unwrap();
         assert_eq!(cells[0].tally.trials, 2);
         cells[0].tally.layers_holding_fact
     };
     // An untrained scorer gives scores near one half.
     assert_eq!(layers_holding(1e-6), 3.0);
     assert_eq!(layers_holding(1.0 - 1e-6), 0.0);
+}
+
+#[test]
+fn the_sparse_gate_skips_reads_below_tau2_and_the_soft_gate_none() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let skip_rate = |tau2: f64, gating: Gating, pool_only: bool| {
+        let mut cfg = Config::tiny();
+        cfg.vocab_size = tokenizer.vocab_size();
+        cfg.n_layer = 2;
+        cfg.tau2 = tau2;
+        let model = MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, 0).unwrap();
+        let reading = Reading { gating, pool_only };
+        let cells = passkey_grid(&model, reading, tokenizer, &store, &[200], &[0.5], &[2], 1);
+        cells.unwrap()[0].tally.gate_skip_rate
+    };
+    for pool_only in [false, true] {
+        assert_eq!(skip_rate(1.0 - 1e-6, Gating::Sparse, pool_only), 1.0);
+        assert_eq!(skip_rate(1e-6, Gating::Sparse, pool_only), 0.0);
+        assert_eq!(skip_rate(1.0 - 1e-6, Gating::Soft, pool_only), 0.0);
+    }
 }
 
 #[test]
@@ -181,6 +232,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         multikey_lengths: vec![150],
         keys: vec![2, 3],
         multikey_trials: 1,
+        reading: Reading::default(),
         recall_distances: vec![8, 64],
         recall_trials: 1,
         fidelity: fidelity_config(Vec::new()),

@@ -259,6 +259,7 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
         c.carry = Carry {
             segments: 3,
             forget,
+            gradient_across: false,
         };
         c
     };
@@ -298,4 +299,43 @@ fn a_sample_read_as_sequences_with_the_memory_carried_has_the_loss_of_one_sequen
         carried.train_step(&carried_batch).unwrap();
     }
     assert!(loss(&carried, &carried_batch) < first.loss as f32);
+}
+
+#[test]
+fn carrying_the_gradient_across_sequences_trains_the_notes_read_after_a_forgotten_recurrence() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let mut config = config(tokenizer.vocab_size());
+    config.mix = TaskMix {
+        passkey: 1.0,
+        ..TaskMix::default()
+    };
+    config.seq_len /= 2;
+    let trainer = |gradient_across: bool| {
+        let mut c = config.clone();
+        c.carry = Carry {
+            segments: 2,
+            forget: 1.0,
+            gradient_across,
+        };
+        Trainer::new(c, &Device::Cpu).unwrap()
+    };
+    let (mut cut, mut across) = (trainer(false), trainer(true));
+    let batch = cut.batch(&store, tokenizer, 0).unwrap();
+    assert_eq!(batch, across.batch(&store, tokenizer, 0).unwrap());
+    // The same weights and loss; only the gradient differs.
+    let (a, b) = (
+        cut.train_step(&batch).unwrap(),
+        across.train_step(&batch).unwrap(),
+    );
+    assert_eq!(a.loss, b.loss);
+    assert!(b.grad_norm.is_finite() && b.grad_norm != a.grad_norm);
+    // The notes' writer of the first sequence is what the extra gradient reaches: the two steps
+    // move the weights apart, and the carried one still lowers the loss.
+    let loss = |t: &Trainer| t.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
+    assert_ne!(loss(&cut), loss(&across));
+    for _ in 0..10 {
+        across.train_step(&batch).unwrap();
+    }
+    assert!(loss(&across) < b.loss as f32);
 }
