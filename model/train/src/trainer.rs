@@ -262,21 +262,26 @@ impl Trainer {
     pub fn loss(&self, samples: &[Sample]) -> Result<Tensor, TrainError> {
         let total_weight = loss_weight(samples, ..);
         let mut loss = Tensor::zeros((), candle_core::DType::F32, &self.device)?;
-        self.for_each_sequence(samples, |part_loss, _, weight| {
-            loss = (&loss + (part_loss.detach() * (weight / total_weight))?)?;
-            Ok(())
-        })?;
+        // One micro-batch at a time and the gradient always cut, so that measuring takes no
+        // more memory than a training pass.
+        for part in samples.chunks(self.micro_batch) {
+            self.for_each_sequence(part, true, |part_loss, _, weight| {
+                loss = (&loss + (part_loss.detach() * (weight / total_weight))?)?;
+                Ok(())
+            })?;
+        }
         Ok(loss)
     }
 
     /// Reads `samples` sequence by sequence ([`Carry`]) from an empty memory, and calls `each`
     /// with every sequence's weighted loss and importance scorers' logits (one tensor per layer
     /// with notes), both differentiable, and the sequence's loss weight. Between two sequences
-    /// the memory is detached (unless the gradient goes across), and the recurrent state of the
-    /// samples that mark it forgotten is zeroed.
+    /// the memory is detached (when `cut` or unless the gradient goes across), and the recurrent
+    /// state of the samples that mark it forgotten is zeroed.
     fn for_each_sequence(
         &self,
         samples: &[Sample],
+        cut: bool,
         mut each: impl FnMut(Tensor, Vec<Tensor>, f64) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
         let segments = self.config.carry.segments.max(1);
@@ -287,7 +292,7 @@ impl Trainer {
             .with_gating(Gating::Soft);
         for k in 0..segments {
             if k > 0 {
-                if !self.config.carry.gradient_across {
+                if cut || !self.config.carry.gradient_across {
                     state.detach();
                 }
                 let forget: Vec<bool> = samples
@@ -345,7 +350,7 @@ impl Trainer {
         for part in samples.chunks(self.micro_batch) {
             // The loss is a mean over loss weights, the logits' over tokens (samples alike).
             let token_share = part.len() as f64 / (samples.len() * segments) as f64;
-            self.for_each_sequence(part, |part_loss, score_logits, weight| {
+            self.for_each_sequence(part, false, |part_loss, score_logits, weight| {
                 let loss_share = weight / total_weight;
                 let part_sq = mean_square(&score_logits, &self.device)?;
                 loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;

@@ -1,14 +1,15 @@
 //! Training on the `tiny` preset: the loss falls on a fixed batch, and a run resumed from a
-//! checkpoint takes exactly the step the uninterrupted run takes, and a run started from saved
-//! weights starts from them.
+//! checkpoint takes exactly the step the uninterrupted run takes, a run started from saved
+//! weights starts from them, and the notes learn to carry a token that the recurrent state has
+//! forgotten.
 
 mod common;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use common::{demo_store, small_tokenizer};
-use memmamba::Config;
+use memmamba::{Config, MemMamba, Rng};
 use memmamba_train::optim::AdamWConfig;
-use memmamba_train::tasks::TaskMix;
+use memmamba_train::tasks::{Sample, TaskMix};
 use memmamba_train::trainer::{Carry, TrainConfig, Trainer};
 
 fn config(vocab_size: usize) -> TrainConfig {
@@ -338,4 +339,81 @@ fn carrying_the_gradient_across_sequences_trains_the_notes_read_after_a_forgotte
         across.train_step(&batch).unwrap();
     }
     assert!(loss(&across) < b.loss as f32);
+}
+
+/// A synthetic recall task on `vocab` tokens: a value (one of the first ten tokens) then filler
+/// fills the first sequence; the recurrence is forgotten; filler, the query token and the value
+/// again fill the second, only the value after the query weighing in the loss.
+fn recall_sample(len: usize, rng: &mut Rng) -> Sample {
+    const VALUES: usize = 10;
+    const QUERY: u32 = 31;
+    let filler = |rng: &mut Rng| (VALUES + rng.below(20)) as u32;
+    let value = rng.below(VALUES) as u32;
+    let mut tokens = vec![value];
+    tokens.extend((1..len).map(|_| filler(rng)));
+    tokens.extend((0..len - 1).map(|_| filler(rng)));
+    tokens.extend([QUERY, value]);
+    let mut weights = vec![0.0; 2 * len];
+    weights[2 * len - 1] = 1.0;
+    Sample {
+        tokens,
+        weights,
+        forget_recurrence: vec![true],
+    }
+}
+
+/// Share of `samples` whose value the model predicts after the query, read as training reads
+/// them: the first sequence, the recurrence forgotten, then the second.
+fn recall_accuracy(model: &MemMamba, samples: &[Sample], len: usize) -> f64 {
+    let right = samples
+        .iter()
+        .filter(|s| {
+            let mut state = model.new_state(1).unwrap();
+            let row = |t: &[u32]| Tensor::new(t, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+            model.read(&mut state, &row(&s.tokens[..len])).unwrap();
+            state.forget_recurrence(&[true]).unwrap();
+            // The prediction after the sequence's last token, the query.
+            let logits = model
+                .read(&mut state, &row(&s.tokens[len..2 * len]))
+                .unwrap();
+            let predicted = logits.flatten_all().unwrap().argmax(0).unwrap();
+            predicted.to_scalar::<u32>().unwrap() == s.tokens[2 * len]
+        })
+        .count();
+    right as f64 / samples.len() as f64
+}
+
+#[test]
+fn the_notes_carry_a_token_across_a_forgotten_recurrence_and_nothing_else_does() {
+    let len = 16;
+    let accuracy = |notes: bool| {
+        let mut model = Config::tiny();
+        model.vocab_size = 32;
+        model.notes = notes;
+        model.pool_slots = 2 * len;
+        let mut config = config(32);
+        config.model = model;
+        config.seq_len = len;
+        config.batch = 32;
+        config.steps = 300;
+        config.peak_lr = 1e-2;
+        config.min_lr = 1e-3;
+        config.carry = Carry {
+            segments: 2,
+            forget: 1.0,
+            gradient_across: true,
+        };
+        let mut trainer = Trainer::new(config, &Device::Cpu).unwrap();
+        let mut rng = Rng::for_step(11, 0);
+        for _ in 0..300 {
+            let batch: Vec<Sample> = (0..32).map(|_| recall_sample(len, &mut rng)).collect();
+            trainer.train_step(&batch).unwrap();
+        }
+        let test: Vec<Sample> = (0..200).map(|_| recall_sample(len, &mut rng)).collect();
+        recall_accuracy(&trainer.model, &test, len)
+    };
+    let (with_notes, without) = (accuracy(true), accuracy(false));
+    eprintln!("recall through a forgotten recurrence: notes {with_notes}, notes off {without}");
+    assert!(without < 0.25, "{without}");
+    assert!(with_notes > 0.9, "{with_notes}");
 }
