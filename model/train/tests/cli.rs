@@ -1,4 +1,5 @@
-//! The `memmamba-train` command line: a run keeps the tokenizer it was trained with.
+//! The `memmamba-train` command line: a run keeps the tokenizer it was trained with, and `eval`
+//! reads a run with other pool sizes and without its recurrent state when asked.
 
 mod common;
 
@@ -8,7 +9,8 @@ use std::process::Command;
 use common::{demo_store, small_tokenizer};
 use memmamba_train::tokenizer::BookTokenizer;
 
-fn run(args: &[&str]) {
+/// Runs `memmamba-train` with `args`, which must succeed; its standard output.
+fn run(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
         .args(args)
         .output()
@@ -18,6 +20,32 @@ fn run(args: &[&str]) {
         "memmamba-train {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// Trains a `tiny` run for two steps on `tokens` with `tokenizer` into `out`.
+fn train_tiny(tokens: &Path, tokenizer: &Path, out: &Path) {
+    run(&[
+        "train",
+        "--tokens",
+        path(tokens),
+        "--tokenizer",
+        path(tokenizer),
+        "--preset",
+        "tiny",
+        "--seq-len",
+        "64",
+        "--batch",
+        "2",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        path(out),
+    ]);
 }
 
 fn path(p: &Path) -> &str {
@@ -33,27 +61,7 @@ fn a_run_trains_quantizes_and_evaluates_with_its_own_tokenizer() {
     let tokens = tmp.path().join("demo.tokens");
     demo_store(small_tokenizer()).save(&tokens).unwrap();
     let (trained, shipped) = (tmp.path().join("run"), tmp.path().join("model"));
-    run(&[
-        "train",
-        "--tokens",
-        path(&tokens),
-        "--tokenizer",
-        path(&tokenizer),
-        "--preset",
-        "tiny",
-        "--seq-len",
-        "64",
-        "--batch",
-        "2",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        path(&trained),
-    ]);
+    train_tiny(&tokens, &tokenizer, &trained);
     run(&["quantize", "--run", path(&trained), "--out", path(&shipped)]);
     for dir in [&trained, &shipped] {
         let kept = BookTokenizer::load(&dir.join("tokenizer.json")).unwrap();
@@ -81,4 +89,50 @@ fn a_run_trains_quantizes_and_evaluates_with_its_own_tokenizer() {
         "--device",
         "cpu",
     ]);
+}
+
+#[test]
+fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = tmp.path().join("tokenizer.json");
+    small_tokenizer().save(&tokenizer).unwrap();
+    let tokens = tmp.path().join("demo.tokens");
+    demo_store(small_tokenizer()).save(&tokens).unwrap();
+    let trained = tmp.path().join("run");
+    train_tiny(&tokens, &tokenizer, &trained);
+    let report = run(&[
+        "eval",
+        "--run",
+        path(&trained),
+        "--tokens",
+        path(&tokens),
+        "--measure",
+        "passkey",
+        "--passkey-lengths",
+        "256",
+        "--depths",
+        "0.5",
+        "--trials",
+        "1",
+        "--pool-slots",
+        "2,16",
+        "--pool-only",
+        "--soft-gates",
+        "--device",
+        "cpu",
+    ]);
+    for heading in [
+        "Pass keys and multi-key facts read with soft (training's) gates, the recurrent state \
+         zeroed before the question",
+        "## Pass-key accuracy: run K 2 ",
+        "## Pass-key accuracy: run K 16 ",
+        "## The asked fact in the pools: run K 16 ",
+    ] {
+        assert!(report.contains(heading), "{heading} missing from\n{report}");
+    }
+    // Soft gates skip no read.
+    assert!(
+        report.contains("| 256 | ") && report.contains(" · 0% |"),
+        "{report}"
+    );
 }
