@@ -3,7 +3,8 @@
 use candle_core::{DType, Result, Tensor, D};
 
 /// `sum(w * nll) / sum(w)` over all targets, from `logits` (B, L, V), `targets` (B, L) u32
-/// and `weights` (B, L) f32.
+/// and `weights` (B, L) f32; zero when every weight is (a sequence that only feeds the memory
+/// for a later one).
 pub fn weighted_cross_entropy(
     logits: &Tensor,
     targets: &Tensor,
@@ -14,5 +15,9 @@ pub fn weighted_cross_entropy(
         .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
         .squeeze(D::Minus1)?;
     let total = (picked.neg()? * weights)?.sum_all()?;
-    total / weights.sum_all()?.to_scalar::<f32>()? as f64
+    let weight = weights.sum_all()?.to_scalar::<f32>()?;
+    if weight == 0.0 {
+        return Ok(total);
+    }
+    total / f64::from(weight)
 }

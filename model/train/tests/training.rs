@@ -417,3 +417,27 @@ fn the_notes_carry_a_token_across_a_forgotten_recurrence_and_nothing_else_does()
     assert!(without < 0.25, "{without}");
     assert!(with_notes > 0.9, "{with_notes}");
 }
+
+#[test]
+fn a_sequence_whose_targets_all_weigh_nothing_adds_nothing_to_the_step() {
+    let len = 8;
+    let mut config = config(32);
+    config.model.vocab_size = 32;
+    config.seq_len = len;
+    config.carry = Carry {
+        segments: 2,
+        forget: 1.0,
+        gradient_across: false,
+    };
+    let mut trainer = Trainer::new(config, &Device::Cpu).unwrap();
+    let mut rng = Rng::for_step(2, 0);
+    // Only the last target of each sample weighs: the first sequences weigh nothing.
+    let batch: Vec<Sample> = (0..4).map(|_| recall_sample(len, &mut rng)).collect();
+    let step = trainer.train_step(&batch).unwrap();
+    assert!(
+        step.loss.is_finite() && step.grad_norm.is_finite(),
+        "{step:?}"
+    );
+    let loss = trainer.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
+    assert!(loss.is_finite(), "{loss}");
+}
