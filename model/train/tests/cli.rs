@@ -48,6 +48,18 @@ fn train_tiny(tokens: &Path, tokenizer: &Path, out: &Path) {
     ]);
 }
 
+/// `eval`'s arguments for one pass-key trial of 256 tokens.
+const PASSKEY_ONCE: &[&str] = &[
+    "--measure",
+    "passkey",
+    "--passkey-lengths",
+    "256",
+    "--depths",
+    "0.5",
+    "--trials",
+    "1",
+];
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
 }
@@ -71,24 +83,19 @@ fn a_run_trains_quantizes_and_evaluates_with_its_own_tokenizer() {
     // The run's own tokenizer is used: the one named by --tokenizer does not exist.
     let missing = tmp.path().join("no-such-tokenizer.json");
     run(&[
-        "eval",
-        "--run",
-        path(&shipped),
-        "--tokens",
-        path(&tokens),
-        "--tokenizer",
-        path(&missing),
-        "--measure",
-        "passkey",
-        "--passkey-lengths",
-        "256",
-        "--depths",
-        "0.5",
-        "--trials",
-        "1",
-        "--device",
-        "cpu",
-    ]);
+        &[
+            "eval",
+            "--run",
+            path(&shipped),
+            "--tokens",
+            path(&tokens),
+            "--tokenizer",
+            path(&missing),
+        ],
+        PASSKEY_ONCE,
+        &["--device", "cpu"],
+    ]
+    .concat());
 }
 
 #[test]
@@ -101,26 +108,18 @@ fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
     let trained = tmp.path().join("run");
     train_tiny(&tokens, &tokenizer, &trained);
     let report = run(&[
-        "eval",
-        "--run",
-        path(&trained),
-        "--tokens",
-        path(&tokens),
-        "--measure",
-        "passkey",
-        "--passkey-lengths",
-        "256",
-        "--depths",
-        "0.5",
-        "--trials",
-        "1",
-        "--pool-slots",
-        "2,16",
-        "--pool-only",
-        "--soft-gates",
-        "--device",
-        "cpu",
-    ]);
+        &["eval", "--run", path(&trained), "--tokens", path(&tokens)],
+        PASSKEY_ONCE,
+        &[
+            "--pool-slots",
+            "2,16",
+            "--pool-only",
+            "--soft-gates",
+            "--device",
+            "cpu",
+        ],
+    ]
+    .concat());
     for heading in [
         "Pass keys and multi-key facts read with soft (training's) gates, the recurrent state \
          zeroed before the question",
