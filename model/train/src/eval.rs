@@ -56,17 +56,21 @@ pub struct Tally {
 
 impl Tally {
     fn add(&mut self, trial: &Trial) {
-        let sum = self.answer_nll * self.trials as f64 + trial.answer_nll;
-        let held = self.layers_holding_fact * self.trials as f64 + trial.layers_holding as f64;
-        let skipped = self.gate_skip_rate * self.trials as f64 + trial.gate_skip_rate;
+        let n = self.trials;
+        self.answer_nll = mean_with(self.answer_nll, n, trial.answer_nll);
+        self.layers_holding_fact =
+            mean_with(self.layers_holding_fact, n, trial.layers_holding as f64);
+        self.gate_skip_rate = mean_with(self.gate_skip_rate, n, trial.gate_skip_rate);
         self.trials += 1;
-        self.layers_holding_fact = held / self.trials as f64;
-        self.gate_skip_rate = skipped / self.trials as f64;
         self.correct += usize::from(trial.exact);
         self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
         self.wrong_first_token += usize::from(!trial.exact && !trial.first_token_right);
-        self.answer_nll = sum / self.trials as f64;
     }
+}
+
+/// The mean of `count` values that was `mean`, with `value` added.
+fn mean_with(mean: f64, count: usize, value: f64) -> f64 {
+    (mean * count as f64 + value) / (count + 1) as f64
 }
 
 /// How a retrieval trial reads: the ablations that show where an answer comes from.

@@ -387,12 +387,9 @@ fn recall_accuracy(model: &MemMamba, samples: &[Sample], len: usize) -> f64 {
 fn the_notes_carry_a_token_across_a_forgotten_recurrence_and_nothing_else_does() {
     let len = 16;
     let accuracy = |notes: bool| {
-        let mut model = Config::tiny();
-        model.vocab_size = 32;
-        model.notes = notes;
-        model.pool_slots = 2 * len;
         let mut config = config(32);
-        config.model = model;
+        config.model.notes = notes;
+        config.model.pool_slots = 2 * len;
         config.seq_len = len;
         config.batch = 32;
         config.steps = 300;
@@ -403,10 +400,11 @@ fn the_notes_carry_a_token_across_a_forgotten_recurrence_and_nothing_else_does()
             forget: 1.0,
             gradient_across: true,
         };
+        let (steps, batch) = (config.steps, config.batch);
         let mut trainer = Trainer::new(config, &Device::Cpu).unwrap();
         let mut rng = Rng::for_step(11, 0);
-        for _ in 0..300 {
-            let batch: Vec<Sample> = (0..32).map(|_| recall_sample(len, &mut rng)).collect();
+        for _ in 0..steps {
+            let batch: Vec<Sample> = (0..batch).map(|_| recall_sample(len, &mut rng)).collect();
             trainer.train_step(&batch).unwrap();
         }
         let test: Vec<Sample> = (0..200).map(|_| recall_sample(len, &mut rng)).collect();
@@ -422,7 +420,6 @@ fn the_notes_carry_a_token_across_a_forgotten_recurrence_and_nothing_else_does()
 fn a_sequence_whose_targets_all_weigh_nothing_adds_nothing_to_the_step() {
     let len = 8;
     let mut config = config(32);
-    config.model.vocab_size = 32;
     config.seq_len = len;
     config.carry = Carry {
         segments: 2,
