@@ -12,8 +12,9 @@
 # dev.books.json. PHASES is the curriculum over length: SEQ_LENxBATCH[xSEGMENTS] per phase
 # (SEGMENTS sequences per sample with the memory carried, `train --segments`), each a fresh
 # cosine schedule over an equal share of the steps, started from the previous phase's weights
-# (the first from INIT when set; a notes-off variant takes the note-free part of MemMamba
-# weights). An 8-step probe of all variants at once measures the step time; each variant then
+# (the first from INIT when set, with its read path drawn afresh when FRESH_READ_PATH is set;
+# a notes-off variant takes the note-free part of MemMamba weights). The probe starts as the
+# first phase does. An 8-step probe of all variants at once measures the step time; each variant then
 # gets the step count that the slowest allows in MINUTES, so all see the same tokens. A
 # training process that dies (the GPU host's memory has run out in long runs) is resumed from
 # its last checkpoint. Everything goes to /tmp/memreader-train/NAME, the latest finished
@@ -40,6 +41,8 @@ train() {
     --segments "${segments:-1}" --device cuda "$@"
 }
 
+# FRESH_READ_PATH=1: the first phase draws the read path afresh (`train --fresh-read-path`).
+fresh=${FRESH_READ_PATH:+--fresh-read-path}
 names=() args=()
 while [ $# -ge 2 ]; do
   names+=("$1") args+=("$2")
@@ -51,7 +54,7 @@ for i in "${!names[@]}"; do
   rm -rf "$work/probe-${names[$i]}"
   # shellcheck disable=SC2086
   train "${phases[0]}" --steps 8 --warmup 1 --eval-every 0 --checkpoint-every 0 \
-    --out "$work/probe-${names[$i]}" ${args[$i]} > "$work/probe-${names[$i]}.log" 2>&1 &
+    --out "$work/probe-${names[$i]}" ${INIT:+--init "$INIT"} $fresh ${args[$i]} > "$work/probe-${names[$i]}.log" 2>&1 &
 done
 wait
 slowest=0
@@ -70,7 +73,7 @@ log "plan: ${#phases[@]} phases (${phases[*]}) of $steps steps each per variant"
 
 # variant NAME ARGS: the phases of one variant, each resumed up to three times if it dies.
 variant() {
-  local name=$1 extra=$2 init=${INIT:-} i attempt status out
+  local name=$1 extra=$2 init=${INIT:-} first=$fresh i attempt status out
   for i in "${!phases[@]}"; do
     out=$work/$name/phase-$i
     for attempt in 1 2 3 4; do
@@ -78,14 +81,14 @@ variant() {
       # shellcheck disable=SC2086
       train "${phases[$i]}" --steps "$steps" --warmup $(( steps / 20 + 1 )) \
         --eval-every $(( steps / 4 + 1 )) --checkpoint-every $(( steps / 10 + 1 )) \
-        --seed $(( i + 1 )) --out "$out" ${init:+--init "$init"} $extra \
+        --seed $(( i + 1 )) --out "$out" ${init:+--init "$init"} $first $extra \
         >> "$work/$name.log" 2>&1 || status=$?
       log "$name phase $i (${phases[$i]}) attempt $attempt ended with $status"
       [ "$status" -eq 0 ] || [ ! -d "$out/checkpoint" ] && break
     done
     [ -f "$out/model.safetensors" ] || return 1
     cp "$out/model.safetensors" "$work/$name/model.safetensors"
-    init=$out/model.safetensors
+    init=$out/model.safetensors first=
   done
 }
 

@@ -143,6 +143,41 @@ impl MemMamba {
         })
     }
 
+    /// Draws the read path afresh, as [`MemMamba::init`] with `seed` would draw it, and keeps
+    /// every other weight. The read path is each layer's attention over the pools and its gate
+    /// (`token_attn`, `token_gate`, `layer_attn`, `layer_gate`); the note writers and scorers
+    /// are not part of it. A trained model whose reads have settled on ignoring the notes does
+    /// not unlearn that, while a fresh read path over the same notes learns to use them
+    /// (docs/EVAL.md, fourteenth session). Returns how many tensors were replaced.
+    pub fn reinit_read_path(&self, seed: u64) -> Result<usize> {
+        const READ_PATH: [&str; 4] = [
+            ".token_attn.",
+            ".token_gate.",
+            ".layer_attn.",
+            ".layer_gate.",
+        ];
+        let fresh_map = VarMap::new();
+        Self::init(&self.cfg, &fresh_map, &self.device, seed)?;
+        let fresh = fresh_map
+            .data()
+            .lock()
+            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?;
+        let mut replaced = 0;
+        for (name, var) in self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?
+            .iter()
+        {
+            if READ_PATH.iter().any(|part| name.contains(part)) {
+                var.set(fresh[name].as_tensor())?;
+                replaced += 1;
+            }
+        }
+        Ok(replaced)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg

@@ -166,6 +166,51 @@ fn a_seed_gives_the_same_fresh_weights_and_another_seed_other_ones() {
 }
 
 #[test]
+fn a_fresh_read_path_replaces_the_pool_attentions_and_gates_and_keeps_every_other_weight() {
+    let cfg = busy_tiny(PoolPolicy::Priority);
+    let trained = model(&cfg); // seed 0
+    let drawn = VarMap::new();
+    MemMamba::init(&cfg, &drawn, &Device::Cpu, 5).unwrap();
+    let before: Vec<(String, Tensor)> = trained
+        .varmap()
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, v)| (name.clone(), v.as_tensor().copy().unwrap()))
+        .collect();
+    let toks = tokens(1, LEN, cfg.vocab_size, 3);
+    let mut state = trained.new_state(1).unwrap();
+    let logits_before = trained.read(&mut state, &toks).unwrap();
+
+    let replaced = trained.reinit_read_path(5).unwrap();
+
+    let read_path = |name: &str| {
+        ["token_attn", "token_gate", "layer_attn", "layer_gate"]
+            .iter()
+            .any(|module| name.split('.').any(|part| part == *module))
+    };
+    let expected = before.iter().filter(|(name, _)| read_path(name)).count();
+    // Four projections and a gate's weight and bias per attention.
+    let attentions = cfg.n_layer + (0..cfg.n_layer).filter(|&l| cfg.is_cross_layer(l)).count();
+    assert_eq!(expected, 6 * attentions);
+    assert_eq!(replaced, expected);
+    for (name, old) in &before {
+        let now = var(trained.varmap(), name);
+        if read_path(name) {
+            assert_eq!(max_abs_diff(&now, &var(&drawn, name)), 0.0, "{name}");
+            assert!(max_abs_diff(&now, old) > 0.0, "{name}");
+        } else {
+            assert_eq!(max_abs_diff(&now, old), 0.0, "{name}");
+        }
+    }
+    // The streaming path reads the same weights as training does.
+    let mut state = trained.new_state(1).unwrap();
+    let logits_after = trained.read(&mut state, &toks).unwrap();
+    assert!(max_abs_diff(&logits_before, &logits_after) > 0.0);
+}
+
+#[test]
 fn every_parameter_gets_a_gradient_including_the_note_scorer() {
     let cfg = busy_tiny(PoolPolicy::Priority);
     let varmap = VarMap::new();

@@ -173,6 +173,11 @@ enum Command {
         /// optimizer, instead of the initialisation; ignored when --out holds a checkpoint.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// With --init: draw the read path (each layer's attention over the pools and its gate)
+        /// afresh and keep the other weights, so that a model whose reads ignore its notes can
+        /// learn to use them (docs/EVAL.md).
+        #[arg(long, requires = "init")]
+        fresh_read_path: bool,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -433,6 +438,7 @@ fn main() -> Result<()> {
             forget,
             carry_gradient,
             init,
+            fresh_read_path,
             device,
             out,
         } => {
@@ -498,7 +504,12 @@ fn main() -> Result<()> {
                 trainer
             } else if let Some(init) = init {
                 eprintln!("starting from the weights in {}", init.display());
-                Trainer::from_weights(&init, config, &device)?
+                let trainer = Trainer::from_weights(&init, config, &device)?;
+                if fresh_read_path {
+                    let replaced = trainer.model.reinit_read_path(trainer.config.seed)?;
+                    eprintln!("drew the read path afresh ({replaced} tensors)");
+                }
+                trainer
             } else {
                 Trainer::new(config, &device)?
             };

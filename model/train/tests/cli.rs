@@ -23,29 +23,34 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-/// Trains a `tiny` run for two steps on `tokens` with `tokenizer` into `out`.
-fn train_tiny(tokens: &Path, tokenizer: &Path, out: &Path) {
+/// Trains a `tiny` run for two steps on `tokens` with `tokenizer` into `out`, with `extra`
+/// arguments.
+fn train_tiny(tokens: &Path, tokenizer: &Path, out: &Path, extra: &[&str]) {
     run(&[
-        "train",
-        "--tokens",
-        path(tokens),
-        "--tokenizer",
-        path(tokenizer),
-        "--preset",
-        "tiny",
-        "--seq-len",
-        "64",
-        "--batch",
-        "2",
-        "--steps",
-        "2",
-        "--warmup",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        path(out),
-    ]);
+        &[
+            "train",
+            "--tokens",
+            path(tokens),
+            "--tokenizer",
+            path(tokenizer),
+            "--preset",
+            "tiny",
+            "--seq-len",
+            "64",
+            "--batch",
+            "2",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            path(out),
+        ],
+        extra,
+    ]
+    .concat());
 }
 
 /// `eval`'s arguments for one pass-key trial of 256 tokens.
@@ -73,7 +78,7 @@ fn a_run_trains_quantizes_and_evaluates_with_its_own_tokenizer() {
     let tokens = tmp.path().join("demo.tokens");
     demo_store(small_tokenizer()).save(&tokens).unwrap();
     let (trained, shipped) = (tmp.path().join("run"), tmp.path().join("model"));
-    train_tiny(&tokens, &tokenizer, &trained);
+    train_tiny(&tokens, &tokenizer, &trained, &[]);
     run(&["quantize", "--run", path(&trained), "--out", path(&shipped)]);
     for dir in [&trained, &shipped] {
         let kept = BookTokenizer::load(&dir.join("tokenizer.json")).unwrap();
@@ -106,7 +111,7 @@ fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
     let tokens = tmp.path().join("demo.tokens");
     demo_store(small_tokenizer()).save(&tokens).unwrap();
     let trained = tmp.path().join("run");
-    train_tiny(&tokens, &tokenizer, &trained);
+    train_tiny(&tokens, &tokenizer, &trained, &[]);
     let report = run(&[
         &["eval", "--run", path(&trained), "--tokens", path(&tokens)],
         PASSKEY_ONCE,
@@ -134,4 +139,60 @@ fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
         report.contains("| 256 | ") && report.contains(" · 0% |"),
         "{report}"
     );
+}
+
+#[test]
+fn a_run_started_from_weights_can_draw_its_read_path_afresh_and_keep_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokenizer = tmp.path().join("tokenizer.json");
+    small_tokenizer().save(&tokenizer).unwrap();
+    let tokens = tmp.path().join("demo.tokens");
+    demo_store(small_tokenizer()).save(&tokens).unwrap();
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    train_tiny(&tokens, &tokenizer, &first, &[]);
+    let weights = first.join("model.safetensors");
+    // Steps at learning rate 0 leave the weights as they started.
+    train_tiny(
+        &tokens,
+        &tokenizer,
+        &second,
+        &[
+            "--init",
+            path(&weights),
+            "--fresh-read-path",
+            "--lr",
+            "0",
+            "--min-lr",
+            "0",
+        ],
+    );
+    let load = |dir: &Path| {
+        candle_core::safetensors::load(dir.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap()
+    };
+    let (before, after) = (load(&first), load(&second));
+    let changed = |name: &str| {
+        let diff = (&before[name] - &after[name]).unwrap().abs().unwrap();
+        diff.max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0
+    };
+    for name in before.keys() {
+        let read_path = [
+            ".token_attn.",
+            ".token_gate.",
+            ".layer_attn.",
+            ".layer_gate.",
+        ]
+        .iter()
+        .any(|module| name.contains(module));
+        assert_eq!(changed(name), read_path, "{name}");
+    }
+    // Without weights to start from there is nothing to keep: refused.
+    let refused = Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
+        .args(["train", "--tokens", path(&tokens), "--fresh-read-path"])
+        .args(["--out", path(&tmp.path().join("third"))])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--init"), "{message}");
 }
