@@ -69,6 +69,22 @@ impl Layer {
     }
 }
 
+/// The modules of a layer that read the pools: its attentions over them and their gates.
+const READ_PATH: [&str; 4] = ["token_attn", "token_gate", "layer_attn", "layer_gate"];
+
+/// Whether the weight named `name` (as in the weights file) reads the pools: a layer's
+/// attention over them or its gate.
+pub fn reads_notes(name: &str) -> bool {
+    name.split('.').any(|part| READ_PATH.contains(&part))
+}
+
+/// Whether the weight named `name` belongs to the note path: what reads the pools
+/// ([`reads_notes`]) and the note block that writes and scores the notes. The rest (embedding,
+/// norms, mixers) is the plain Mamba backbone.
+pub fn in_note_path(name: &str) -> bool {
+    reads_notes(name) || name.split('.').any(|part| part == "notes")
+}
+
 /// The layer whose cross-layer attention reads layer `j`'s pool: the first cross-layer layer
 /// `l >= j` (its window `l + 1 - p ..= l` holds `j`), if there is one.
 pub fn cross_reader(cfg: &Config, j: usize) -> Option<usize> {

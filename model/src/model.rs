@@ -14,7 +14,7 @@ use candle_nn::{Embedding, Init, VarBuilder, VarMap};
 use memmamba_kernels::transfer::HostCopy;
 
 use crate::attention::{Gate, Gating, NoteAttention};
-use crate::block::{cross_reader, Layer};
+use crate::block::{cross_reader, reads_notes, Layer};
 use crate::config::Config;
 use crate::error::{invalid_state, ModelError, Result};
 use crate::norm::RmsNorm;
@@ -145,17 +145,10 @@ impl MemMamba {
 
     /// Draws the read path afresh, as [`MemMamba::init`] with `seed` would draw it, and keeps
     /// every other weight. The read path is each layer's attention over the pools and its gate
-    /// (`token_attn`, `token_gate`, `layer_attn`, `layer_gate`); the note writers and scorers
-    /// are not part of it. A trained model whose reads have settled on ignoring the notes does
+    /// ([`crate::block::reads_notes`]); the note writers and scorers are not part of it. A trained model whose reads have settled on ignoring the notes does
     /// not unlearn that, while a fresh read path over the same notes learns to use them
     /// (docs/EVAL.md, fourteenth session). Returns how many tensors were replaced.
     pub fn reinit_read_path(&self, seed: u64) -> Result<usize> {
-        const READ_PATH: [&str; 4] = [
-            ".token_attn.",
-            ".token_gate.",
-            ".layer_attn.",
-            ".layer_gate.",
-        ];
         let fresh_map = VarMap::new();
         Self::init(&self.cfg, &fresh_map, &self.device, seed)?;
         let fresh = fresh_map
@@ -170,7 +163,7 @@ impl MemMamba {
             .map_err(|_| invalid_state("the variable map's lock is poisoned"))?
             .iter()
         {
-            if READ_PATH.iter().any(|part| name.contains(part)) {
+            if reads_notes(name) {
                 var.set(fresh[name].as_tensor())?;
                 replaced += 1;
             }

@@ -27,6 +27,8 @@ pub enum TrainError {
     Format { path: PathBuf, message: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("training configuration: {0}")]
+    Config(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error(transparent)]

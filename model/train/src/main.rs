@@ -178,6 +178,10 @@ enum Command {
         /// learn to use them (docs/EVAL.md).
         #[arg(long, requires = "init")]
         fresh_read_path: bool,
+        /// Train the note path alone (note blocks, attentions over the pools, gates); the
+        /// embedding, norms and mixers keep the weights the run starts from.
+        #[arg(long, conflicts_with = "notes_off")]
+        freeze_backbone: bool,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -439,6 +443,7 @@ fn main() -> Result<()> {
             carry_gradient,
             init,
             fresh_read_path,
+            freeze_backbone,
             device,
             out,
         } => {
@@ -490,6 +495,7 @@ fn main() -> Result<()> {
                     forget,
                     gradient_across: carry_gradient,
                 },
+                freeze_backbone,
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;

@@ -44,6 +44,11 @@ pub struct TrainConfig {
     /// between them.
     #[serde(default)]
     pub carry: Carry,
+    /// Train the note path alone ([`memmamba::block::in_note_path`]: the note blocks, the
+    /// attentions over the pools and their gates); the embedding, norms and mixers keep the
+    /// weights the run started from, and with them what the recurrence has learned.
+    #[serde(default)]
+    pub freeze_backbone: bool,
 }
 
 /// A sample read as `segments` sequences of `seq_len` tokens, one after another from one
@@ -155,14 +160,20 @@ impl Trainer {
         device: &Device,
     ) -> Result<Self, TrainError> {
         let varmap = model.varmap().clone();
-        let optimizer = AdamW::new(
-            varmap
-                .data()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-            config.optimizer,
-        )?;
+        let mut trained = varmap
+            .data()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if config.freeze_backbone {
+            trained.retain(|name, _| memmamba::block::in_note_path(name));
+        }
+        if trained.is_empty() {
+            return Err(TrainError::Config(
+                "nothing to train: a model without notes has no note path".into(),
+            ));
+        }
+        let optimizer = AdamW::new(trained, config.optimizer)?;
         Ok(Trainer {
             micro_batch: config.batch,
             config,

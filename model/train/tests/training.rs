@@ -32,6 +32,7 @@ fn config(vocab_size: usize) -> TrainConfig {
         checkpoint_every: 0,
         score_penalty: 0.0,
         carry: Carry::default(),
+        freeze_backbone: false,
     }
 }
 
@@ -437,4 +438,57 @@ fn a_sequence_whose_targets_all_weigh_nothing_adds_nothing_to_the_step() {
     );
     let loss = trainer.loss(&batch).unwrap().to_scalar::<f32>().unwrap();
     assert!(loss.is_finite(), "{loss}");
+}
+
+#[test]
+fn a_frozen_backbone_keeps_every_weight_outside_the_note_path_while_the_notes_train() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let mut trainer = Trainer::new(
+        TrainConfig {
+            freeze_backbone: true,
+            ..config(tokenizer.vocab_size())
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
+    let weights = |trainer: &Trainer| -> Vec<(String, Vec<f32>)> {
+        let vars = trainer.varmap.data().lock().unwrap();
+        let mut named: Vec<_> = vars
+            .iter()
+            .map(|(name, v)| {
+                let values = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+                (name.clone(), values)
+            })
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    };
+    let before = weights(&trainer);
+    let batch = trainer.batch(&store, tokenizer, 0).unwrap();
+    for _ in 0..3 {
+        trainer.train_step(&batch).unwrap();
+    }
+    let after = weights(&trainer);
+    let mut trained = 0;
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        if memmamba::block::in_note_path(name) {
+            trained += usize::from(old != new);
+        } else {
+            assert_eq!(old, new, "{name} moved with the backbone frozen");
+        }
+    }
+    // Every note-path tensor gets a gradient (tests/model.rs in the model crate), so all move.
+    let note_path = before
+        .iter()
+        .filter(|(name, _)| memmamba::block::in_note_path(name))
+        .count();
+    assert!(
+        note_path > 0 && trained == note_path,
+        "{trained} of {note_path}"
+    );
+    // What stayed is the embedding, the final norm, and each layer's norm and nine mixer
+    // tensors.
+    let frozen = before.len() - note_path;
+    assert_eq!(frozen, 2 + 10 * trainer.config.model.n_layer);
 }
