@@ -59,16 +59,20 @@ fn invalid(reason: impl Into<String>) -> ModelError {
 }
 
 impl MemMamba {
-    /// Every variable by its VarBuilder name, contiguous.
-    fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
+    /// Every weight by its name in the weights file, in name order: a copy of the values they
+    /// have now, which training steps after this call leave as they are.
+    pub fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
         let data = self
             .varmap()
             .data()
             .lock()
             .map_err(|_| invalid("the variable map's lock is poisoned"))?;
-        data.iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().contiguous()?)))
-            .collect()
+        let mut named = data
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
     }
 
     /// `tensors` as safetensors bytes, with the configuration in the metadata.

@@ -35,6 +35,15 @@ fn changing_later_tokens_never_changes_earlier_logits() {
     }
 }
 
+/// Every weight of `model` by name, in name order, as plain values.
+fn values(model: &MemMamba) -> Vec<(String, Vec<f32>)> {
+    let named = model.named_weights().unwrap();
+    named
+        .into_iter()
+        .map(|(name, w)| (name, w.flatten_all().unwrap().to_vec1().unwrap()))
+        .collect()
+}
+
 fn var(varmap: &VarMap, name: &str) -> Tensor {
     varmap.data().lock().unwrap()[name].as_tensor().clone()
 }
@@ -130,18 +139,8 @@ fn the_parameters_are_exactly_the_configured_ones() {
 fn a_seed_gives_the_same_fresh_weights_and_another_seed_other_ones() {
     let cfg = busy_tiny(PoolPolicy::Priority);
     let weights = |seed: u64| {
-        let varmap = VarMap::new();
-        MemMamba::init(&cfg, &varmap, &Device::Cpu, seed).unwrap();
-        let vars = varmap.data().lock().unwrap();
-        let mut named: Vec<(String, Vec<f32>)> = vars
-            .iter()
-            .map(|(name, v)| {
-                let values = v.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-                (name.clone(), values)
-            })
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        let model = MemMamba::init(&cfg, &VarMap::new(), &Device::Cpu, seed).unwrap();
+        values(&model)
     };
     let (first, again, other) = (weights(7), weights(7), weights(8));
     assert_eq!(first, again);
@@ -171,14 +170,7 @@ fn a_fresh_read_path_replaces_the_pool_attentions_and_gates_and_keeps_every_othe
     let trained = model(&cfg); // seed 0
     let drawn = VarMap::new();
     MemMamba::init(&cfg, &drawn, &Device::Cpu, 5).unwrap();
-    let before: Vec<(String, Tensor)> = trained
-        .varmap()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(name, v)| (name.clone(), v.as_tensor().copy().unwrap()))
-        .collect();
+    let before = trained.named_weights().unwrap();
     let toks = tokens(1, LEN, cfg.vocab_size, 3);
     let mut state = trained.new_state(1).unwrap();
     let logits_before = trained.read(&mut state, &toks).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{demo_store, small_tokenizer};
@@ -65,6 +65,15 @@ const PASSKEY_ONCE: &[&str] = &[
     "1",
 ];
 
+/// The small tokenizer and the demo books' tokens, written into `dir`: their paths.
+fn demo_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let tokenizer = dir.join("tokenizer.json");
+    small_tokenizer().save(&tokenizer).unwrap();
+    let tokens = dir.join("demo.tokens");
+    demo_store(small_tokenizer()).save(&tokens).unwrap();
+    (tokenizer, tokens)
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
 }
@@ -106,10 +115,7 @@ fn a_run_trains_quantizes_and_evaluates_with_its_own_tokenizer() {
 #[test]
 fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let tokenizer = tmp.path().join("tokenizer.json");
-    small_tokenizer().save(&tokenizer).unwrap();
-    let tokens = tmp.path().join("demo.tokens");
-    demo_store(small_tokenizer()).save(&tokens).unwrap();
+    let (tokenizer, tokens) = demo_inputs(tmp.path());
     let trained = tmp.path().join("run");
     train_tiny(&tokens, &tokenizer, &trained, &[]);
     let report = run(&[
@@ -144,10 +150,7 @@ fn eval_reads_a_run_with_each_pool_size_asked_for_and_says_how_it_read() {
 #[test]
 fn a_run_started_from_weights_can_draw_its_read_path_afresh_and_keep_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
-    let tokenizer = tmp.path().join("tokenizer.json");
-    small_tokenizer().save(&tokenizer).unwrap();
-    let tokens = tmp.path().join("demo.tokens");
-    demo_store(small_tokenizer()).save(&tokens).unwrap();
+    let (tokenizer, tokens) = demo_inputs(tmp.path());
     let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
     train_tiny(&tokens, &tokenizer, &first, &[]);
     let weights = first.join("model.safetensors");
