@@ -13,9 +13,9 @@
 # (SEGMENTS sequences per sample with the memory carried, `train --segments`), each a fresh
 # cosine schedule over an equal share of the steps, started from the previous phase's weights
 # (the first from INIT when set, with its read path drawn afresh when FRESH_READ_PATH is set;
-# a notes-off variant takes the note-free part of MemMamba weights). The probe starts as the
-# first phase does. An 8-step probe of all variants at once measures the step time; each variant then
-# gets the step count that the slowest allows in MINUTES, so all see the same tokens. A
+# a notes-off variant takes the note-free part of MemMamba weights). An 8-step probe of all
+# variants at once, each started as its first phase is, measures the step time; each variant
+# then gets the step count that the slowest allows in MINUTES, so all see the same tokens. A
 # training process that dies (the GPU host's memory has run out in long runs) is resumed from
 # its last checkpoint. Everything goes to /tmp/memreader-train/NAME, the latest finished
 # phase's weights to NAME/model.safetensors; progress to $WORK/status. Start it in the

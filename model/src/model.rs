@@ -145,9 +145,10 @@ impl MemMamba {
 
     /// Draws the read path afresh, as [`MemMamba::init`] with `seed` would draw it, and keeps
     /// every other weight. The read path is each layer's attention over the pools and its gate
-    /// ([`crate::block::reads_notes`]); the note writers and scorers are not part of it. A trained model whose reads have settled on ignoring the notes does
-    /// not unlearn that, while a fresh read path over the same notes learns to use them
-    /// (docs/EVAL.md, fourteenth session). Returns how many tensors were replaced.
+    /// ([`crate::block::reads_notes`]); the note writers and scorers are not part of it. A
+    /// trained model whose reads have settled on ignoring the notes does not unlearn that,
+    /// while a fresh read path over the same notes learns to use them (docs/EVAL.md,
+    /// fourteenth and fifteenth sessions). Returns how many tensors were replaced.
     pub fn reinit_read_path(&self, seed: u64) -> Result<usize> {
         let fresh_map = VarMap::new();
         Self::init(&self.cfg, &fresh_map, &self.device, seed)?;

@@ -167,11 +167,11 @@ impl Trainer {
             .clone();
         if config.freeze_backbone {
             trained.retain(|name, _| memmamba::block::in_note_path(name));
-        }
-        if trained.is_empty() {
-            return Err(TrainError::Config(
-                "nothing to train: a model without notes has no note path".into(),
-            ));
+            if trained.is_empty() {
+                return Err(TrainError::Config(
+                    "a frozen backbone leaves nothing to train in a model without notes".into(),
+                ));
+            }
         }
         let optimizer = AdamW::new(trained, config.optimizer)?;
         Ok(Trainer {

@@ -481,4 +481,9 @@ fn a_frozen_backbone_keeps_every_weight_outside_the_note_path_while_the_notes_tr
     // tensors.
     let frozen = before.len() - note_path;
     assert_eq!(frozen, 2 + 10 * trainer.config.model.n_layer);
+    // Without notes a frozen backbone leaves nothing to train: refused.
+    let mut notes_off = config(tokenizer.vocab_size());
+    notes_off.model.notes = false;
+    notes_off.freeze_backbone = true;
+    assert!(Trainer::new(notes_off, &Device::Cpu).is_err());
 }
