@@ -22,6 +22,7 @@ use crate::parallel::{attend_chunks, BlockNotes, Grid, Read};
 use crate::pool::NoteSet;
 use crate::seeded::SeededVarMap;
 use crate::state::{LayerAttention, MemoryState};
+use crate::weights::lock_vars;
 
 /// On the CPU, [`MemMamba::read`] processes at most this many tokens at a time, so that its
 /// memory use does not grow with the length of what it reads. 512 rather than 1,024: as fast on
@@ -121,10 +122,7 @@ impl MemMamba {
         let backend: Box<dyn SimpleBackend> = Box::new(SeededVarMap::new(varmap, seed));
         let vb = VarBuilder::from_backend(backend, DType::F32, device.clone());
         let train = Net::new(cfg, vb, Some(&mut varmap.clone()))?;
-        let detached: HashMap<String, Tensor> = varmap
-            .data()
-            .lock()
-            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?
+        let detached: HashMap<String, Tensor> = lock_vars(varmap)?
             .iter()
             .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
             .collect();
@@ -152,18 +150,9 @@ impl MemMamba {
     pub fn reinit_read_path(&self, seed: u64) -> Result<usize> {
         let fresh_map = VarMap::new();
         Self::init(&self.cfg, &fresh_map, &self.device, seed)?;
-        let fresh = fresh_map
-            .data()
-            .lock()
-            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?;
+        let fresh = lock_vars(&fresh_map)?;
         let mut replaced = 0;
-        for (name, var) in self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| invalid_state("the variable map's lock is poisoned"))?
-            .iter()
-        {
+        for (name, var) in lock_vars(&self.varmap)?.iter() {
             if reads_notes(name) {
                 var.set(fresh[name].as_tensor())?;
                 replaced += 1;

@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::MutexGuard;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use safetensors::SafeTensors;
 
@@ -58,15 +59,19 @@ fn invalid(reason: impl Into<String>) -> ModelError {
     }
 }
 
+/// The variables of `varmap`, locked.
+pub(crate) fn lock_vars(varmap: &VarMap) -> Result<MutexGuard<'_, HashMap<String, Var>>> {
+    varmap
+        .data()
+        .lock()
+        .map_err(|_| invalid("the variable map's lock is poisoned"))
+}
+
 impl MemMamba {
     /// Every weight by its name in the weights file, in name order: a copy of the values they
     /// have now, which training steps after this call leave as they are.
     pub fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
-        let data = self
-            .varmap()
-            .data()
-            .lock()
-            .map_err(|_| invalid("the variable map's lock is poisoned"))?;
+        let data = lock_vars(self.varmap())?;
         let mut named = data
             .iter()
             .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
@@ -139,10 +144,7 @@ impl MemMamba {
         let loaded = candle_core::safetensors::load_buffer(bytes, device)?;
         let varmap = VarMap::new();
         let model = Self::init(cfg, &varmap, device, 0)?;
-        let data = varmap
-            .data()
-            .lock()
-            .map_err(|_| invalid("the variable map's lock is poisoned"))?;
+        let data = lock_vars(&varmap)?;
         for (name, var) in data.iter() {
             let stored = loaded
                 .get(name)
