@@ -179,9 +179,14 @@ enum Command {
         #[arg(long, requires = "init")]
         fresh_read_path: bool,
         /// Train the note path alone (note blocks, attentions over the pools, gates); the
-        /// embedding, norms and mixers keep the weights the run starts from.
-        #[arg(long, conflicts_with = "notes_off")]
+        /// embedding, norms and mixers keep the weights the run starts from. The same as
+        /// --backbone-lr-scale 0.
+        #[arg(long, conflicts_with_all = ["notes_off", "backbone_lr_scale"])]
         freeze_backbone: bool,
+        /// The backbone's (embedding, norms, mixers) learning rate as a fraction of the note
+        /// path's: below 1 the notes learn at --lr while the backbone only adapts to them.
+        #[arg(long, default_value_t = 1.0, conflicts_with = "notes_off")]
+        backbone_lr_scale: f64,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -444,6 +449,7 @@ fn main() -> Result<()> {
             init,
             fresh_read_path,
             freeze_backbone,
+            backbone_lr_scale,
             device,
             out,
         } => {
@@ -495,7 +501,11 @@ fn main() -> Result<()> {
                     forget,
                     gradient_across: carry_gradient,
                 },
-                freeze_backbone,
+                backbone_lr_scale: if freeze_backbone {
+                    0.0
+                } else {
+                    backbone_lr_scale
+                },
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;

@@ -44,6 +44,8 @@ struct Slot {
     m: Var,
     v: Var,
     decay: bool,
+    /// This parameter's learning rate as a fraction of the step's (1 unless scaled).
+    lr_scale: f64,
 }
 
 pub struct AdamW {
@@ -92,6 +94,7 @@ impl AdamW {
                     m,
                     v,
                     decay,
+                    lr_scale: 1.0,
                 })
             })
             .collect::<Result<Vec<_>, candle_core::Error>>()?;
@@ -104,6 +107,14 @@ impl AdamW {
 
     pub fn steps_taken(&self) -> u64 {
         self.step
+    }
+
+    /// Gives the parameters whose names `applies` to a learning rate of `scale` times the
+    /// step's (weight decay included, as it is applied at the learning rate).
+    pub fn scale_learning_rate(&mut self, applies: impl Fn(&str) -> bool, scale: f64) {
+        for slot in self.slots.iter_mut().filter(|slot| applies(&slot.name)) {
+            slot.lr_scale = scale;
+        }
     }
 
     /// The gradients of the parameters out of a backward pass's `store`, detached. candle
@@ -144,6 +155,7 @@ impl AdamW {
             let Some(g) = g else {
                 continue;
             };
+            let lr = lr * slot.lr_scale;
             let g = (g * grad_scale)?;
             let m = ((slot.m.as_tensor() * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             let v = ((slot.v.as_tensor() * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;

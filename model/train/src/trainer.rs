@@ -44,11 +44,18 @@ pub struct TrainConfig {
     /// between them.
     #[serde(default)]
     pub carry: Carry,
-    /// Train the note path alone ([`memmamba::block::in_note_path`]: the note blocks, the
-    /// attentions over the pools and their gates); the embedding, norms and mixers keep the
-    /// weights the run started from, and with them what the recurrence has learned.
-    #[serde(default)]
-    pub freeze_backbone: bool,
+    /// The backbone's learning rate as a fraction of the note path's
+    /// ([`memmamba::block::in_note_path`]: the note blocks, the attentions over the pools and
+    /// their gates). 1 trains the whole model alike; 0 freezes the backbone (the embedding,
+    /// norms and mixers keep the weights the run started from, and with them what the
+    /// recurrence has learned); in between, the note path can learn fast while the backbone
+    /// only adapts to it.
+    #[serde(default = "full_rate")]
+    pub backbone_lr_scale: f64,
+}
+
+fn full_rate() -> f64 {
+    1.0
 }
 
 /// A sample read as `segments` sequences of `seq_len` tokens, one after another from one
@@ -165,7 +172,13 @@ impl Trainer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if config.freeze_backbone {
+        let scale = config.backbone_lr_scale;
+        if !(scale.is_finite() && scale >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "the backbone's learning-rate scale must be a number >= 0; got {scale}"
+            )));
+        }
+        if scale == 0.0 {
             trained.retain(|name, _| memmamba::block::in_note_path(name));
             if trained.is_empty() {
                 return Err(TrainError::Config(
@@ -173,7 +186,8 @@ impl Trainer {
                 ));
             }
         }
-        let optimizer = AdamW::new(trained, config.optimizer)?;
+        let mut optimizer = AdamW::new(trained, config.optimizer)?;
+        optimizer.scale_learning_rate(|name| !memmamba::block::in_note_path(name), scale);
         Ok(Trainer {
             micro_batch: config.batch,
             config,

@@ -32,7 +32,7 @@ fn config(vocab_size: usize) -> TrainConfig {
         checkpoint_every: 0,
         score_penalty: 0.0,
         carry: Carry::default(),
-        freeze_backbone: false,
+        backbone_lr_scale: 1.0,
     }
 }
 
@@ -446,7 +446,7 @@ fn a_frozen_backbone_keeps_every_weight_outside_the_note_path_while_the_notes_tr
     let store = demo_store(tokenizer);
     let mut trainer = Trainer::new(
         TrainConfig {
-            freeze_backbone: true,
+            backbone_lr_scale: 0.0,
             ..config(tokenizer.vocab_size())
         },
         &Device::Cpu,
@@ -484,6 +484,63 @@ fn a_frozen_backbone_keeps_every_weight_outside_the_note_path_while_the_notes_tr
     // Without notes a frozen backbone leaves nothing to train: refused.
     let mut notes_off = config(tokenizer.vocab_size());
     notes_off.model.notes = false;
-    notes_off.freeze_backbone = true;
+    notes_off.backbone_lr_scale = 0.0;
     assert!(Trainer::new(notes_off, &Device::Cpu).is_err());
+}
+
+#[test]
+fn a_scaled_backbone_moves_by_that_fraction_of_the_note_paths_step() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    // One first step from the same weights and batch: the gradients are the same, so each
+    // weight's move is linear in its learning rate (AdamW's update and its decay both are).
+    let moves = |backbone_lr_scale: f64| {
+        let mut trainer = Trainer::new(
+            TrainConfig {
+                backbone_lr_scale,
+                ..config(tokenizer.vocab_size())
+            },
+            &Device::Cpu,
+        )
+        .unwrap();
+        let before = trainer.model.named_weights().unwrap();
+        let batch = trainer.batch(&store, tokenizer, 0).unwrap();
+        trainer.train_step(&batch).unwrap();
+        let after = trainer.model.named_weights().unwrap();
+        before
+            .into_iter()
+            .zip(after)
+            .map(|((name, old), (_, new))| (name, (new - old).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let full = moves(1.0);
+    let scaled = moves(0.25);
+    for ((name, full), (_, scaled)) in full.iter().zip(&scaled) {
+        let share = if memmamba::block::in_note_path(name) {
+            1.0
+        } else {
+            0.25
+        };
+        let largest = full
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(largest > 0.0, "{name} did not move");
+        let off = (scaled - (full * share).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(off <= 1e-3 * largest, "{name}: off by {off} of {largest}");
+    }
+    // A negative scale is refused.
+    let mut negative = config(tokenizer.vocab_size());
+    negative.backbone_lr_scale = -0.5;
+    assert!(Trainer::new(negative, &Device::Cpu).is_err());
 }
