@@ -22,7 +22,7 @@ use memmamba_train::report::{evaluate, markdown, write_plots, EvalPlan, Measure}
 use memmamba_train::tasks::TaskMix;
 use memmamba_train::tokenizer::BookTokenizer;
 use memmamba_train::tokens::TokenStore;
-use memmamba_train::trainer::{Carry, TrainConfig, Trainer};
+use memmamba_train::trainer::{load_model, Carry, TrainConfig, Trainer};
 
 #[derive(Parser)]
 #[command(
@@ -187,6 +187,13 @@ enum Command {
         /// path's: below 1 the notes learn at --lr while the backbone only adapts to them.
         #[arg(long, default_value_t = 1.0, conflicts_with = "notes_off")]
         backbone_lr_scale: f64,
+        /// Draw the model's predictions towards those of the model with these weights (e.g.
+        /// the one --init starts from), which reads each sample whole: --distill is the
+        /// weight of the mean KL divergence in the objective. Needed again on resume.
+        #[arg(long, requires = "distill")]
+        teacher: Option<PathBuf>,
+        #[arg(long, requires = "teacher")]
+        distill: Option<f64>,
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: String,
@@ -450,6 +457,8 @@ fn main() -> Result<()> {
             fresh_read_path,
             freeze_backbone,
             backbone_lr_scale,
+            teacher,
+            distill,
             device,
             out,
         } => {
@@ -506,6 +515,7 @@ fn main() -> Result<()> {
                 } else {
                     backbone_lr_scale
                 },
+                distill: distill.unwrap_or(0.0),
             };
             let (device, notice) =
                 memmamba::device::select(memmamba::device::parse_device(&device)?)?;
@@ -532,6 +542,11 @@ fn main() -> Result<()> {
             if let Some(size) = micro_batch {
                 trainer.set_micro_batch(size);
             }
+            if let Some(teacher) = teacher {
+                let model = load_model(&trainer.config.model, &teacher, &device)
+                    .with_context(|| format!("the teacher {}", teacher.display()))?;
+                trainer.set_teacher(model)?;
+            }
             if trainer.step() >= trainer.config.steps {
                 bail!("{} already reached step {}", out.display(), trainer.step());
             }
@@ -552,8 +567,13 @@ fn main() -> Result<()> {
                     .eval_loss
                     .map(|l| format!(" eval {l:.4}"))
                     .unwrap_or_default();
+                let kl = if line.divergence > 0.0 {
+                    format!(" kl {:.4}", line.divergence)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "step {:>6} loss {:.4}{eval} lr {:.2e} |g| {:.3} {:.0} tok/s logit^2 {:.1}",
+                    "step {:>6} loss {:.4}{eval}{kl} lr {:.2e} |g| {:.3} {:.0} tok/s logit^2 {:.1}",
                     line.step,
                     line.loss,
                     line.lr,

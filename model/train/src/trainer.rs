@@ -10,7 +10,7 @@ use candle_nn::VarMap;
 use memmamba::{Config, Gating, MemMamba};
 use serde::{Deserialize, Serialize};
 
-use crate::loss::weighted_cross_entropy;
+use crate::loss::{divergence_sum, weighted_cross_entropy};
 use crate::optim::{learning_rate, AdamW, AdamWConfig, Gradients};
 use crate::tasks::{draw_sample, Sample, TaskMix};
 use crate::tokenizer::BookTokenizer;
@@ -52,6 +52,14 @@ pub struct TrainConfig {
     /// only adapts to it.
     #[serde(default = "full_rate")]
     pub backbone_lr_scale: f64,
+    /// Weight in the objective of the mean divergence `KL(teacher || model)` over the targets
+    /// that have a loss weight (0: none; [`Trainer::set_teacher`] gives the teacher). The
+    /// teacher reads each sample whole, its recurrence never forgotten, so the model is drawn
+    /// towards the predictions of a reader that saw everything before: what the teacher knew
+    /// of the text stays, and what the model lost with a forgotten recurrence has to come
+    /// from its notes.
+    #[serde(default)]
+    pub distill: f64,
 }
 
 fn full_rate() -> f64 {
@@ -100,6 +108,9 @@ pub struct LogLine {
     /// Mean squared importance-scorer logit over the step's tokens and note layers.
     #[serde(default)]
     pub score_logit_sq: f64,
+    /// The mean divergence from the teacher's predictions (0 without distillation).
+    #[serde(default)]
+    pub divergence: f64,
 }
 
 /// What one optimisation step reports.
@@ -109,6 +120,8 @@ pub struct StepStats {
     pub loss: f64,
     /// The gradient's global norm before clipping.
     pub grad_norm: f64,
+    /// The mean divergence from the teacher's predictions (0 without distillation).
+    pub divergence: f64,
     /// Mean squared importance-scorer logit (0 with notes off).
     pub score_logit_sq: f64,
 }
@@ -124,6 +137,8 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub varmap: VarMap,
     pub model: MemMamba,
+    /// The model whose predictions `config.distill` draws this one towards.
+    teacher: Option<MemMamba>,
     optimizer: AdamW,
     step: u64,
     device: Device,
@@ -153,11 +168,7 @@ impl Trainer {
         config: TrainConfig,
         device: &Device,
     ) -> Result<Self, TrainError> {
-        let model = if config.model.notes {
-            MemMamba::load(&config.model, weights, device)?
-        } else {
-            MemMamba::load_shared(&config.model, weights, device)?
-        };
+        let model = load_model(&config.model, weights, device)?;
         Self::with_model(config, model, device)
     }
 
@@ -186,6 +197,12 @@ impl Trainer {
                 ));
             }
         }
+        if !(config.distill.is_finite() && config.distill >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "the distillation weight must be a number >= 0; got {}",
+                config.distill
+            )));
+        }
         let mut optimizer = AdamW::new(trained, config.optimizer)?;
         optimizer.scale_learning_rate(|name| !memmamba::block::in_note_path(name), scale);
         Ok(Trainer {
@@ -193,6 +210,7 @@ impl Trainer {
             config,
             varmap,
             model,
+            teacher: None,
             optimizer,
             step: 0,
             device: device.clone(),
@@ -225,6 +243,18 @@ impl Trainer {
 
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// The teacher of `config.distill`: a model of the same vocabulary, never trained here.
+    pub fn set_teacher(&mut self, teacher: MemMamba) -> Result<(), TrainError> {
+        let (ours, theirs) = (self.config.model.vocab_size, teacher.config().vocab_size);
+        if ours != theirs {
+            return Err(TrainError::Config(format!(
+                "the teacher predicts over {theirs} tokens, the model over {ours}"
+            )));
+        }
+        self.teacher = Some(teacher);
+        Ok(())
     }
 
     /// Writes the checkpoint to a temporary directory and renames it over the old one, so a
@@ -290,7 +320,7 @@ impl Trainer {
         // One micro-batch at a time and the gradient always cut, so that measuring takes no
         // more memory than a training pass.
         for part in samples.chunks(self.micro_batch) {
-            self.for_each_sequence(part, true, |part_loss, _, weight| {
+            self.for_each_sequence(part, true, |part_loss, _, weight, _| {
                 loss = (&loss + (part_loss.detach() * (weight / total_weight))?)?;
                 Ok(())
             })?;
@@ -300,14 +330,16 @@ impl Trainer {
 
     /// Reads `samples` sequence by sequence ([`Carry`]) from an empty memory, and calls `each`
     /// with every sequence's weighted loss and importance scorers' logits (one tensor per layer
-    /// with notes), both differentiable, and the sequence's loss weight. Between two sequences
-    /// the memory is detached (when `cut` or unless the gradient goes across), and the recurrent
-    /// state of the samples that mark it forgotten is zeroed.
+    /// with notes), both differentiable, the sequence's loss weight, and, when training
+    /// (`!cut`) with `config.distill`, the sum of its divergences from the teacher. Between two
+    /// sequences the memory is detached (when `cut` or unless the gradient goes across), and
+    /// the recurrent state of the samples that mark it forgotten is zeroed; the teacher's never
+    /// is.
     fn for_each_sequence(
         &self,
         samples: &[Sample],
         cut: bool,
-        mut each: impl FnMut(Tensor, Vec<Tensor>, f64) -> Result<(), TrainError>,
+        mut each: impl FnMut(Tensor, Vec<Tensor>, f64, Option<Tensor>) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
         let segments = self.config.carry.segments.max(1);
         let len = samples.first().map_or(0, |s| s.weights.len()) / segments;
@@ -315,6 +347,18 @@ impl Trainer {
             .model
             .new_state(samples.len())?
             .with_gating(Gating::Soft);
+        let mut teacher = match &self.teacher {
+            _ if cut || self.config.distill == 0.0 => None,
+            Some(model) => {
+                let state = model.new_state(samples.len())?.with_gating(Gating::Soft);
+                Some((model, state))
+            }
+            None => {
+                return Err(TrainError::Config(
+                    "distillation needs a teacher (Trainer::set_teacher)".into(),
+                ))
+            }
+        };
         for k in 0..segments {
             if k > 0 {
                 if cut || !self.config.carry.gradient_across {
@@ -330,7 +374,20 @@ impl Trainer {
             let (inputs, targets, weights) = to_tensors(samples, from, len, &self.device)?;
             let (logits, score_logits) = self.model.forward_from(&mut state, &inputs)?;
             let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
-            each(loss, score_logits, loss_weight(samples, from..from + len))?;
+            let divergence = match &mut teacher {
+                Some((model, state)) => {
+                    let (taught, _) = model.forward_from(state, &inputs)?;
+                    state.detach();
+                    Some(divergence_sum(&logits, &taught.detach(), &weights)?)
+                }
+                None => None,
+            };
+            each(
+                loss,
+                score_logits,
+                loss_weight(samples, from..from + len),
+                divergence,
+            )?;
         }
         Ok(())
     }
@@ -346,7 +403,7 @@ impl Trainer {
     pub fn train_step(&mut self, samples: &[Sample]) -> Result<StepStats, TrainError> {
         let c = &self.config;
         let lr = learning_rate(self.step, c.warmup, c.steps, c.peak_lr, c.min_lr);
-        let (loss, score_logit_sq, grads) = self.loss_and_gradients(samples)?;
+        let (loss, score_logit_sq, divergence, grads) = self.loss_and_gradients(samples)?;
         let grad_norm = self.optimizer.grad_norm(&grads)?;
         let scale = if grad_norm > self.config.clip {
             self.config.clip / (grad_norm + 1e-6)
@@ -358,30 +415,45 @@ impl Trainer {
         Ok(StepStats {
             loss,
             grad_norm,
+            divergence,
             score_logit_sq,
         })
     }
 
-    /// The weighted loss of `samples`, the mean squared scorer logit and the gradients of the
-    /// objective (the loss plus `score_penalty` times the mean squared logit), one micro-batch
-    /// and one sequence at a time: the loss is `sum(w * nll) / sum(w)` over all samples, so each
-    /// pass's own weighted mean counts with its share of the total weight, and its mean squared
-    /// logit with its share of the tokens.
-    fn loss_and_gradients(&self, samples: &[Sample]) -> Result<(f64, f64, Gradients), TrainError> {
+    /// The weighted loss of `samples`, the mean squared scorer logit, the mean divergence from
+    /// the teacher and the gradients of the objective (the loss, plus `score_penalty` times the
+    /// mean squared logit, plus `distill` times the mean divergence), one micro-batch and one
+    /// sequence at a time: the loss is `sum(w * nll) / sum(w)` over all samples, so each pass's
+    /// own weighted mean counts with its share of the total weight, its mean squared logit with
+    /// its share of the tokens, and its sum of divergences over all the weighted targets.
+    fn loss_and_gradients(
+        &self,
+        samples: &[Sample],
+    ) -> Result<(f64, f64, f64, Gradients), TrainError> {
         let total_weight = loss_weight(samples, ..);
+        let distilled = samples
+            .iter()
+            .flat_map(|s| &s.weights)
+            .filter(|&&w| w > 0.0)
+            .count()
+            .max(1) as f64;
         let segments = self.config.carry.segments.max(1);
-        let (mut loss, mut score_logit_sq) = (0.0, 0.0);
+        let (mut loss, mut score_logit_sq, mut divergence) = (0.0, 0.0, 0.0);
         let mut summed: Option<Gradients> = None;
         for part in samples.chunks(self.micro_batch) {
             // The loss is a mean over loss weights, the logits' over tokens (samples alike).
             let token_share = part.len() as f64 / (samples.len() * segments) as f64;
-            self.for_each_sequence(part, false, |part_loss, score_logits, weight| {
+            self.for_each_sequence(part, false, |part_loss, score_logits, weight, part_kl| {
                 let loss_share = weight / total_weight;
                 let part_sq = mean_square(&score_logits, &self.device)?;
                 loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
                 score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
-                let objective = ((part_loss * loss_share)?
+                let mut objective = ((part_loss * loss_share)?
                     + (part_sq * (self.config.score_penalty * token_share))?)?;
+                if let Some(part_kl) = part_kl {
+                    divergence += part_kl.to_scalar::<f32>()? as f64 / distilled;
+                    objective = (objective + (part_kl * (self.config.distill / distilled))?)?;
+                }
                 let grads = self.optimizer.gradients(&objective.backward()?);
                 match &mut summed {
                     None => summed = Some(grads),
@@ -391,7 +463,7 @@ impl Trainer {
             })?;
         }
         let grads = summed.ok_or_else(|| candle_core::Error::Msg("an empty batch".into()))?;
-        Ok((loss, score_logit_sq, grads))
+        Ok((loss, score_logit_sq, divergence, grads))
     }
 
     /// Mean loss over `eval_batches` fixed batches of `store` (drawn with a seed of their own).
@@ -446,6 +518,7 @@ impl Trainer {
                 eval_loss,
                 lr,
                 grad_norm: stats.grad_norm,
+                divergence: stats.divergence,
                 tokens_per_s: tokens / started.elapsed().as_secs_f64(),
                 score_logit_sq: stats.score_logit_sq,
             });
@@ -455,6 +528,20 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// Trained weights for a model of `config` (a notes-off one takes the note-free part of
+/// MemMamba weights).
+pub fn load_model(
+    config: &Config,
+    weights: &Path,
+    device: &Device,
+) -> Result<MemMamba, TrainError> {
+    Ok(if config.notes {
+        MemMamba::load(config, weights, device)?
+    } else {
+        MemMamba::load_shared(config, weights, device)?
+    })
 }
 
 /// The mean over `tensors` of each one's mean square, a scalar; 0 for none.

@@ -199,3 +199,57 @@ fn a_run_started_from_weights_can_draw_its_read_path_afresh_and_keep_the_rest() 
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains("--init"), "{message}");
 }
+
+#[test]
+fn a_run_can_be_drawn_towards_a_teachers_predictions_and_logs_how_far_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tokenizer, tokens) = demo_inputs(tmp.path());
+    let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+    train_tiny(&tokens, &tokenizer, &first, &[]);
+    let weights = first.join("model.safetensors");
+    let taught = ["--init", path(&weights), "--teacher", path(&weights)];
+    train_tiny(
+        &tokens,
+        &tokenizer,
+        &second,
+        &[&taught[..], &["--distill", "1"]].concat(),
+    );
+    // The first step starts from the teacher's own weights; the second from moved ones.
+    let log = std::fs::read_to_string(second.join("log.jsonl")).unwrap();
+    let divergence: Vec<f64> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["divergence"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        divergence.len() == 2 && divergence[0] < 1e-7 && divergence[1] > 0.0,
+        "{log}"
+    );
+    // A weight without a teacher, and a teacher that is not there, are refused.
+    let refuse = |extra: &[&str], names: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
+            .args([
+                "train",
+                "--tokens",
+                path(&tokens),
+                "--tokenizer",
+                path(&tokenizer),
+            ])
+            .args(["--preset", "tiny", "--steps", "1", "--device", "cpu"])
+            .args(["--out", path(&tmp.path().join("refused"))])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains(names), "{message}");
+    };
+    refuse(&["--distill", "1"], "--teacher");
+    refuse(
+        &["--distill", "1", "--teacher", "missing.safetensors"],
+        "missing.safetensors",
+    );
+}

@@ -33,6 +33,7 @@ fn config(vocab_size: usize) -> TrainConfig {
         score_penalty: 0.0,
         carry: Carry::default(),
         backbone_lr_scale: 1.0,
+        distill: 0.0,
     }
 }
 
@@ -542,5 +543,117 @@ fn a_scaled_backbone_moves_by_that_fraction_of_the_note_paths_step() {
     // A negative scale is refused.
     let mut negative = config(tokenizer.vocab_size());
     negative.backbone_lr_scale = -0.5;
+    assert!(Trainer::new(negative, &Device::Cpu).is_err());
+}
+
+/// A trainer of `config` drawing its predictions towards `teacher`.
+fn distilled(config: TrainConfig, teacher: MemMamba) -> Trainer {
+    let mut trainer = Trainer::new(config, &Device::Cpu).unwrap();
+    trainer.set_teacher(teacher).unwrap();
+    trainer
+}
+
+/// A fresh model of `config`'s with the initial weights of `seed`.
+fn fresh(config: &TrainConfig, seed: u64) -> MemMamba {
+    MemMamba::init(&config.model, &candle_nn::VarMap::new(), &Device::Cpu, seed).unwrap()
+}
+
+#[test]
+fn the_teacher_reads_each_sample_whole_so_only_a_forgotten_recurrence_parts_a_model_from_itself() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    let carried = |forget: f64, distill: f64| TrainConfig {
+        carry: Carry {
+            segments: 2,
+            forget,
+            gradient_across: false,
+        },
+        distill,
+        ..config(tokenizer.vocab_size())
+    };
+    let itself = |config: &TrainConfig| fresh(config, config.seed);
+    // Taught by itself with the memory carried whole, the model diverges from nothing, and its
+    // step is the step without distillation.
+    let config = carried(0.0, 1.0);
+    let mut taught = distilled(config.clone(), itself(&config));
+    let mut plain = Trainer::new(carried(0.0, 0.0), &Device::Cpu).unwrap();
+    let batch = plain.batch(&store, tokenizer, 0).unwrap();
+    let whole = taught.train_step(&batch).unwrap().divergence;
+    assert!(whole.abs() < 1e-8, "{whole}");
+    assert_eq!(plain.train_step(&batch).unwrap().divergence, 0.0);
+    for ((name, a), (_, b)) in taught
+        .model
+        .named_weights()
+        .unwrap()
+        .iter()
+        .zip(&plain.model.named_weights().unwrap())
+    {
+        let off = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(off.to_scalar::<f32>().unwrap() < 1e-5, "{name}");
+    }
+    // When the model's recurrence is forgotten between the sequences, the teacher's is not:
+    // their predictions part (little, for a model that has learned nothing to carry).
+    let config = carried(1.0, 1.0);
+    let mut forgetful = distilled(config.clone(), itself(&config));
+    let batch = forgetful.batch(&store, tokenizer, 0).unwrap();
+    assert!(batch.iter().all(|s| s.forget_recurrence == [true]));
+    let parted = forgetful.train_step(&batch).unwrap().divergence;
+    assert!(
+        parted > 1e-6 && parted > 100.0 * whole.abs(),
+        "{parted} vs {whole}"
+    );
+}
+
+#[test]
+fn distillation_draws_the_models_predictions_towards_the_teachers() {
+    let tokenizer = small_tokenizer();
+    let store = demo_store(tokenizer);
+    // The teacher: another initialisation trained on another batch.
+    let base = config(tokenizer.vocab_size());
+    let mut teaching = Trainer::new(
+        TrainConfig {
+            seed: base.seed + 1,
+            ..base.clone()
+        },
+        &Device::Cpu,
+    )
+    .unwrap();
+    let other = teaching.batch(&store, tokenizer, 1).unwrap();
+    for _ in 0..20 {
+        teaching.train_step(&other).unwrap();
+    }
+    let teacher = teaching.model.clone();
+    // Two models trained alike but for the weight of the divergence, which both report.
+    let train = |distill: f64| {
+        let config = TrainConfig {
+            distill,
+            ..base.clone()
+        };
+        let mut trainer = distilled(config, teacher.clone());
+        let batch = trainer.batch(&store, tokenizer, 0).unwrap();
+        let mut divergence = 0.0;
+        for _ in 0..10 {
+            divergence = trainer.train_step(&batch).unwrap().divergence;
+        }
+        divergence
+    };
+    let (barely, strongly) = (train(1e-9), train(10.0));
+    assert!(strongly < 0.5 * barely, "{barely} -> {strongly}");
+    // Refused: distilling without a teacher, a teacher over another vocabulary, a negative
+    // weight.
+    let config = TrainConfig {
+        distill: 1.0,
+        ..base
+    };
+    let mut alone = Trainer::new(config.clone(), &Device::Cpu).unwrap();
+    let batch = alone.batch(&store, tokenizer, 0).unwrap();
+    assert!(alone.train_step(&batch).is_err());
+    let mut wider = config.clone();
+    wider.model.vocab_size += 1;
+    assert!(alone.set_teacher(fresh(&wider, 1)).is_err());
+    let negative = TrainConfig {
+        distill: -1.0,
+        ..config
+    };
     assert!(Trainer::new(negative, &Device::Cpu).is_err());
 }
