@@ -12,6 +12,16 @@ use memmamba_train::optim::AdamWConfig;
 use memmamba_train::tasks::{Sample, TaskMix};
 use memmamba_train::trainer::{Carry, TrainConfig, Trainer};
 
+/// The largest absolute value in `t`.
+fn largest(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn config(vocab_size: usize) -> TrainConfig {
     let mut model = Config::tiny();
     model.vocab_size = vocab_size;
@@ -461,8 +471,7 @@ fn a_frozen_backbone_keeps_every_weight_outside_the_note_path_while_the_notes_tr
     let after = trainer.model.named_weights().unwrap();
     let mut trained = 0;
     for ((name, old), (_, new)) in before.iter().zip(&after) {
-        let moved = (old - new).unwrap().abs().unwrap().max_all().unwrap();
-        let moved = moved.to_scalar::<f32>().unwrap() > 0.0;
+        let moved = largest(&(old - new).unwrap()) > 0.0;
         if memmamba::block::in_note_path(name) {
             trained += usize::from(moved);
         } else {
@@ -522,23 +531,10 @@ fn a_scaled_backbone_moves_by_that_fraction_of_the_note_paths_step() {
         } else {
             0.25
         };
-        let largest = full
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(largest > 0.0, "{name} did not move");
-        let off = (scaled - (full * share).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(off <= 1e-3 * largest, "{name}: off by {off} of {largest}");
+        let moved = largest(full);
+        assert!(moved > 0.0, "{name} did not move");
+        let off = largest(&(scaled - (full * share).unwrap()).unwrap());
+        assert!(off <= 1e-3 * moved, "{name}: off by {off} of {moved}");
     }
     // A negative scale is refused.
     let mut negative = config(tokenizer.vocab_size());
@@ -588,8 +584,7 @@ fn the_teacher_reads_each_sample_whole_so_only_a_forgotten_recurrence_parts_a_mo
         .iter()
         .zip(&plain.model.named_weights().unwrap())
     {
-        let off = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(off.to_scalar::<f32>().unwrap() < 1e-5, "{name}");
+        assert!(largest(&(a - b).unwrap()) < 1e-5, "{name}");
     }
     // When the model's recurrence is forgotten between the sequences, the teacher's is not:
     // their predictions part (little, for a model that has learned nothing to carry).
