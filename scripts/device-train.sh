@@ -20,7 +20,8 @@
 # its last checkpoint. Everything goes to /tmp/memreader-train/NAME, the latest finished
 # phase's weights to NAME/model.safetensors; progress to $WORK/status. Start it in the
 # background (setsid) and collect results with `device-collect.sh` in later calls while the
-# host is held.
+# host is held. BIN (default .device/memmamba-train) and DEVICE (default cuda) let the same
+# script rehearse a run on this machine's CPU with a tiny preset before device time is spent.
 set -euo pipefail
 data=$1 minutes=$2
 shift 2
@@ -36,9 +37,9 @@ train() {
   local seq batch segments
   IFS=x read -r seq batch segments <<< "$1"
   shift
-  .device/memmamba-train train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
+  "${BIN:-.device/memmamba-train}" train --tokens "$work/train.tokens" --eval "$work/dev.tokens" \
     --tokenizer "$work/tokenizer.json" --seq-len "$seq" --batch "$batch" \
-    --segments "${segments:-1}" --device cuda "$@"
+    --segments "${segments:-1}" --device "${DEVICE:-cuda}" "$@"
 }
 
 # FRESH_READ_PATH=1: the first phase draws the read path afresh (`train --fresh-read-path`).
