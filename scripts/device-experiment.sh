@@ -19,6 +19,8 @@ report=$work/$name/report.md
 read -ra phases <<< "${PHASES:-4096x8}"
 mkdir -p "$work/$name"
 : > "$report"
+# The status file keeps earlier runs' lines: only the lines from here on count.
+seen=$(cat "$work/status" 2> /dev/null | wc -l)
 bash "$(dirname "$0")/device-train.sh" "$data" "$minutes" "$name" "$args" \
   > "$work/$name-experiment.log" 2>&1 &
 train=$!
@@ -30,7 +32,8 @@ evaluate() {
 }
 
 for i in "${!phases[@]}"; do
-  until grep -qs " $name phase $i .* ended with 0$" "$work/status" || ! kill -0 "$train" 2> /dev/null; do
+  until tail -n +$((seen + 1)) "$work/status" 2> /dev/null | grep -qs " $name phase $i .* ended with 0$" \
+    || ! kill -0 "$train" 2> /dev/null; do
     sleep 5
   done
   phase=$work/$name/phase-$i
