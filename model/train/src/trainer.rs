@@ -149,6 +149,19 @@ pub struct Trainer {
 
 const CHECKPOINT: &str = "checkpoint";
 
+/// What reading one sequence of a batch gives the loss.
+struct SequencePass {
+    /// The weighted cross-entropy, differentiable.
+    loss: Tensor,
+    /// The importance scorers' logits, one tensor per layer with notes, differentiable.
+    score_logits: Vec<Tensor>,
+    /// The sum of the sequence's loss weights.
+    weight: f64,
+    /// When training (not measuring) with `config.distill`: the sum of the sequence's
+    /// divergences from the teacher, differentiable.
+    divergence: Option<Tensor>,
+}
+
 impl Trainer {
     /// A fresh model with the official initialisation.
     pub fn new(config: TrainConfig, device: &Device) -> Result<Self, TrainError> {
@@ -320,8 +333,8 @@ impl Trainer {
         // One micro-batch at a time and the gradient always cut, so that measuring takes no
         // more memory than a training pass.
         for part in samples.chunks(self.micro_batch) {
-            self.for_each_sequence(part, true, |part_loss, _, weight, _| {
-                loss = (&loss + (part_loss.detach() * (weight / total_weight))?)?;
+            self.for_each_sequence(part, true, |pass| {
+                loss = (&loss + (pass.loss.detach() * (pass.weight / total_weight))?)?;
                 Ok(())
             })?;
         }
@@ -329,17 +342,14 @@ impl Trainer {
     }
 
     /// Reads `samples` sequence by sequence ([`Carry`]) from an empty memory, and calls `each`
-    /// with every sequence's weighted loss and importance scorers' logits (one tensor per layer
-    /// with notes), both differentiable, the sequence's loss weight, and, when training
-    /// (`!cut`) with `config.distill`, the sum of its divergences from the teacher. Between two
-    /// sequences the memory is detached (when `cut` or unless the gradient goes across), and
-    /// the recurrent state of the samples that mark it forgotten is zeroed; the teacher's never
-    /// is.
+    /// with every sequence's [`SequencePass`]. Between two sequences the memory is detached
+    /// (when `cut` or unless the gradient goes across), and the recurrent state of the samples
+    /// that mark it forgotten is zeroed; the teacher's never is.
     fn for_each_sequence(
         &self,
         samples: &[Sample],
         cut: bool,
-        mut each: impl FnMut(Tensor, Vec<Tensor>, f64, Option<Tensor>) -> Result<(), TrainError>,
+        mut each: impl FnMut(SequencePass) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
         let segments = self.config.carry.segments.max(1);
         let len = samples.first().map_or(0, |s| s.weights.len()) / segments;
@@ -382,12 +392,12 @@ impl Trainer {
                 }
                 None => None,
             };
-            each(
+            each(SequencePass {
                 loss,
                 score_logits,
-                loss_weight(samples, from..from + len),
+                weight: loss_weight(samples, from..from + len),
                 divergence,
-            )?;
+            })?;
         }
         Ok(())
     }
@@ -443,14 +453,14 @@ impl Trainer {
         for part in samples.chunks(self.micro_batch) {
             // The loss is a mean over loss weights, the logits' over tokens (samples alike).
             let token_share = part.len() as f64 / (samples.len() * segments) as f64;
-            self.for_each_sequence(part, false, |part_loss, score_logits, weight, part_kl| {
-                let loss_share = weight / total_weight;
-                let part_sq = mean_square(&score_logits, &self.device)?;
-                loss += part_loss.to_scalar::<f32>()? as f64 * loss_share;
+            self.for_each_sequence(part, false, |pass| {
+                let loss_share = pass.weight / total_weight;
+                let part_sq = mean_square(&pass.score_logits, &self.device)?;
+                loss += pass.loss.to_scalar::<f32>()? as f64 * loss_share;
                 score_logit_sq += part_sq.to_scalar::<f32>()? as f64 * token_share;
-                let mut objective = ((part_loss * loss_share)?
+                let mut objective = ((pass.loss * loss_share)?
                     + (part_sq * (self.config.score_penalty * token_share))?)?;
-                if let Some(part_kl) = part_kl {
+                if let Some(part_kl) = pass.divergence {
                     divergence += part_kl.to_scalar::<f32>()? as f64 / distilled;
                     objective = (objective + (part_kl * (self.config.distill / distilled))?)?;
                 }
