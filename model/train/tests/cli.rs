@@ -253,3 +253,66 @@ fn a_run_can_be_drawn_towards_a_teachers_predictions_and_logs_how_far_it_is() {
         "missing.safetensors",
     );
 }
+
+#[test]
+fn the_device_scripts_rehearse_an_experiment_on_the_cpu_and_report_every_measure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, work) = (tmp.path().join("data"), tmp.path().join("work"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    small_tokenizer()
+        .save(&data.join("tokenizer.json"))
+        .unwrap();
+    let store = demo_store(small_tokenizer());
+    // device-train.sh takes the training stream from WORK when it is there (else it unpacks
+    // DATA/train.tokens.gz) and the rest from DATA.
+    for tokens in [
+        data.join("train.tokens"),
+        data.join("dev.tokens"),
+        work.join("train.tokens"),
+    ] {
+        store.save(&tokens).unwrap();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/device-experiment.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args([path(&data), path(&data.join("dev.tokens")), "0.1", "t"])
+        .arg("--preset tiny --forget 1.0")
+        .env("WORK", &work)
+        .env("BIN", env!("CARGO_BIN_EXE_memmamba-train"))
+        .env("DEVICE", "cpu")
+        .env("PHASES", "32x2x2 64x2x2")
+        .env("NOTES_LENGTHS", "256")
+        .env("GRID", "256")
+        .env("GRID_TRIALS", "1")
+        .env("PPL", "128")
+        .env("TRIALS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = std::fs::read_to_string(work.join("status")).unwrap();
+    assert!(
+        status.contains("t phase 1 (64x2x2) attempt 1 ended with 0"),
+        "{status}"
+    );
+    assert!(status.trim_end().ends_with("t report done"), "{status}");
+    let report = std::fs::read_to_string(work.join("t/report.md")).unwrap();
+    for heading in [
+        "# t phase 0 (32x2x2): the pass key from the notes alone",
+        "# t phase 1 (64x2x2): the pass key from the notes alone",
+        "# t: pass keys as the app reads",
+        "## Perplexity vs context",
+        "## Multi-key accuracy",
+    ] {
+        assert!(report.contains(heading), "no {heading:?} in\n{report}");
+    }
+    assert_eq!(
+        report.matches("## Pass-key accuracy").count(),
+        3,
+        "{report}"
+    );
+}
