@@ -276,8 +276,14 @@ fn the_device_scripts_rehearse_an_experiment_on_the_cpu_and_report_every_measure
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/device-experiment.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .args([path(&data), path(&data.join("dev.tokens")), "0.1", "t"])
-        .arg("--preset tiny --forget 1.0")
+        // The variant's arguments are one word, as device-train.sh takes them.
+        .args([
+            path(&data),
+            path(&data.join("dev.tokens")),
+            "0.1",
+            "t",
+            "--preset tiny --forget 1.0",
+        ])
         .env("WORK", &work)
         .env("BIN", env!("CARGO_BIN_EXE_memmamba-train"))
         .env("DEVICE", "cpu")
