@@ -10,6 +10,7 @@ use candle_core::{DType, Tensor, D};
 use memmamba::prompt::{question_prompt, ANSWER_END};
 use memmamba::{Gating, MemMamba, Rng};
 
+use crate::loss::log_probs;
 use crate::tasks::{
     answer_tokens, fact_answer, five_digits, insert_needles, multikey, passkey, quote_question,
     Facts,
@@ -123,8 +124,7 @@ pub(crate) fn row(tokens: &[u32], model: &MemMamba) -> Result<Tensor, TrainError
 
 /// Negative log-likelihood of `target` under `logits` (1, vocab).
 fn nll(logits: &Tensor, target: u32) -> Result<f64, TrainError> {
-    let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    Ok(-(log_probs
+    Ok(-(log_probs(logits)?
         .squeeze(0)?
         .get(target as usize)?
         .to_scalar::<f32>()? as f64))

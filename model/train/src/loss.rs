@@ -3,15 +3,21 @@
 
 use candle_core::{DType, Result, Tensor, D};
 
-/// `sum(w * nll) / sum(w)` over all targets, from `logits` (B, L, V), `targets` (B, L) u32
-/// and `weights` (B, L) f32; zero when every weight is (a sequence that only feeds the memory
-/// for a later one).
+/// The next-token log-probabilities (f32) of `logits` (.., V): computed once per sequence and
+/// shared by the cross-entropy and the divergence, each of which would otherwise keep its own
+/// (B, L, V) copy for the backward pass.
+pub fn log_probs(logits: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)
+}
+
+/// `sum(w * nll) / sum(w)` over all targets, from the model's [`log_probs`] (B, L, V),
+/// `targets` (B, L) u32 and `weights` (B, L) f32; zero when every weight is (a sequence that
+/// only feeds the memory for a later one).
 pub fn weighted_cross_entropy(
-    logits: &Tensor,
+    log_probs: &Tensor,
     targets: &Tensor,
     weights: &Tensor,
 ) -> Result<Tensor> {
-    let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
     let picked = log_probs
         .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
         .squeeze(D::Minus1)?;
@@ -24,12 +30,11 @@ pub fn weighted_cross_entropy(
 }
 
 /// The sum, over the targets that have a loss weight, of `KL(teacher || model)` between the
-/// next-token distributions of the teacher's logits (taken as constants) and the model's, all
-/// (B, L, V), with `weights` (B, L) f32.
-pub fn divergence_sum(logits: &Tensor, teacher: &Tensor, weights: &Tensor) -> Result<Tensor> {
-    let log_p = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
-    let log_t = candle_nn::ops::log_softmax(&teacher.to_dtype(DType::F32)?.detach(), D::Minus1)?;
-    let per_target = (log_t.exp()? * (&log_t - log_p)?)?.sum(D::Minus1)?;
+/// next-token distributions of the teacher's [`log_probs`] (taken as constants) and the
+/// model's, both (B, L, V), with `weights` (B, L) f32.
+pub fn divergence_sum(log_probs: &Tensor, teacher: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let log_t = teacher.detach();
+    let per_target = (log_t.exp()? * (&log_t - log_probs)?)?.sum(D::Minus1)?;
     let distilled = weights.gt(0.0)?.to_dtype(DType::F32)?;
     (per_target * distilled)?.sum_all()
 }

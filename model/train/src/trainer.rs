@@ -10,7 +10,7 @@ use candle_nn::VarMap;
 use memmamba::{Config, Gating, MemMamba};
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{divergence_sum, weighted_cross_entropy};
+use crate::loss::{divergence_sum, log_probs, weighted_cross_entropy};
 use crate::optim::{learning_rate, AdamW, AdamWConfig, Gradients};
 use crate::tasks::{draw_sample, Sample, TaskMix};
 use crate::tokenizer::BookTokenizer;
@@ -383,12 +383,13 @@ impl Trainer {
             let from = k * len;
             let (inputs, targets, weights) = to_tensors(samples, from, len, &self.device)?;
             let (logits, score_logits) = self.model.forward_from(&mut state, &inputs)?;
-            let loss = weighted_cross_entropy(&logits, &targets, &weights)?;
+            let predicted = log_probs(&logits)?;
+            let loss = weighted_cross_entropy(&predicted, &targets, &weights)?;
             let divergence = match &mut teacher {
                 Some((model, state)) => {
                     let (taught, _) = model.forward_from(state, &inputs)?;
                     state.detach();
-                    Some(divergence_sum(&logits, &taught.detach(), &weights)?)
+                    Some(divergence_sum(&predicted, &log_probs(&taught)?, &weights)?)
                 }
                 None => None,
             };
