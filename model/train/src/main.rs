@@ -542,13 +542,13 @@ fn main() -> Result<()> {
             if let Some(size) = micro_batch {
                 trainer.set_micro_batch(size);
             }
+            if trainer.step() >= trainer.config.steps {
+                bail!("{} already reached step {}", out.display(), trainer.step());
+            }
             if let Some(teacher) = teacher {
                 let model = load_model(&trainer.config.model, &teacher, &device)
                     .with_context(|| format!("the teacher {}", teacher.display()))?;
                 trainer.set_teacher(model)?;
-            }
-            if trainer.step() >= trainer.config.steps {
-                bail!("{} already reached step {}", out.display(), trainer.step());
             }
             std::fs::create_dir_all(&out)?;
             std::fs::write(
