@@ -6,12 +6,13 @@
 #
 # It takes device-train.sh's environment (PHASES, INIT, FRESH_READ_PATH, WORK, BIN, DEVICE).
 # As each phase finishes (while the next one trains): the pass key from the notes alone, the
-# recurrent state zeroed before the question (NOTES_LENGTHS, TRIALS). After the last phase: the
-# pass-key grid as the app reads (GRID, GRID_TRIALS), perplexity beside INIT's weights (PPL),
-# and multi-key. Start it in the background (setsid); `NAME report done` in $WORK/status says
-# the report is complete. Rehearse it on this machine's CPU first, with a tiny preset, short
-# phases and short lengths (docs/MODEL_CARD.md, "Training"): a mistake found there costs no
-# device time.
+# recurrent state zeroed before the question (NOTES_LENGTHS, TRIALS). After the last phase, each
+# beside the REFERENCE weights in the same call (default: INIT's folder; set it to the shipped
+# model when a chain of experiments starts each from the last): the pass-key grid as the app
+# reads (GRID, GRID_TRIALS), perplexity (PPL) and multi-key. Start it in the background
+# (setsid); `NAME report done` in $WORK/status says the report is complete. Rehearse it on this
+# machine's CPU first, with a tiny preset, short phases and short lengths (docs/MODEL_CARD.md,
+# "Training"): a mistake found there costs no device time.
 set -uo pipefail
 data=$1 heldout=$2 minutes=$3 name=$4 args=$5
 work=${WORK:-/tmp/memreader-train}
@@ -49,17 +50,20 @@ for i in "${!phases[@]}"; do
 done
 wait "$train"
 last=$work/$name/phase-$(( ${#phases[@]} - 1 ))
+reference=${REFERENCE:-${INIT:+$(dirname "$INIT")}}
+beside=()
+[ -n "$reference" ] && beside=(--run "$reference")
 if [ -f "$last/model.safetensors" ]; then
   {
-    echo "# $name: pass keys as the app reads"
-    evaluate --run "$last" --measure passkey --passkey-lengths "${GRID:-4096,65536,262144,1048576}" \
-      --trials "${GRID_TRIALS:-4,2,1,1}"
-    echo "# $name beside the weights it started from: perplexity"
-    # shellcheck disable=SC2046
-    evaluate --run "$last" $([ -n "${INIT:-}" ] && echo --run "$(dirname "$INIT")") \
+    echo "# $name: pass keys as the app reads${reference:+, beside $reference}"
+    evaluate --run "$last" "${beside[@]}" --measure passkey \
+      --passkey-lengths "${GRID:-4096,65536,262144,1048576}" --trials "${GRID_TRIALS:-4,2,1,1}"
+    echo "# $name: perplexity${reference:+, beside $reference}"
+    evaluate --run "$last" "${beside[@]}" \
       --measure perplexity --contexts "${PPL:-1024,4096,16384,65536}" --windows 8
-    echo "# $name: multi-key"
-    evaluate --run "$last" --measure multikey --multikey-lengths 4096 --multikey-trials 10
+    echo "# $name: multi-key${reference:+, beside $reference}"
+    evaluate --run "$last" "${beside[@]}" --measure multikey --multikey-lengths 4096 \
+      --multikey-trials 10
   } >> "$report"
 fi
 echo "$(date -u +%T) $name report done" >> "$work/status"

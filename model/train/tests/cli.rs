@@ -307,6 +307,8 @@ fn the_device_scripts_rehearse_an_experiment_on_the_cpu_and_report_every_measure
         .env("GRID_TRIALS", "1")
         .env("PPL", "128")
         .env("TRIALS", "1")
+        // The last phase is measured beside the first, in the same calls.
+        .env("REFERENCE", work.join("t/phase-0"))
         .output()
         .unwrap();
     assert!(
@@ -324,15 +326,28 @@ fn the_device_scripts_rehearse_an_experiment_on_the_cpu_and_report_every_measure
     for heading in [
         "# t phase 0 (32x2x2): the pass key from the notes alone",
         "# t phase 1 (64x2x2): the pass key from the notes alone",
-        "# t: pass keys as the app reads",
+        "# t: pass keys as the app reads, beside ",
         "## Perplexity vs context",
         "## Multi-key accuracy",
     ] {
         assert!(report.contains(heading), "no {heading:?} in\n{report}");
     }
+    // One table per phase, then the last phase's and the reference's grids and multi-key
+    // tables, and one perplexity table with a column for each.
     assert_eq!(
         report.matches("## Pass-key accuracy").count(),
-        3,
+        4,
         "{report}"
     );
+    assert_eq!(
+        report.matches("## Multi-key accuracy").count(),
+        2,
+        "{report}"
+    );
+    let perplexity = &report[report.find("## Perplexity vs context").unwrap()..];
+    let header = perplexity
+        .lines()
+        .find(|line| line.starts_with("| "))
+        .unwrap();
+    assert_eq!(header.matches("phase-").count(), 2, "{header}");
 }
