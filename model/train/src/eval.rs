@@ -46,6 +46,9 @@ pub struct Tally {
     /// Wrong answers whose first token (the number's leading digits) was already wrong: where
     /// finding the fact fails, rather than copying it once found.
     pub wrong_first_token: usize,
+    /// Mean number of the expected answer's leading characters (the key's digits) that the
+    /// wrong answers had right before their first mistake: how much of the fact was found.
+    pub wrong_leading_digits: f64,
     /// Mean number of layers whose summary pool, after the question was read, held a note
     /// written by a token of the asked fact's sentence: whether the memory kept the fact at
     /// all, apart from whether the model found it there (0 with notes off).
@@ -62,6 +65,11 @@ impl Tally {
         self.layers_holding_fact =
             mean_with(self.layers_holding_fact, n, trial.layers_holding as f64);
         self.gate_skip_rate = mean_with(self.gate_skip_rate, n, trial.gate_skip_rate);
+        if !trial.exact {
+            let wrong = self.trials - self.correct;
+            self.wrong_leading_digits =
+                mean_with(self.wrong_leading_digits, wrong, trial.leading_right as f64);
+        }
         self.trials += 1;
         self.correct += usize::from(trial.exact);
         self.beats_foil += usize::from(trial.answer_nll < trial.foil_nll);
@@ -248,6 +256,8 @@ pub fn trials_for(trials: &[usize], i: usize) -> usize {
 struct Trial {
     exact: bool,
     first_token_right: bool,
+    /// Leading characters of the greedy answer that match the expected one.
+    leading_right: usize,
     answer_nll: f64,
     foil_nll: f64,
     /// Layers whose pool held a note of the asked fact after the question.
@@ -312,15 +322,25 @@ fn retrieval_trial(
     let foil = answer_tokens(tokenizer, &fact_answer(&foil))?;
     let (answer_nll, foil_nll) = (score(&expected)?, score(&foil)?);
     let first_token_right = expected.first() == Some(&argmax(&logits)?);
-    let exact = greedy_answer(model, tokenizer, &mut state, logits, 8)? == facts.answer;
+    let answer = greedy_answer(model, tokenizer, &mut state, logits, 8)?;
     Ok(Some(Trial {
-        exact,
+        exact: answer == facts.answer,
         first_token_right,
+        leading_right: leading_chars_right(&answer, &facts.answer),
         answer_nll,
         foil_nll,
         layers_holding,
         gate_skip_rate,
     }))
+}
+
+/// How many of `expected`'s leading characters `answer` has right before its first mistake.
+fn leading_chars_right(answer: &str, expected: &str) -> usize {
+    answer
+        .chars()
+        .zip(expected.chars())
+        .take_while(|(a, e)| a == e)
+        .count()
 }
 
 /// A five-digit number other than `answer`, drawn from a generator seeded by the answer.
@@ -525,4 +545,42 @@ fn sentence_start(
         }
     }
     Ok(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(answer: &str) -> Trial {
+        Trial {
+            exact: answer == "12345",
+            first_token_right: answer.starts_with('1'),
+            leading_right: leading_chars_right(answer, "12345"),
+            answer_nll: 1.0,
+            foil_nll: 2.0,
+            layers_holding: 0,
+            gate_skip_rate: 0.0,
+        }
+    }
+
+    #[test]
+    fn an_answer_has_its_leading_digits_right_up_to_its_first_mistake() {
+        assert_eq!(leading_chars_right("12395", "12345"), 3);
+        assert_eq!(leading_chars_right("12345", "12345"), 5);
+        assert_eq!(leading_chars_right("1234", "12345"), 4);
+        assert_eq!(leading_chars_right("52345", "12345"), 0);
+        assert_eq!(leading_chars_right("", "12345"), 0);
+    }
+
+    #[test]
+    fn the_leading_digits_are_averaged_over_the_wrong_answers_only() {
+        let mut tally = Tally::default();
+        for answer in ["12345", "12399", "12345", "19999", "99999"] {
+            tally.add(&trial(answer));
+        }
+        assert_eq!((tally.trials, tally.correct), (5, 2));
+        assert_eq!(tally.wrong_first_token, 1);
+        // The three wrong answers had 3, 1 and 0 digits right before their first mistake.
+        assert!((tally.wrong_leading_digits - 4.0 / 3.0).abs() < 1e-12);
+    }
 }

@@ -200,7 +200,7 @@ fn length_table(
 
 /// A retrieval grid's tables for the model `label`: exact answers under `title`, the
 /// comparison against a foil (the share beating it and the answer's mean NLL), the wrong first
-/// tokens, and with notes (`pool_layers`: the model's layer count) how many layers' pools held
+/// tokens and the digits right before the first mistake, and with notes (`pool_layers`: the model's layer count) how many layers' pools held
 /// the asked fact.
 fn retrieval_tables<'a>(
     s: &mut String,
@@ -235,14 +235,20 @@ fn retrieval_tables<'a>(
     let _ = writeln!(
         s,
         "## Wrong at the first token: {label} (of the wrong answers, those whose first token, \
-         the number's leading digits, was already wrong)\n"
+         the number's leading digits, was already wrong; after the dot, how many of the five \
+         digits they had right before their first mistake, on average)\n"
     );
     length_table(
         s,
         columns,
-        cells
-            .clone()
-            .map(|(l, t)| (l, cell(t.wrong_first_token, t.trials - t.correct))),
+        cells.clone().map(|(l, t)| {
+            let wrong = t.trials - t.correct;
+            let first = cell(t.wrong_first_token, wrong);
+            match wrong {
+                0 => (l, first),
+                _ => (l, format!("{first} · {:.1}", t.wrong_leading_digits)),
+            }
+        }),
     );
     if let Some(n_layer) = pool_layers {
         let _ = writeln!(
