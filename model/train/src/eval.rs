@@ -53,6 +53,10 @@ pub struct Tally {
     /// written by a token of the asked fact's sentence: whether the memory kept the fact at
     /// all, apart from whether the model found it there (0 with notes off).
     pub layers_holding_fact: f64,
+    /// For each character of the answer (the key's digits, first to last), the mean number of
+    /// layers whose summary pool, after the question, held a note written by the token that
+    /// states it (in any statement of the fact): which part of the fact the memory kept.
+    pub layers_holding_digit: Vec<f64>,
     /// Mean share of the attention reads that the sparse gate skipped while reading (0 with
     /// soft gates or notes off).
     pub gate_skip_rate: f64,
@@ -64,6 +68,15 @@ impl Tally {
         self.answer_nll = mean_with(self.answer_nll, n, trial.answer_nll);
         self.layers_holding_fact =
             mean_with(self.layers_holding_fact, n, trial.layers_holding as f64);
+        self.layers_holding_digit
+            .resize(trial.layers_holding_digit.len(), 0.0);
+        for (mean, &layers) in self
+            .layers_holding_digit
+            .iter_mut()
+            .zip(&trial.layers_holding_digit)
+        {
+            *mean = mean_with(*mean, n, layers as f64);
+        }
         self.gate_skip_rate = mean_with(self.gate_skip_rate, n, trial.gate_skip_rate);
         if !trial.exact {
             let wrong = self.trials - self.correct;
@@ -262,6 +275,8 @@ struct Trial {
     foil_nll: f64,
     /// Layers whose pool held a note of the asked fact after the question.
     layers_holding: usize,
+    /// For each character of the answer, the layers holding a note written by its token.
+    layers_holding_digit: Vec<usize>,
     gate_skip_rate: f64,
 }
 
@@ -306,15 +321,33 @@ fn retrieval_trial(
     }
     let logits = model.read(&mut state, &row(&prompt, model)?)?;
     let gate_skip_rate = state.skip_rate().unwrap_or(0.0);
-    let layers_holding = (0..state.n_layer())
-        .filter(|&layer| {
-            state.pool_slots(layer, 0).is_some_and(|slots| {
+    let held: Vec<Vec<u64>> = (0..state.n_layer())
+        .map(|layer| {
+            state.pool_slots(layer, 0).map_or_else(Vec::new, |slots| {
                 slots
                     .iter()
-                    .any(|s| s.valid && asked_span.contains(&s.position))
+                    .filter(|s| s.valid)
+                    .map(|s| s.position)
+                    .collect()
             })
         })
+        .collect();
+    let layers_holding = held
+        .iter()
+        .filter(|positions| positions.iter().any(|p| asked_span.contains(p)))
         .count();
+    let layers_holding_digit = answer_char_tokens(tokenizer, &needles[facts.asked], &facts.answer)?
+        .iter()
+        .map(|tokens| {
+            held.iter()
+                .filter(|positions| {
+                    tokens
+                        .iter()
+                        .any(|&t| positions.contains(&((asked_from + t) as u64)))
+                })
+                .count()
+        })
+        .collect();
     // The foil comes from its own generator, so the trials drawn stay those of `rng`.
     let foil = foil_for(&facts.answer);
     let expected = answer_tokens(tokenizer, &fact_answer(&facts.answer))?;
@@ -330,8 +363,30 @@ fn retrieval_trial(
         answer_nll,
         foil_nll,
         layers_holding,
+        layers_holding_digit,
         gate_skip_rate,
     }))
+}
+
+/// For each character of `answer`, the indices of the tokens of `needle` that state it, one per
+/// statement of the answer in the needle's text.
+fn answer_char_tokens(
+    tokenizer: &BookTokenizer,
+    needle: &[u32],
+    answer: &str,
+) -> Result<Vec<Vec<usize>>, TrainError> {
+    // ends[i]: the length of the text of the needle's first i + 1 tokens.
+    let ends = (1..=needle.len())
+        .map(|n| Ok(tokenizer.decode(&needle[..n])?.len()))
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let text = tokenizer.decode(needle)?;
+    let mut tokens = vec![Vec::new(); answer.len()];
+    for (start, _) in text.match_indices(answer) {
+        for (i, of_char) in tokens.iter_mut().enumerate() {
+            of_char.push(ends.partition_point(|&end| end <= start + i));
+        }
+    }
+    Ok(tokens)
 }
 
 /// How many of `expected`'s leading characters `answer` has right before its first mistake.
@@ -559,6 +614,7 @@ mod tests {
             answer_nll: 1.0,
             foil_nll: 2.0,
             layers_holding: 0,
+            layers_holding_digit: vec![0; 5],
             gate_skip_rate: 0.0,
         }
     }

@@ -200,8 +200,9 @@ fn length_table(
 
 /// A retrieval grid's tables for the model `label`: exact answers under `title`, the
 /// comparison against a foil (the share beating it and the answer's mean NLL), the wrong first
-/// tokens and the digits right before the first mistake, and with notes (`pool_layers`: the model's layer count) how many layers' pools held
-/// the asked fact.
+/// tokens and the digits right before the first mistake, and with notes (`pool_layers`: the
+/// model's layer count) how many layers' pools held the asked fact and each of its answer's
+/// digits.
 fn retrieval_tables<'a>(
     s: &mut String,
     title: &str,
@@ -260,7 +261,7 @@ fn retrieval_tables<'a>(
         length_table(
             s,
             columns,
-            cells.map(|(l, t)| {
+            cells.clone().map(|(l, t)| {
                 (
                     l,
                     format!(
@@ -269,6 +270,24 @@ fn retrieval_tables<'a>(
                         100.0 * t.gate_skip_rate
                     ),
                 )
+            }),
+        );
+        let _ = writeln!(
+            s,
+            "## The answer's digits in the pools: {label} (for each digit of the expected \
+             answer, first to last, the mean number of the {n_layer} layers whose summary pool, \
+             after the question, held a note written by the token that states it)\n"
+        );
+        length_table(
+            s,
+            columns,
+            cells.clone().map(|(l, t)| {
+                let digits: Vec<String> = t
+                    .layers_holding_digit
+                    .iter()
+                    .map(|layers| format!("{layers:.1}"))
+                    .collect();
+                (l, digits.join(" / "))
             }),
         );
     }

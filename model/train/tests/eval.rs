@@ -85,6 +85,12 @@ fn the_passkey_grid_has_one_cell_per_length_and_depth_with_all_trials_run() {
         assert!(cell.tally.correct <= cell.tally.trials);
         assert!(cell.tally.beats_foil <= cell.tally.trials);
         assert!(cell.tally.wrong_first_token <= cell.tally.trials - cell.tally.correct);
+        // Each digit of the key is stated by a token of the fact's sentence, so no more layers
+        // hold a digit's note than hold a note of the sentence.
+        assert_eq!(cell.tally.layers_holding_digit.len(), 5, "{cell:?}");
+        for &layers in &cell.tally.layers_holding_digit {
+            assert!(layers <= cell.tally.layers_holding_fact + 1e-9, "{cell:?}");
+        }
         // An untrained model prices the answer (" NNNNN\n", a few tokens) near a uniform
         // guess over the vocabulary per token.
         let per_token = (tokenizer.vocab_size() as f64).ln();

@@ -255,6 +255,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         "## Against a foil: baseline (notes off)",
         "## Wrong at the first token: memmamba",
         "## The asked fact in the pools: memmamba",
+        "## The answer's digits in the pools: memmamba",
         "## Recall of real text",
         "## ETMF (ours",
         "## ECLMF (ours",
@@ -263,6 +264,7 @@ fn the_report_runs_every_measure_on_two_models_and_draws_valid_pngs() {
         assert!(text.contains(heading), "{heading} missing from\n{text}");
     }
     assert!(!text.contains("## The asked fact in the pools: baseline"));
+    assert!(!text.contains("## The answer's digits in the pools: baseline"));
     // Every table row has as many cells as its header.
     for table in text.split("\n\n").filter(|t| t.starts_with('|')) {
         let widths: Vec<usize> = table.lines().map(|l| l.matches('|').count()).collect();
