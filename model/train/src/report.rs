@@ -281,7 +281,7 @@ fn retrieval_tables<'a>(
         length_table(
             s,
             columns,
-            cells.clone().map(|(l, t)| {
+            cells.map(|(l, t)| {
                 let digits: Vec<String> = t
                     .layers_holding_digit
                     .iter()
