@@ -4,17 +4,22 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::{demo_store, small_tokenizer};
 use memmamba_train::tokenizer::BookTokenizer;
 
-/// Runs `memmamba-train` with `args`, which must succeed; its standard output.
-fn run(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
+/// Runs `memmamba-train` with `args` to its end.
+fn memmamba_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
         .args(args)
         .output()
-        .expect("memmamba-train runs");
+        .expect("memmamba-train runs")
+}
+
+/// Runs `memmamba-train` with `args`, which must succeed; its standard output.
+fn run(args: &[&str]) -> String {
+    let out = memmamba_train(args);
     assert!(
         out.status.success(),
         "memmamba-train {args:?}: {}",
@@ -25,10 +30,7 @@ fn run(args: &[&str]) -> String {
 
 /// Runs `memmamba-train` with `args`, expecting it to refuse them: its error output.
 fn refused(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memmamba-train"))
-        .args(args)
-        .output()
-        .expect("memmamba-train runs");
+    let out = memmamba_train(args);
     assert!(
         !out.status.success(),
         "memmamba-train {args:?} was not refused"
